@@ -1,0 +1,259 @@
+//! Runs the measured command: spawns it with stdio passed through, makes the monitor a
+//! child subreaper (so daemonised descendants stay in its tree), forwards SIGINT, SIGTERM
+//! and SIGHUP sent to decompute, reaps every process that ends up as its child (keeping
+//! their CPU rusage), and maps the command's end to an exit code (128+N for signal N).
+
+use std::io::ErrorKind;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+static CHILD_PID: AtomicI32 = AtomicI32::new(0);
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Linux's si_code for signals the kernel itself sends (e.g. Ctrl-C from the terminal,
+/// which already reaches the whole foreground process group).
+const SI_KERNEL: libc::c_int = 0x80;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("command not found: '{0}'; check the name and your PATH")]
+    NotFound(String),
+    #[error("cannot execute '{0}': permission denied; make it executable (chmod +x) or run it through its interpreter")]
+    NotExecutable(String),
+    #[error("cannot start '{0}': {1}")]
+    Other(String, std::io::Error),
+    #[error("no command given; write it after --, e.g. decompute run -- python train.py")]
+    Empty,
+    #[error("cannot set up signal handling: {0}")]
+    Setup(std::io::Error),
+}
+
+impl SpawnError {
+    /// The shell's conventional exit codes: 127 not found, 126 not executable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound(_) => 127,
+            SpawnError::NotExecutable(_) => 126,
+            _ => 126,
+        }
+    }
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+
+    fn from_status(status: libc::c_int) -> Exit {
+        if libc::WIFSIGNALED(status) {
+            Exit::Signal(libc::WTERMSIG(status))
+        } else {
+            Exit::Code(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// A running command and the machinery to wait for it.
+#[derive(Debug)]
+pub struct Running {
+    pub pid: i32,
+    wake_read: i32,
+    exit: Option<Exit>,
+}
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: only async-signal-safe calls (kill, write) and atomics; errno is restored.
+    unsafe {
+        let errno = *libc::__errno_location();
+        if sig != libc::SIGCHLD {
+            let from_kernel = !info.is_null() && (*info).si_code == SI_KERNEL;
+            let pid = CHILD_PID.load(Ordering::SeqCst);
+            if pid > 0 && !from_kernel {
+                libc::kill(pid, sig);
+            }
+            LAST_SIGNAL.store(sig, Ordering::SeqCst);
+        }
+        let fd = WAKE_FD.load(Ordering::SeqCst);
+        if fd >= 0 {
+            let b = 1u8;
+            libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+fn install_handlers() -> Result<i32, std::io::Error> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    WAKE_FD.store(fds[1], Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD] {
+        // SAFETY: a zeroed sigaction is valid; we set the handler, flags and an empty mask.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(fds[0])
+}
+
+/// The last SIGINT/SIGTERM/SIGHUP decompute received, if any.
+pub fn received_signal() -> Option<i32> {
+    match LAST_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Starts `argv` with stdio inherited. The monitor becomes a child subreaper first.
+pub fn spawn(argv: &[String]) -> Result<Running, SpawnError> {
+    let (prog, args) = argv.split_first().ok_or(SpawnError::Empty)?;
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let wake_read = install_handlers().map_err(SpawnError::Setup)?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    // SAFETY: the pre-exec hook only calls async-signal-safe sigprocmask via libc.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        ErrorKind::NotFound => SpawnError::NotFound(prog.clone()),
+        ErrorKind::PermissionDenied => SpawnError::NotExecutable(prog.clone()),
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotExecutable(prog.clone()),
+        _ => SpawnError::Other(prog.clone(), e),
+    })?;
+    let pid = child.id() as i32;
+    // We reap with wait4 ourselves; dropping the handle neither waits nor kills.
+    drop(child);
+    CHILD_PID.store(pid, Ordering::SeqCst);
+    if let Some(sig) = received_signal() {
+        // A signal that arrived while we were spawning still reaches the command.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+    Ok(Running {
+        pid,
+        wake_read,
+        exit: None,
+    })
+}
+
+impl Running {
+    /// Reaps every finished child without blocking; returns the CPU time and peak memory
+    /// (from rusage) of all reaped processes. Records the command's own exit.
+    pub fn reap(&mut self) -> Reaped {
+        let mut out = Reaped::default();
+        loop {
+            let mut status = 0;
+            // SAFETY: a zeroed rusage is a valid out-parameter.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointers to locals.
+            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) };
+            if pid <= 0 {
+                break;
+            }
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            out.cpu_s += tv(ru.ru_utime) + tv(ru.ru_stime);
+            out.max_rss_bytes = out.max_rss_bytes.max(ru.ru_maxrss.max(0) as u64 * 1024);
+            if pid == self.pid {
+                self.exit = Some(Exit::from_status(status));
+                CHILD_PID.store(0, Ordering::SeqCst);
+            }
+        }
+        out
+    }
+
+    pub fn exit(&self) -> Option<Exit> {
+        self.exit
+    }
+
+    /// Sleeps until `deadline`, waking early when a child changes state or a signal
+    /// arrives. Returns what processes reaped meanwhile used.
+    pub fn wait_until(&mut self, deadline: Instant) -> Reaped {
+        let mut got = self.reap();
+        while self.exit.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut pfd = libc::pollfd {
+                fd: self.wake_read,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r > 0 {
+                let mut buf = [0u8; 64];
+                // SAFETY: reading into a local buffer from our own non-blocking pipe.
+                while unsafe {
+                    libc::read(
+                        self.wake_read,
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                    )
+                } > 0
+                {}
+            }
+            got.add(self.reap());
+        }
+        got
+    }
+
+    /// Sends a signal to the command (not its descendants).
+    pub fn signal(&self, sig: i32) {
+        if self.exit.is_none() {
+            // SAFETY: kill(2) on our own, not yet reaped, child.
+            unsafe {
+                libc::kill(self.pid, sig);
+            }
+        }
+    }
+}
+
+/// What reaped processes used, from their rusage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reaped {
+    /// User + system CPU seconds, including their own reaped descendants.
+    pub cpu_s: f64,
+    /// The largest peak resident set among them, in bytes.
+    pub max_rss_bytes: u64,
+}
+
+impl Reaped {
+    pub fn add(&mut self, o: Reaped) {
+        self.cpu_s += o.cpu_s;
+        self.max_rss_bytes = self.max_rss_bytes.max(o.max_rss_bytes);
+    }
+}

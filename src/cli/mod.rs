@@ -1,0 +1,205 @@
+//! Command-line definitions (clap derive) and dispatch. One module per subcommand; shared
+//! option groups are flattened so every subcommand reads the machine and the factors alike.
+//! Errors reach the user as one line (`{:#}` of the anyhow chain) with a documented exit
+//! code; a broken pipe is success.
+
+pub mod detect;
+pub mod factors;
+pub mod run;
+
+use crate::detect::Probe;
+use crate::factors::{ConversionRequest, FactorData};
+use crate::units::Watts;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit code for decompute's own failures during `run` (as timeout(1) and env(1) do), so
+/// they are not confused with the command's exit codes.
+pub const EXIT_RUN_FAILURE: i32 = 125;
+/// Exit code for other subcommands' errors.
+pub const EXIT_FAILURE: i32 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "decompute", version, about = "Measure, model and limit the energy, carbon and water of computing", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command and report the energy, carbon and water it cost
+    Run(run::RunArgs),
+    /// Show which energy sources this machine offers, and why others are missing
+    Detect(detect::DetectArgs),
+    /// List conversion factors (grid intensity, water, PUE, power models) with their sources
+    Factors(factors::FactorsArgs),
+}
+
+/// Where to read the machine from, and overrides of what it says.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Machine")]
+pub struct MachineArgs {
+    /// Root of the sysfs tree (powercap RAPL counters live under <root>/class/powercap)
+    #[arg(
+        long,
+        env = "DECOMPUTE_SYSFS_ROOT",
+        default_value = "/sys",
+        value_name = "DIR"
+    )]
+    pub sysfs_root: PathBuf,
+    /// Root of the procfs tree (process and CPU times)
+    #[arg(
+        long,
+        env = "DECOMPUTE_PROCFS_ROOT",
+        default_value = "/proc",
+        value_name = "DIR"
+    )]
+    pub procfs_root: PathBuf,
+    /// CPU power at full load in watts, for the model when RAPL cannot be read
+    #[arg(long, value_name = "W", value_parser = parse_tdp)]
+    pub cpu_tdp: Option<f64>,
+    /// Do not load NVML (no GPU component)
+    #[arg(long)]
+    pub no_gpu: bool,
+}
+
+impl MachineArgs {
+    pub fn probe(&self) -> Probe {
+        Probe {
+            sysfs_root: self.sysfs_root.clone(),
+            procfs_root: self.procfs_root.clone(),
+            cpu_tdp: self.cpu_tdp.map(Watts),
+            gpu: !self.no_gpu,
+        }
+    }
+}
+
+/// Conversion factors: where the electricity comes from and the facility around the IT.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Conversion factors")]
+pub struct FactorArgs {
+    /// Grid zone: ISO 3166 country code (FR, FRA) or WORLD [default: WORLD]
+    #[arg(long, env = "DECOMPUTE_ZONE", value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Power usage effectiveness: a number from 1.0 to 4.0 or a preset (personal, hyperscale, average) [default: personal = 1.0]
+    #[arg(long, value_name = "PUE|PRESET")]
+    pub pue: Option<String>,
+    /// Grid carbon intensity in gCO2e/kWh, overriding the zone's yearly average
+    #[arg(long, value_name = "G")]
+    pub grid_intensity: Option<f64>,
+    /// On-site water usage effectiveness in L/kWh of IT energy [default: 0, a personal machine]
+    #[arg(long, value_name = "L_PER_KWH")]
+    pub wue: Option<f64>,
+    /// Off-site water intensity of electricity in L/kWh, overriding the zone's
+    #[arg(long, value_name = "L_PER_KWH")]
+    pub ewif: Option<f64>,
+    /// Directory of factor data files replacing the shipped ones, file by file
+    #[arg(long, env = "DECOMPUTE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl FactorArgs {
+    pub fn data(&self) -> anyhow::Result<FactorData> {
+        match &self.data_dir {
+            Some(d) => FactorData::from_dir(d)
+                .with_context(|| format!("loading factor data from {}", d.display())),
+            None => FactorData::embedded().context("loading the shipped factor data"),
+        }
+    }
+
+    pub fn request(&self) -> ConversionRequest {
+        ConversionRequest {
+            zone: self.zone.clone(),
+            pue: self.pue.clone(),
+            grid_intensity: self.grid_intensity,
+            wue: self.wue,
+            ewif: self.ewif,
+        }
+    }
+}
+
+fn parse_tdp(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('W')
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of watts; write e.g. --cpu-tdp 65"))?;
+    if v.is_finite() && (1.0..=2000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} W is not a plausible CPU power; give 1 to 2000 W"
+        ))
+    }
+}
+
+/// Parses arguments, runs, prints errors; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                if std::env::args().nth(1).as_deref() == Some("run") {
+                    EXIT_RUN_FAILURE
+                } else {
+                    2
+                }
+            } else {
+                0
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let (result, fail_code) = match cli.command {
+        Command::Run(a) => (run::main(a), EXIT_RUN_FAILURE),
+        Command::Detect(a) => (detect::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Factors(a) => (factors::main(a).map(|()| 0), EXIT_FAILURE),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("decompute: error: {e:#}");
+            fail_code
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, turning a closed pipe into an error `main` treats as success.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tdp_values() {
+        assert_eq!(parse_tdp("65"), Ok(65.0));
+        assert_eq!(parse_tdp("65W"), Ok(65.0));
+        assert!(parse_tdp("-3").is_err());
+        assert!(parse_tdp("1e9").is_err());
+        assert!(parse_tdp("lots").is_err());
+    }
+}

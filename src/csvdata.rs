@@ -1,0 +1,178 @@
+//! A small reader for the comma-separated data files decompute ships under `data/` (and
+//! that users may substitute): RFC 4180 quoting, a header row, and errors that name the
+//! line, so a hand-edited factor table fails loudly instead of shifting columns.
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CsvError {
+    #[error("{file}: line {line}: {problem}")]
+    Row {
+        file: String,
+        line: usize,
+        problem: String,
+    },
+    #[error("{file}: missing column '{column}' in the header")]
+    MissingColumn { file: String, column: String },
+    #[error("{file}: empty file (a header row is required)")]
+    Empty { file: String },
+}
+
+/// A parsed table: the header and the data rows, each with its 1-based line number.
+#[derive(Debug)]
+pub struct Table {
+    pub file: String,
+    pub header: Vec<String>,
+    pub rows: Vec<(usize, Vec<String>)>,
+}
+
+impl Table {
+    /// Index of a named column, or an error naming it.
+    pub fn column(&self, name: &str) -> Result<usize, CsvError> {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| CsvError::MissingColumn {
+                file: self.file.clone(),
+                column: name.to_string(),
+            })
+    }
+
+    /// An error about one row, for callers that validate values.
+    pub fn row_error(&self, line: usize, problem: impl Into<String>) -> CsvError {
+        CsvError::Row {
+            file: self.file.clone(),
+            line,
+            problem: problem.into(),
+        }
+    }
+
+    /// Parses a float cell, naming the column and line when it is not one.
+    pub fn float(&self, line: usize, row: &[String], col: usize) -> Result<f64, CsvError> {
+        let cell = row.get(col).map(String::as_str).unwrap_or("");
+        cell.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                self.row_error(
+                    line,
+                    format!(
+                        "'{}' in column '{}' is not a number",
+                        cell, self.header[col]
+                    ),
+                )
+            })
+    }
+}
+
+/// Parses `text` (named `file` in errors) into a [`Table`]. Blank lines and lines starting
+/// with `#` are skipped; every row must have as many cells as the header.
+pub fn parse(file: &str, text: &str) -> Result<Table, CsvError> {
+    let mut records = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line = idx + 1;
+        if raw.trim().is_empty() || raw.starts_with('#') {
+            continue;
+        }
+        let cells = split_record(raw).map_err(|problem| CsvError::Row {
+            file: file.to_string(),
+            line,
+            problem,
+        })?;
+        records.push((line, cells));
+    }
+    let mut it = records.into_iter();
+    let (_, header) = it.next().ok_or_else(|| CsvError::Empty {
+        file: file.to_string(),
+    })?;
+    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    let mut rows = Vec::new();
+    for (line, cells) in it {
+        if cells.len() != header.len() {
+            return Err(CsvError::Row {
+                file: file.to_string(),
+                line,
+                problem: format!(
+                    "{} cells, expected {} ({})",
+                    cells.len(),
+                    header.len(),
+                    header.join(",")
+                ),
+            });
+        }
+        rows.push((line, cells));
+    }
+    Ok(Table {
+        file: file.to_string(),
+        header,
+        rows,
+    })
+}
+
+fn split_record(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cur.push(c),
+            (false, '"') if cur.is_empty() && !was_quoted => {
+                quoted = true;
+                was_quoted = true;
+            }
+            (false, ',') => {
+                cells.push(std::mem::take(&mut cur));
+                was_quoted = false;
+            }
+            (false, '"') => return Err("stray quote inside an unquoted cell".into()),
+            (false, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted cell".into());
+    }
+    cells.push(cur);
+    Ok(cells)
+}
+
+/// Quotes a cell for CSV output when it needs it.
+pub fn quote(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_quoted_cells_and_names_bad_lines() {
+        let t = parse(
+            "t.csv",
+            "model,tdp_w\n\"Intel, Xeon \"\"X\"\"\",95\n# comment\nAMD,65\n",
+        )
+        .expect("parses");
+        assert_eq!(t.rows[0].1, vec!["Intel, Xeon \"X\"", "95"]);
+        assert_eq!(t.rows[1].0, 4);
+        let err = parse("t.csv", "a,b\n1,2,3\n").expect_err("width");
+        assert_eq!(err.to_string(), "t.csv: line 2: 3 cells, expected 2 (a,b)");
+        assert!(parse("t.csv", "a,b\n\"1,2\n").is_err());
+        assert!(parse("t.csv", "").is_err());
+    }
+
+    #[test]
+    fn quote_round_trips() {
+        let cell = "a \"b\", c";
+        let t = parse("q", &format!("x\n{}\n", quote(cell))).expect("parses");
+        assert_eq!(t.rows[0].1[0], cell);
+    }
+}

@@ -1,0 +1,178 @@
+//! Finds what this machine can measure and decides, for each component, which source to
+//! use (RAPL or the CPU model, RAPL dram or the DRAM model, NVML or nothing), recording why
+//! each alternative was not taken. `decompute detect` prints this; `run` uses it.
+
+use crate::factors::FactorData;
+use crate::procfs::{cpuinfo, cpuinfo::CpuInfo, meminfo, ProcRoot};
+use crate::source::cpu_model::CpuModel;
+use crate::source::dram_model::DramModel;
+use crate::source::nvml::{GpuBackend, GpuDevice, GpuError, GpuMeter, NvmlBackend};
+use crate::source::rapl::{RaplError, RaplMeter};
+use crate::units::Watts;
+use std::path::PathBuf;
+
+/// Where to look and what the user overrode.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub sysfs_root: PathBuf,
+    pub procfs_root: PathBuf,
+    pub cpu_tdp: Option<Watts>,
+    pub gpu: bool,
+}
+
+impl GpuBackend for Box<dyn GpuBackend> {
+    fn devices(&self) -> Vec<GpuDevice> {
+        (**self).devices()
+    }
+    fn total_energy_mj(&self, i: u32) -> Result<u64, GpuError> {
+        (**self).total_energy_mj(i)
+    }
+    fn power_mw(&self, i: u32) -> Result<u32, GpuError> {
+        (**self).power_mw(i)
+    }
+    fn pids(&self, i: u32) -> Result<Vec<u32>, GpuError> {
+        (**self).pids(i)
+    }
+}
+
+/// The chosen sources, with notes (what was found and why not) and warnings (fallbacks a
+/// user should act on, printed at the start of a run).
+pub struct Detection {
+    pub rapl: Option<RaplMeter>,
+    pub rapl_error: Option<RaplError>,
+    /// Always prepared: used for CPU when RAPL gives no CPU zone, and as a fallback if a
+    /// counter becomes unreadable mid-run.
+    pub cpu_model: CpuModel,
+    pub dram_model: DramModel,
+    pub gpu: Option<GpuMeter<Box<dyn GpuBackend>>>,
+    pub cpu: CpuInfo,
+    pub mem_total_bytes: u64,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Detection {
+    pub fn run(probe: &Probe, data: &FactorData) -> Detection {
+        let proc = ProcRoot::new(&probe.procfs_root);
+        let mut notes = Vec::new();
+        let mut warnings = Vec::new();
+        let cpu = match proc.read("cpuinfo") {
+            Ok(t) => cpuinfo::parse(&t),
+            Err(e) => {
+                warnings.push(format!("{e}; CPU model unknown"));
+                CpuInfo::default()
+            }
+        };
+        let mem_total_bytes = match proc.parse("meminfo", meminfo::parse) {
+            Ok(m) => m.total_bytes,
+            Err(e) => {
+                warnings.push(format!("{e}; DRAM is modelled for 0 GB"));
+                0
+            }
+        };
+        let (rapl, rapl_error) = match RaplMeter::open(&probe.sysfs_root) {
+            Ok(m) => {
+                notes.push(format!(
+                    "RAPL: CPU {} / DRAM {}",
+                    if m.has_cpu() {
+                        m.selection.cpu_label()
+                    } else {
+                        "none".into()
+                    },
+                    if m.selection.psys_only {
+                        "inside psys".into()
+                    } else if m.has_dram() {
+                        m.selection.dram_label()
+                    } else {
+                        "no dram zone (modelled)".into()
+                    }
+                ));
+                notes.extend(m.selection.notes.iter().map(|n| format!("RAPL: {n}")));
+                (Some(m), None)
+            }
+            Err(e) => {
+                match &e {
+                    RaplError::Absent(_) => {
+                        notes.push(format!("RAPL: {e}; CPU and DRAM are modelled"))
+                    }
+                    _ => warnings.push(format!("{e}; falling back to the CPU model")),
+                }
+                (None, Some(e))
+            }
+        };
+        let (cpu_model, w) = CpuModel::choose(&cpu, &data.cpu_tdp, &data.constants, probe.cpu_tdp);
+        if rapl.as_ref().map(|r| r.has_cpu()) != Some(true) {
+            warnings.extend(w);
+        }
+        let dram_model = DramModel {
+            gb: mem_total_bytes as f64 / (1u64 << 30) as f64,
+            w_per_gb: data.constants.dram_w_per_gb.clone(),
+        };
+        let gpu = if !probe.gpu {
+            notes.push("GPU: disabled by --no-gpu".into());
+            None
+        } else {
+            match NvmlBackend::open() {
+                Ok(b) => {
+                    let meter = GpuMeter::new(Box::new(b) as Box<dyn GpuBackend>);
+                    let devs = meter.devices();
+                    if devs.is_empty() {
+                        notes.push("GPU: NVML loaded, no NVIDIA GPU present".into());
+                        None
+                    } else {
+                        for d in &devs {
+                            notes.push(format!(
+                                "GPU {}: {} at {} ({})",
+                                d.index,
+                                d.name,
+                                d.bus_id,
+                                if d.energy_counter {
+                                    "total-energy counter"
+                                } else {
+                                    "power sampling, integrated"
+                                }
+                            ));
+                        }
+                        Some(meter)
+                    }
+                }
+                Err(e) => {
+                    notes.push(format!("GPU: {e}; no GPU component"));
+                    None
+                }
+            }
+        };
+        Detection {
+            rapl,
+            rapl_error,
+            cpu_model,
+            dram_model,
+            gpu,
+            cpu,
+            mem_total_bytes,
+            notes,
+            warnings,
+        }
+    }
+
+    /// Whether CPU energy will be measured.
+    pub fn cpu_measured(&self) -> bool {
+        self.rapl.as_ref().is_some_and(|r| r.has_cpu())
+    }
+
+    /// Whether DRAM energy is measured (or covered by psys and so not reported apart).
+    pub fn dram_source(&self) -> DramSource {
+        match &self.rapl {
+            Some(r) if r.selection.psys_only => DramSource::InPsys,
+            Some(r) if r.has_dram() => DramSource::Rapl,
+            _ => DramSource::Model,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DramSource {
+    Rapl,
+    InPsys,
+    Model,
+}

@@ -1,0 +1,103 @@
+//! Parses the duration forms every time flag of decompute accepts (`500ms`, `2s`, `1m`,
+//! `1h`, `1.5h`, `1h30m`), so `--interval`, `--checkpoint` and later `--grace` read alike.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DurationError {
+    #[error("empty duration; write e.g. 500ms, 2s, 1m or 1h")]
+    Empty,
+    #[error("'{0}' is not a duration; write a number and a unit: 500ms, 2s, 1m, 1h")]
+    Malformed(String),
+    #[error("'{0}' has unknown unit '{1}'; use ms, s, m (or min), h or d")]
+    UnknownUnit(String, String),
+}
+
+/// Parses a duration; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    let mut total = 0.0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return Err(DurationError::Malformed(t.to_string()));
+        }
+        let value: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| DurationError::Malformed(t.to_string()))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = rest[..unit_end].trim();
+        rest = &rest[unit_end..];
+        let factor = match unit {
+            "" if rest.is_empty() && total == 0.0 => 1.0,
+            "ms" => 1e-3,
+            "s" | "sec" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "" => return Err(DurationError::Malformed(t.to_string())),
+            other => return Err(DurationError::UnknownUnit(t.to_string(), other.to_string())),
+        };
+        total += value * factor;
+    }
+    if !total.is_finite() {
+        return Err(DurationError::Malformed(t.to_string()));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_documented_forms() {
+        let cases = [
+            ("500ms", 0.5),
+            ("2s", 2.0),
+            ("1m", 60.0),
+            ("1h", 3600.0),
+            ("1.5h", 5400.0),
+            ("1h30m", 5400.0),
+            ("3", 3.0),
+            ("1d", 86400.0),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs_f64(secs)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_reason() {
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert!(matches!(
+            parse_duration("fast"),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_duration("2 weeks"),
+            Err(DurationError::UnknownUnit(_, _))
+        ));
+        assert!(matches!(
+            parse_duration("-1s"),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_duration("1..2s"),
+            Err(DurationError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,525 @@
+//! The conversion factors decompute applies (PUE, grid carbon intensity, water intensity,
+//! CPU TDPs and power-model constants), loaded from the data files shipped under `data/`
+//! (embedded at build time) or from a directory the user points at, each value carried with
+//! its source and year so every printed figure can be traced.
+
+pub mod cpu_tdp;
+pub mod zones;
+
+use crate::csvdata::{self, CsvError};
+use crate::units::{GramsPerKwh, LitresPerKwh};
+use serde::Serialize;
+use std::path::Path;
+
+pub use cpu_tdp::TdpTable;
+pub use zones::{ZoneError, ZoneRow, ZoneTable};
+
+/// Source of the grid carbon intensity table.
+pub const GRID_SOURCE: &str = "Ember and Energy Institute via Our World in Data (CC BY 4.0), \
+    compiled in CodeCarbon 3.3.2 global_energy_mix.json";
+/// Source of the water-intensity-of-electricity table.
+pub const WATER_SOURCE: &str = "WRI, Reig et al. 2020, 'Guidance for calculating water use embedded in \
+    purchased electricity', per-country factors as compiled in EcoLogits 0.11.3 electricity_mixes.json";
+
+/// A factor value with its provenance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Factor {
+    pub value: f64,
+    pub unit: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<u32>,
+}
+
+impl Factor {
+    pub fn new(value: f64, unit: &str, source: impl Into<String>, year: Option<u32>) -> Factor {
+        Factor {
+            value,
+            unit: unit.to_string(),
+            source: source.into(),
+            year,
+        }
+    }
+
+    /// "source, year" for one-line explanations.
+    pub fn cite(&self) -> String {
+        match self.year {
+            Some(y) => format!("{} ({y})", self.source),
+            None => self.source.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactorError {
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    #[error("cannot read data file {path}: {source}; fix the path given by --data-dir / DECOMPUTE_DATA_DIR or unset it to use the shipped data")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: missing constant '{key}'; add a row for it (see data/SOURCES.md)")]
+    MissingConstant { file: String, key: String },
+    #[error("unknown PUE preset '{0}'; use a number from 1.0 to 4.0 or one of: {1}")]
+    UnknownPue(String, String),
+    #[error("{what} {value} is out of range; {fix}")]
+    OutOfRange {
+        what: &'static str,
+        value: f64,
+        fix: &'static str,
+    },
+}
+
+/// The power-model constants from `data/constants.csv`.
+#[derive(Debug, Clone)]
+pub struct Constants {
+    pub dram_w_per_gb: Factor,
+    pub cpu_default_tdp_w: Factor,
+    pub vcpu_min_w: Factor,
+    pub vcpu_max_w: Factor,
+    /// Load (0–1) to fraction-of-TDP points, ascending in load.
+    pub cpu_curve: Vec<(f64, f64)>,
+    pub cpu_curve_source: Factor,
+}
+
+/// A PUE preset from `data/pue.csv`.
+#[derive(Debug, Clone)]
+pub struct PuePreset {
+    pub name: String,
+    pub factor: Factor,
+}
+
+/// Every shipped (or substituted) table.
+#[derive(Debug, Clone)]
+pub struct FactorData {
+    pub grid: ZoneTable,
+    pub water: ZoneTable,
+    pub cpu_tdp: TdpTable,
+    pub pue: Vec<PuePreset>,
+    pub constants: Constants,
+}
+
+const EMBEDDED: [(&str, &str); 5] = [
+    (
+        "grid_intensity.csv",
+        include_str!("../../data/grid_intensity.csv"),
+    ),
+    (
+        "water_intensity.csv",
+        include_str!("../../data/water_intensity.csv"),
+    ),
+    ("cpu_tdp.csv", include_str!("../../data/cpu_tdp.csv")),
+    ("pue.csv", include_str!("../../data/pue.csv")),
+    ("constants.csv", include_str!("../../data/constants.csv")),
+];
+
+impl FactorData {
+    /// The data compiled into the binary.
+    pub fn embedded() -> Result<FactorData, FactorError> {
+        Self::from_texts(|name| {
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default())
+        })
+    }
+
+    /// Data from `dir`, file by file, falling back to the embedded copy for files absent there.
+    pub fn from_dir(dir: &Path) -> Result<FactorData, FactorError> {
+        Self::from_texts(|name| {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(t) => Ok(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(EMBEDDED
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default()),
+                Err(source) => Err(FactorError::Io {
+                    path: path.display().to_string(),
+                    source,
+                }),
+            }
+        })
+    }
+
+    fn from_texts(
+        read: impl Fn(&str) -> Result<String, FactorError>,
+    ) -> Result<FactorData, FactorError> {
+        let grid = ZoneTable::parse(
+            "grid_intensity.csv",
+            &read("grid_intensity.csv")?,
+            "g_co2e_per_kwh",
+        )?;
+        let water = ZoneTable::parse(
+            "water_intensity.csv",
+            &read("water_intensity.csv")?,
+            "l_per_kwh",
+        )?;
+        let cpu_tdp = TdpTable::parse("cpu_tdp.csv", &read("cpu_tdp.csv")?)?;
+        let pue = parse_pue("pue.csv", &read("pue.csv")?)?;
+        let constants = parse_constants("constants.csv", &read("constants.csv")?)?;
+        Ok(FactorData {
+            grid,
+            water,
+            cpu_tdp,
+            pue,
+            constants,
+        })
+    }
+}
+
+fn parse_pue(file: &str, text: &str) -> Result<Vec<PuePreset>, FactorError> {
+    let t = csvdata::parse(file, text)?;
+    let (nc, vc, yc, sc) = (
+        t.column("preset")?,
+        t.column("pue")?,
+        t.column("year")?,
+        t.column("source")?,
+    );
+    let mut out = Vec::new();
+    for (line, r) in &t.rows {
+        let v = t.float(*line, r, vc)?;
+        if !(1.0..=4.0).contains(&v) {
+            return Err(t
+                .row_error(*line, format!("PUE {v} outside 1.0–4.0"))
+                .into());
+        }
+        out.push(PuePreset {
+            name: r[nc].trim().to_string(),
+            factor: Factor::new(v, "", r[sc].trim(), r[yc].trim().parse().ok()),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_constants(file: &str, text: &str) -> Result<Constants, FactorError> {
+    let t = csvdata::parse(file, text)?;
+    let (kc, vc, uc, yc, sc) = (
+        t.column("key")?,
+        t.column("value")?,
+        t.column("unit")?,
+        t.column("year")?,
+        t.column("source")?,
+    );
+    let mut all = Vec::new();
+    for (line, r) in &t.rows {
+        let v = t.float(*line, r, vc)?;
+        if v < 0.0 {
+            return Err(t.row_error(*line, format!("negative constant {v}")).into());
+        }
+        all.push((
+            r[kc].trim().to_string(),
+            Factor::new(v, r[uc].trim(), r[sc].trim(), r[yc].trim().parse().ok()),
+        ));
+    }
+    let get = |key: &str| {
+        all.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| FactorError::MissingConstant {
+                file: file.to_string(),
+                key: key.to_string(),
+            })
+    };
+    let mut curve: Vec<(f64, f64)> = all
+        .iter()
+        .filter_map(|(k, f)| {
+            k.strip_prefix("cpu_curve_")
+                .and_then(|p| p.parse::<f64>().ok())
+                .map(|pct| (pct / 100.0, f.value))
+        })
+        .collect();
+    curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if curve.len() < 2 || curve[0].0 != 0.0 || curve[curve.len() - 1].0 != 1.0 {
+        return Err(FactorError::MissingConstant {
+            file: file.to_string(),
+            key: "cpu_curve_0 … cpu_curve_100 (a load curve from 0 % to 100 %)".into(),
+        });
+    }
+    Ok(Constants {
+        dram_w_per_gb: get("dram_w_per_gb")?,
+        cpu_default_tdp_w: get("cpu_default_tdp_w")?,
+        vcpu_min_w: get("vcpu_min_w")?,
+        vcpu_max_w: get("vcpu_max_w")?,
+        cpu_curve_source: get("cpu_curve_0")?,
+        cpu_curve: curve,
+    })
+}
+
+/// What the user asked for; `None` means "the default".
+#[derive(Debug, Clone, Default)]
+pub struct ConversionRequest {
+    pub zone: Option<String>,
+    pub pue: Option<String>,
+    pub grid_intensity: Option<f64>,
+    pub wue: Option<f64>,
+    pub ewif: Option<f64>,
+}
+
+/// The factors that turn IT energy into facility energy, carbon and water.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversion {
+    pub zone: String,
+    pub zone_name: String,
+    /// Set when the zone was not chosen by the user (WORLD by default), or other caveats.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub pue: Factor,
+    pub grid: Factor,
+    pub wue: Factor,
+    pub ewif: Factor,
+}
+
+impl Conversion {
+    pub fn grid_intensity(&self) -> GramsPerKwh {
+        GramsPerKwh(self.grid.value)
+    }
+    pub fn wue(&self) -> LitresPerKwh {
+        LitresPerKwh(self.wue.value)
+    }
+    pub fn ewif(&self) -> LitresPerKwh {
+        LitresPerKwh(self.ewif.value)
+    }
+}
+
+/// Resolves the factors for a request: the user's values win, then the zone's table rows.
+pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion, FactorError> {
+    let mut notes = Vec::new();
+    let zone_text = match &req.zone {
+        Some(z) if !z.trim().is_empty() => z.clone(),
+        _ => {
+            notes.push(
+                "no zone given: using the WORLD average; pass --zone (ISO 3166 code) or set DECOMPUTE_ZONE".into(),
+            );
+            "WORLD".to_string()
+        }
+    };
+    let grid_row = data.grid.get(&zone_text)?;
+    let grid = match req.grid_intensity {
+        Some(g) => {
+            check_range(
+                "grid intensity (g/kWh)",
+                g,
+                0.0,
+                2000.0,
+                "give --grid-intensity in gCO2e/kWh, 0 to 2000",
+            )?;
+            Factor::new(g, "gCO2e/kWh", "user (--grid-intensity)", None)
+        }
+        None => Factor::new(
+            grid_row.value,
+            "gCO2e/kWh",
+            grid_source(grid_row),
+            grid_row.year,
+        ),
+    };
+    let ewif = match req.ewif {
+        Some(v) => {
+            check_range(
+                "EWIF (L/kWh)",
+                v,
+                0.0,
+                100.0,
+                "give --ewif in L/kWh, 0 to 100",
+            )?;
+            Factor::new(v, "L/kWh", "user (--ewif)", None)
+        }
+        None => {
+            let row = data
+                .water
+                .get(&grid_row.code)
+                .or_else(|_| data.water.get("WORLD"))?;
+            let src = if row.basis == "world-default" {
+                notes.push(format!(
+                    "no country water intensity for {}: the world value is used (WRI has none for it)",
+                    grid_row.code
+                ));
+                format!(
+                    "{WATER_SOURCE}; world value, none published for {}",
+                    grid_row.code
+                )
+            } else {
+                WATER_SOURCE.to_string()
+            };
+            Factor::new(row.value, "L/kWh", src, Some(2020))
+        }
+    };
+    let wue = match req.wue {
+        Some(v) => {
+            check_range(
+                "WUE (L/kWh)",
+                v,
+                0.0,
+                20.0,
+                "give --wue in L/kWh of IT energy, 0 to 20",
+            )?;
+            Factor::new(v, "L/kWh", "user (--wue)", None)
+        }
+        None => Factor::new(
+            0.0,
+            "L/kWh",
+            "default: no on-site cooling water (a personal machine); pass --wue for a data centre",
+            None,
+        ),
+    };
+    let pue = resolve_pue(data, req.pue.as_deref())?;
+    Ok(Conversion {
+        zone: grid_row.code.clone(),
+        zone_name: grid_row.name.clone(),
+        notes,
+        pue,
+        grid,
+        wue,
+        ewif,
+    })
+}
+
+fn grid_source(row: &ZoneRow) -> String {
+    if row.basis == "derived" {
+        format!("{GRID_SOURCE}; WORLD = generation-weighted mean of the country rows")
+    } else {
+        GRID_SOURCE.to_string()
+    }
+}
+
+/// A PUE from a preset name or a number.
+pub fn resolve_pue(data: &FactorData, text: Option<&str>) -> Result<Factor, FactorError> {
+    let text = text.unwrap_or("personal").trim();
+    if let Ok(v) = text.parse::<f64>() {
+        check_range("PUE", v, 1.0, 4.0, "PUE is facility energy / IT energy: give a number from 1.0 to 4.0 or a preset (see `decompute factors`)")?;
+        return Ok(Factor::new(v, "", "user (--pue)", None));
+    }
+    data.pue
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(text))
+        .map(|p| {
+            let mut f = p.factor.clone();
+            f.source = format!("preset '{}': {}", p.name, f.source);
+            f
+        })
+        .ok_or_else(|| {
+            FactorError::UnknownPue(
+                text.to_string(),
+                data.pue
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })
+}
+
+fn check_range(
+    what: &'static str,
+    v: f64,
+    lo: f64,
+    hi: f64,
+    fix: &'static str,
+) -> Result<(), FactorError> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(FactorError::OutOfRange {
+            what,
+            value: v,
+            fix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> FactorData {
+        FactorData::embedded().expect("shipped data parses")
+    }
+
+    #[test]
+    fn shipped_tables_cover_about_two_hundred_countries() {
+        let d = data();
+        assert!(d.grid.rows.len() >= 200, "{}", d.grid.rows.len());
+        assert!(d.water.rows.len() >= 200);
+        assert!(d.grid.rows.iter().all(|r| r.year.is_some()));
+        assert_eq!(d.constants.cpu_curve.first(), Some(&(0.0, 0.12)));
+    }
+
+    #[test]
+    fn resolves_zone_defaults_and_overrides() {
+        let d = data();
+        let c = resolve(
+            &d,
+            &ConversionRequest {
+                zone: Some("fr".into()),
+                ..Default::default()
+            },
+        )
+        .expect("FR");
+        assert_eq!(c.zone, "FRA");
+        assert_eq!(c.grid.value, 56.0);
+        assert_eq!(c.pue.value, 1.0);
+        assert_eq!(c.wue.value, 0.0);
+        assert!(c.notes.is_empty());
+        let w = resolve(&d, &ConversionRequest::default()).expect("world");
+        assert_eq!(w.zone, "WORLD");
+        assert!(w.notes[0].contains("WORLD"));
+        let u = resolve(
+            &d,
+            &ConversionRequest {
+                zone: Some("DE".into()),
+                grid_intensity: Some(100.0),
+                pue: Some("hyperscale".into()),
+                ..Default::default()
+            },
+        )
+        .expect("override");
+        assert_eq!(u.grid.value, 100.0);
+        assert_eq!(u.grid.source, "user (--grid-intensity)");
+        assert_eq!(u.pue.value, 1.10);
+    }
+
+    #[test]
+    fn absurd_values_are_refused_with_the_fix() {
+        let d = data();
+        for (pue, ok) in [
+            ("0.8", false),
+            ("1.2", true),
+            ("9", false),
+            ("cloud", false),
+            ("average", true),
+        ] {
+            assert_eq!(resolve_pue(&d, Some(pue)).is_ok(), ok, "{pue}");
+        }
+        let e = resolve(
+            &d,
+            &ConversionRequest {
+                grid_intensity: Some(-5.0),
+                ..Default::default()
+            },
+        )
+        .expect_err("neg");
+        assert!(e.to_string().contains("--grid-intensity"), "{e}");
+    }
+
+    #[test]
+    fn a_data_dir_overrides_file_by_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("pue.csv"),
+            "preset,pue,year,source\nlab,1.3,2025,our meter\n",
+        )
+        .expect("write");
+        let d = FactorData::from_dir(dir.path()).expect("loads");
+        assert_eq!(resolve_pue(&d, Some("lab")).expect("lab").value, 1.3);
+        assert!(d.grid.rows.len() > 200);
+        std::fs::write(dir.path().join("grid_intensity.csv"), "zone,alpha2\nFRA\n").expect("write");
+        let e = FactorData::from_dir(dir.path()).expect_err("malformed");
+        assert!(e.to_string().contains("grid_intensity.csv: line 2"), "{e}");
+    }
+}

@@ -1,0 +1,26 @@
+//! decompute: measure, model and limit the energy, carbon and water of computing.
+//!
+//! The library holds everything; the `decompute` binary parses flags and calls in.
+//! Sources read meters (`source::rapl`, `source::nvml`) or model them
+//! (`source::cpu_model`, `source::dram_model`); the `monitor` turns readings into
+//! [`sample::Sample`]s; `attribution` splits host energy between the workload and the
+//! rest; `factors` converts energy into carbon and water with traced sources; `report` and
+//! `render` produce what people and machines read.
+
+pub mod attribution;
+pub mod child;
+pub mod cli;
+pub mod csvdata;
+pub mod detect;
+pub mod duration;
+pub mod factors;
+pub mod monitor;
+pub mod procfs;
+pub mod render;
+pub mod report;
+pub mod run;
+pub mod sample;
+pub mod source;
+pub mod timefmt;
+pub mod tree;
+pub mod units;

@@ -1,0 +1,83 @@
+//! Readers for the parts of `/proc` decompute uses: system CPU time (`stat`), per-process
+//! times and memory (`PID/stat`), memory size (`meminfo`) and the CPU model (`cpuinfo`).
+//! Every reader takes the procfs root as a parameter (`--procfs-root`), so tests lay out a
+//! fake tree and a container can read the host's; parsers take `&str`.
+
+pub mod cpuinfo;
+pub mod meminfo;
+pub mod pid;
+pub mod stat;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("cannot read {path}: {source}; check --procfs-root / DECOMPUTE_PROCFS_ROOT points at a mounted procfs")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {problem}")]
+    Parse { path: String, problem: String },
+}
+
+/// The root of a procfs tree (normally `/proc`).
+#[derive(Debug, Clone)]
+pub struct ProcRoot(pub PathBuf);
+
+impl ProcRoot {
+    pub fn new(p: impl Into<PathBuf>) -> ProcRoot {
+        ProcRoot(p.into())
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> Result<String, ProcError> {
+        read_path(&self.path(rel))
+    }
+
+    /// Reads and parses one file, attaching its path to parse errors.
+    pub fn parse<T>(
+        &self,
+        rel: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ProcError> {
+        let text = self.read(rel)?;
+        f(&text).map_err(|problem| ProcError::Parse {
+            path: self.path(rel).display().to_string(),
+            problem,
+        })
+    }
+}
+
+pub fn read_path(p: &Path) -> Result<String, ProcError> {
+    std::fs::read_to_string(p).map_err(|source| ProcError::Io {
+        path: p.display().to_string(),
+        source,
+    })
+}
+
+/// Clock ticks per second for `/proc` times (USER_HZ).
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Bytes per memory page, for `rss` in `/proc/PID/stat`.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}

@@ -1,0 +1,86 @@
+//! The compact footprint printed on stderr when a run ends: duration, energy by component
+//! (each labelled measured or modelled, with its band), then facility energy, carbon and
+//! water with the factors that produced them.
+
+use crate::report::RunReport;
+use crate::units::{GramsCo2e, Joules, Litres, Seconds};
+
+fn band(v: f64, lo: f64, hi: f64, fmt: impl Fn(f64) -> String) -> String {
+    if (hi - lo).abs() <= 1e-12 * v.abs().max(1e-30) {
+        fmt(v)
+    } else {
+        format!("{} ({}–{})", fmt(v), fmt(lo), fmt(hi))
+    }
+}
+
+/// `already_shown` lists notes printed as warnings when the run started; they are not repeated.
+pub fn render(r: &RunReport, already_shown: &[String]) -> String {
+    let j = |x: f64| Joules(x).to_string();
+    let mut out = String::new();
+    let status = match (r.killed_by_signal, &r.interrupted_by) {
+        (Some(s), _) => format!("killed by signal {s}, exit {}", r.exit_code),
+        (None, Some(sig)) => format!("exit {} after {sig}", r.exit_code),
+        _ => format!("exit {}", r.exit_code),
+    };
+    out.push_str(&format!(
+        "decompute: {} in {} ({status}), {} process{} followed\n",
+        r.command.join(" "),
+        Seconds(r.duration_s),
+        r.processes_followed,
+        if r.processes_followed == 1 { "" } else { "es" }
+    ));
+    out.push_str("  energy     workload                 host         source\n");
+    for c in &r.components {
+        out.push_str(&format!(
+            "  {:<5} {:<8} {:<24} {:<12} {}\n",
+            c.component.to_string(),
+            c.method.to_string(),
+            band(c.workload_energy_j, c.low_j, c.high_j, j),
+            j(c.host_energy_j),
+            c.source
+        ));
+    }
+    let e = &r.energy_j;
+    out.push_str(&format!(
+        "  total IT       {:<24} {:<12} ({:.0} % modelled)\n",
+        band(e.workload, e.workload_low, e.workload_high, j),
+        j(e.host),
+        r.modelled_share * 100.0
+    ));
+    let f = &r.factors;
+    out.push_str(&format!(
+        "  facility       {:<24} PUE {}\n",
+        band(
+            r.facility_energy_j.value,
+            r.facility_energy_j.low,
+            r.facility_energy_j.high,
+            j
+        ),
+        r.pue
+    ));
+    out.push_str(&format!(
+        "  carbon         {:<24} {} g/kWh, {} ({})\n",
+        band(r.carbon_g.value, r.carbon_g.low, r.carbon_g.high, |x| {
+            GramsCo2e(x).to_string()
+        }),
+        f.grid_gco2_per_kwh.value,
+        f.zone,
+        f.grid_gco2_per_kwh
+            .year
+            .map(|y| y.to_string())
+            .unwrap_or_else(|| "user value".into())
+    ));
+    out.push_str(&format!(
+        "  water          {:<24} WUE {} + EWIF {} L/kWh\n",
+        band(r.water_l.value, r.water_l.low, r.water_l.high, |x| Litres(
+            x
+        )
+        .to_string()),
+        f.wue_l_per_kwh.value,
+        f.ewif_l_per_kwh.value
+    ));
+    for n in r.notes.iter().filter(|n| !already_shown.contains(n)) {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    out
+}

@@ -1,0 +1,236 @@
+//! The `decompute.run/1` report: what a run cost, built from the monitor's totals and the
+//! resolved conversion factors. Carbon and water are computed from the workload's energy
+//! (the host's are given beside them); every component says how it was obtained.
+//! The schema is documented in docs/report-schema.md.
+
+use crate::factors::{Conversion, Factor};
+use crate::sample::{Component, Method, PowerRow, Totals};
+use crate::units::{GramsCo2e, Joules, Litres};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "decompute.run/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComponentReport {
+    pub component: Component,
+    pub method: Method,
+    pub source: String,
+    pub host_energy_j: f64,
+    pub workload_energy_j: f64,
+    /// Band of the workload figure (equal to it when measured).
+    pub low_j: f64,
+    pub high_j: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnergySplit {
+    pub host: f64,
+    pub workload: f64,
+    /// host − workload: the rest of the machine (other processes, idle).
+    pub rest: f64,
+    pub workload_low: f64,
+    pub workload_high: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ranged {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    pub host: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FactorRef {
+    pub value: f64,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub year: Option<u32>,
+}
+
+impl From<&Factor> for FactorRef {
+    fn from(f: &Factor) -> FactorRef {
+        FactorRef {
+            value: f.value,
+            source: f.source.clone(),
+            year: f.year,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Factors {
+    pub zone: String,
+    pub zone_name: String,
+    pub grid_gco2_per_kwh: FactorRef,
+    pub pue: FactorRef,
+    pub wue_l_per_kwh: FactorRef,
+    pub ewif_l_per_kwh: FactorRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub cpu_model: String,
+    pub logical_cpus: usize,
+    pub memory_gb: f64,
+    pub virtual_machine: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunReport {
+    pub schema: String,
+    pub decompute_version: String,
+    pub command: Vec<String>,
+    pub exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub killed_by_signal: Option<i32>,
+    /// A signal decompute received and forwarded (the run was interrupted).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub interrupted_by: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    pub interval_s: f64,
+    pub host: HostInfo,
+    pub processes_followed: usize,
+    pub components: Vec<ComponentReport>,
+    pub energy_j: EnergySplit,
+    /// Share of the workload's energy that is modelled, 0–1.
+    pub modelled_share: f64,
+    pub pue: f64,
+    pub facility_energy_j: Ranged,
+    pub carbon_g: Ranged,
+    pub water_l: Ranged,
+    pub factors: Factors,
+    pub notes: Vec<String>,
+    pub samples: Vec<PowerRow>,
+}
+
+/// Facility energy, carbon and water of an IT energy figure.
+pub fn convert(it: Joules, c: &Conversion) -> (Joules, GramsCo2e, Litres) {
+    let facility = it * c.pue.value;
+    let carbon = c.grid_intensity().of(facility);
+    let water = c.wue().of(it) + c.ewif().of(facility);
+    (facility, carbon, water)
+}
+
+/// Everything about a run except the measurements themselves.
+pub struct RunMeta {
+    pub command: Vec<String>,
+    pub exit_code: i32,
+    pub killed_by_signal: Option<i32>,
+    pub interrupted_by: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    pub interval_s: f64,
+    pub host: HostInfo,
+    pub processes_followed: usize,
+    pub notes: Vec<String>,
+}
+
+pub fn build(
+    meta: RunMeta,
+    totals: &Totals,
+    samples: Vec<PowerRow>,
+    conv: &Conversion,
+) -> RunReport {
+    let components = totals
+        .components
+        .iter()
+        .map(|c| ComponentReport {
+            component: c.resource.component,
+            method: c.method,
+            source: c.resource.source.clone(),
+            host_energy_j: c.host.0,
+            workload_energy_j: c.workload.0,
+            low_j: c.low.0,
+            high_j: c.high.0,
+        })
+        .collect();
+    let (host, work) = (totals.host(), totals.workload());
+    let (lo, hi) = (totals.workload_low(), totals.workload_high());
+    let (hf, hc, hw) = convert(host, conv);
+    let (wf, wc, ww) = convert(work, conv);
+    let (lf, lc, lw) = convert(lo, conv);
+    let (uf, uc, uw) = convert(hi, conv);
+    RunReport {
+        schema: SCHEMA.into(),
+        decompute_version: env!("CARGO_PKG_VERSION").into(),
+        command: meta.command,
+        exit_code: meta.exit_code,
+        killed_by_signal: meta.killed_by_signal,
+        interrupted_by: meta.interrupted_by,
+        started_at: meta.started_at,
+        ended_at: meta.ended_at,
+        duration_s: meta.duration_s,
+        interval_s: meta.interval_s,
+        host: meta.host,
+        processes_followed: meta.processes_followed,
+        components,
+        energy_j: EnergySplit {
+            host: host.0,
+            workload: work.0,
+            rest: (host - work).0,
+            workload_low: lo.0,
+            workload_high: hi.0,
+        },
+        modelled_share: totals.modelled_share(),
+        pue: conv.pue.value,
+        facility_energy_j: Ranged {
+            value: wf.0,
+            low: lf.0,
+            high: uf.0,
+            host: hf.0,
+        },
+        carbon_g: Ranged {
+            value: wc.0,
+            low: lc.0,
+            high: uc.0,
+            host: hc.0,
+        },
+        water_l: Ranged {
+            value: ww.0,
+            low: lw.0,
+            high: uw.0,
+            host: hw.0,
+        },
+        factors: Factors {
+            zone: conv.zone.clone(),
+            zone_name: conv.zone_name.clone(),
+            grid_gco2_per_kwh: (&conv.grid).into(),
+            pue: (&conv.pue).into(),
+            wue_l_per_kwh: (&conv.wue).into(),
+            ewif_l_per_kwh: (&conv.ewif).into(),
+        },
+        notes: meta.notes,
+        samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factors::{resolve, ConversionRequest, FactorData};
+
+    #[test]
+    fn conversion_chain_by_hand() {
+        let d = FactorData::embedded().expect("data");
+        let c = resolve(
+            &d,
+            &ConversionRequest {
+                zone: Some("FR".into()),
+                pue: Some("1.5".into()),
+                wue: Some(2.0),
+                ewif: Some(4.0),
+                grid_intensity: Some(100.0),
+            },
+        )
+        .expect("factors");
+        let (f, g, l) = convert(Joules::from_kwh(2.0), &c);
+        assert!((f.kwh() - 3.0).abs() < 1e-12);
+        assert!((g.0 - 300.0).abs() < 1e-9);
+        assert!((l.0 - (2.0 * 2.0 + 3.0 * 4.0)).abs() < 1e-9);
+    }
+}

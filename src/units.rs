@@ -1,0 +1,242 @@
+//! Typed physical quantities that cross module borders (energy, power, carbon, water) and
+//! their conversion and human formatting. A bare `f64` never says whether it holds joules or
+//! kilowatt-hours; these newtypes do, so a wrong conversion is a type error, not a silent 3.6e6×.
+
+use serde::{Deserialize, Serialize};
+use std::ops::{Add, AddAssign, Mul, Sub};
+
+/// Joules per kilowatt-hour.
+pub const J_PER_KWH: f64 = 3.6e6;
+
+macro_rules! quantity {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub f64);
+
+        impl Add for $name {
+            type Output = $name;
+            fn add(self, o: $name) -> $name {
+                $name(self.0 + o.0)
+            }
+        }
+        impl AddAssign for $name {
+            fn add_assign(&mut self, o: $name) {
+                self.0 += o.0;
+            }
+        }
+        impl Sub for $name {
+            type Output = $name;
+            fn sub(self, o: $name) -> $name {
+                $name(self.0 - o.0)
+            }
+        }
+        impl Mul<f64> for $name {
+            type Output = $name;
+            fn mul(self, k: f64) -> $name {
+                $name(self.0 * k)
+            }
+        }
+        impl std::iter::Sum for $name {
+            fn sum<I: Iterator<Item = $name>>(it: I) -> $name {
+                $name(it.map(|x| x.0).sum())
+            }
+        }
+    };
+}
+
+quantity!(Joules, "Energy in joules.");
+quantity!(Watts, "Power in watts.");
+quantity!(
+    GramsCo2e,
+    "Greenhouse-gas emissions in grams of CO2-equivalent."
+);
+quantity!(Litres, "A volume of water in litres.");
+quantity!(
+    Seconds,
+    "A span of time in seconds (from a monotonic clock when measured)."
+);
+
+impl Joules {
+    pub fn kwh(self) -> f64 {
+        self.0 / J_PER_KWH
+    }
+    pub fn from_kwh(kwh: f64) -> Joules {
+        Joules(kwh * J_PER_KWH)
+    }
+    /// Mean power over `dt`; zero for an empty interval rather than a division by zero.
+    pub fn over(self, dt: Seconds) -> Watts {
+        if dt.0 > 0.0 {
+            Watts(self.0 / dt.0)
+        } else {
+            Watts(0.0)
+        }
+    }
+}
+
+impl Watts {
+    pub fn for_(self, dt: Seconds) -> Joules {
+        Joules(self.0 * dt.0)
+    }
+}
+
+/// A carbon intensity of electricity, in grams CO2e per kWh.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GramsPerKwh(pub f64);
+
+impl GramsPerKwh {
+    pub fn of(self, e: Joules) -> GramsCo2e {
+        GramsCo2e(self.0 * e.kwh())
+    }
+}
+
+/// Water used per kWh of electricity (WUE on site, EWIF off site), in litres per kWh.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LitresPerKwh(pub f64);
+
+impl LitresPerKwh {
+    pub fn of(self, e: Joules) -> Litres {
+        Litres(self.0 * e.kwh())
+    }
+}
+
+/// A number for explanations: four significant figures, scientific when very small or large.
+pub fn num(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if !(1e-3..1e6).contains(&a) {
+        format!("{x:.3e}")
+    } else {
+        let mag = a.log10().floor() as i32;
+        let decimals = (3 - mag).max(0) as usize;
+        format!("{x:.decimals$}")
+    }
+}
+
+/// Three significant figures at most: our inputs are rarely known better than that.
+pub fn sig3(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let decimals = (2 - mag).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+impl std::fmt::Display for Joules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let j = self.0;
+        let wh = j / 3600.0;
+        if j.abs() < 1e-3 && j != 0.0 {
+            write!(f, "{} µJ", sig3(j * 1e6))
+        } else if j.abs() < 1.0 && j != 0.0 {
+            write!(f, "{} mJ", sig3(j * 1e3))
+        } else if j.abs() < 3600.0 {
+            write!(f, "{} J", sig3(j))
+        } else if wh.abs() < 1000.0 {
+            write!(f, "{} Wh", sig3(wh))
+        } else if wh.abs() < 1e6 {
+            write!(f, "{} kWh", sig3(wh / 1e3))
+        } else {
+            write!(f, "{} MWh", sig3(wh / 1e6))
+        }
+    }
+}
+
+impl std::fmt::Display for Watts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.abs() < 1000.0 {
+            write!(f, "{} W", sig3(self.0))
+        } else {
+            write!(f, "{} kW", sig3(self.0 / 1e3))
+        }
+    }
+}
+
+impl std::fmt::Display for GramsCo2e {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.0;
+        if g.abs() < 1e-3 && g != 0.0 {
+            write!(f, "{} µg CO2e", sig3(g * 1e6))
+        } else if g.abs() < 1.0 && g != 0.0 {
+            write!(f, "{} mg CO2e", sig3(g * 1e3))
+        } else if g.abs() < 1000.0 {
+            write!(f, "{} g CO2e", sig3(g))
+        } else if g.abs() < 1e6 {
+            write!(f, "{} kg CO2e", sig3(g / 1e3))
+        } else {
+            write!(f, "{} t CO2e", sig3(g / 1e6))
+        }
+    }
+}
+
+impl std::fmt::Display for Litres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = self.0;
+        if l.abs() < 1e-3 && l != 0.0 {
+            write!(f, "{} µL", sig3(l * 1e6))
+        } else if l.abs() < 1.0 && l != 0.0 {
+            write!(f, "{} mL", sig3(l * 1e3))
+        } else if l.abs() < 1000.0 {
+            write!(f, "{} L", sig3(l))
+        } else {
+            write!(f, "{} m3", sig3(l / 1e3))
+        }
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s < 1.0 {
+            write!(f, "{} ms", sig3(s * 1e3))
+        } else if s < 60.0 {
+            write!(f, "{} s", sig3(s))
+        } else {
+            let total = s.round() as u64;
+            let (h, m, sec) = (total / 3600, (total / 60) % 60, total % 60);
+            if h > 0 {
+                write!(f, "{h}h{m:02}m{sec:02}s")
+            } else {
+                write!(f, "{m}m{sec:02}s")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_units_for_people() {
+        assert_eq!(Joules(12.345).to_string(), "12.3 J");
+        assert_eq!(Joules(7200.0).to_string(), "2.00 Wh");
+        assert_eq!(Joules::from_kwh(3.5).to_string(), "3.50 kWh");
+        assert_eq!(GramsCo2e(0.0123).to_string(), "12.3 mg CO2e");
+        assert_eq!(GramsCo2e(1500.0).to_string(), "1.50 kg CO2e");
+        assert_eq!(Litres(0.25).to_string(), "250 mL");
+        assert_eq!(Seconds(0.0101).to_string(), "10.1 ms");
+        assert_eq!(Joules(0.0061).to_string(), "6.10 mJ");
+        assert_eq!(Joules(0.0).to_string(), "0 J");
+        assert_eq!(GramsCo2e(0.000000814).to_string(), "0.814 µg CO2e");
+        assert_eq!(Litres(0.0000066).to_string(), "6.60 µL");
+        assert_eq!(num(0.0000012345), "1.234e-6");
+        assert_eq!(num(12.3456), "12.35");
+        assert_eq!(Seconds(3725.0).to_string(), "1h02m05s");
+    }
+
+    #[test]
+    fn conversions_are_exact() {
+        let e = Joules::from_kwh(2.0);
+        assert_eq!(GramsPerKwh(400.0).of(e), GramsCo2e(800.0));
+        assert_eq!(LitresPerKwh(1.5).of(e), Litres(3.0));
+        assert_eq!(Watts(10.0).for_(Seconds(3.0)), Joules(30.0));
+        assert_eq!(Joules(30.0).over(Seconds(0.0)), Watts(0.0));
+    }
+}
