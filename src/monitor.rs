@@ -249,6 +249,11 @@ impl Monitor {
         samples
     }
 
+    /// CPU time of the whole tree so far, seconds.
+    pub fn tree_cpu_s(&self) -> f64 {
+        self.last_tree_cpu_s
+    }
+
     /// Workload power over the last interval.
     pub fn workload_power(&self) -> Watts {
         Watts(self.last_row.workload_w)

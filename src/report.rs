@@ -94,6 +94,8 @@ pub struct RunReport {
     pub interval_s: f64,
     pub host: HostInfo,
     pub processes_followed: usize,
+    /// CPU time (user + system) of the whole process tree, seconds.
+    pub cpu_time_s: f64,
     pub components: Vec<ComponentReport>,
     pub energy_j: EnergySplit,
     /// Share of the workload's energy that is modelled, 0–1.
@@ -127,6 +129,7 @@ pub struct RunMeta {
     pub interval_s: f64,
     pub host: HostInfo,
     pub processes_followed: usize,
+    pub cpu_time_s: f64,
     pub notes: Vec<String>,
 }
 
@@ -168,6 +171,7 @@ pub fn build(
         interval_s: meta.interval_s,
         host: meta.host,
         processes_followed: meta.processes_followed,
+        cpu_time_s: meta.cpu_time_s,
         components,
         energy_j: EnergySplit {
             host: host.0,

@@ -122,6 +122,7 @@ pub fn execute(
         interval_s: opts.interval.as_secs_f64(),
         host,
         processes_followed: monitor.tree.processes_seen().max(1),
+        cpu_time_s: monitor.tree_cpu_s(),
         notes,
     };
     let report = report::build(meta, &monitor.totals, monitor.series.rows.clone(), conv);

@@ -153,7 +153,6 @@ pub fn select(zones: &[Zone], first: &BTreeMap<String, u64>) -> Selection {
         let socket = package_number(&z.name);
         let mirrored = packages.iter().any(|p| {
             package_number(&p.name) == socket
-                && p.name != z.name
                 && first.get(&p.id).is_some()
                 && first.get(&p.id) == first.get(&z.id)
                 && p.max_range_uj == z.max_range_uj

@@ -1,0 +1,455 @@
+//! The real `decompute` binary, end to end on this machine: exit codes, signal forwarding,
+//! the JSON report, attribution across a process tree, and one-line errors for bad input.
+
+use crate::fixtures;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn decompute() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_decompute"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DECOMPUTE_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// `decompute run` with no RAPL (an empty sysfs root), so the model path is deterministic.
+fn run_modelled(args: &[&str]) -> (Output, tempfile::TempDir) {
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = decompute()
+        .arg("run")
+        .arg("--sysfs-root")
+        .arg(empty.path())
+        .arg("--no-gpu")
+        .args(args)
+        .output()
+        .expect("runs");
+    (out, empty)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
+}
+
+#[test]
+fn exit_codes_follow_the_command() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let plain = dir.path().join("not-executable");
+    std::fs::write(&plain, "echo hi\n").expect("write");
+    let plain = plain.to_str().expect("utf8").to_string();
+    let cases: [(&[&str], i32); 5] = [
+        (&["--", "true"], 0),
+        (&["--", "sh", "-c", "exit 3"], 3),
+        (&["--", "sh", "-c", "kill -9 $$"], 137),
+        (&["--", "decompute-no-such-command-xyz"], 127),
+        (&["--", &plain], 126),
+    ];
+    for (args, code) in cases {
+        let (o, _t) = run_modelled(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+    }
+    let (o, _t) = run_modelled(&["--", "decompute-no-such-command-xyz"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("command not found: 'decompute-no-such-command-xyz'") && err.contains("PATH"),
+        "{err}"
+    );
+    let (o, _t) = run_modelled(&["--", &plain]);
+    assert!(stderr(&o).contains("chmod +x"), "{}", stderr(&o));
+}
+
+#[test]
+fn short_command_still_gets_a_footprint_and_a_versioned_report() {
+    let (o, _t) = run_modelled(&["--zone", "FR", "--json", "-", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert_eq!(r["schema"], "decompute.run/1");
+    assert_eq!(r["command"], serde_json::json!(["true"]));
+    assert_eq!(r["exit_code"], 0);
+    assert!(r["started_at"].as_str().expect("started").ends_with('Z'));
+    assert!(r["duration_s"].as_f64().expect("duration") < 1.0);
+    let comps = r["components"].as_array().expect("components");
+    assert_eq!(
+        comps.len(),
+        2,
+        "cpu and dram on a machine without GPU: {comps:?}"
+    );
+    for c in comps {
+        assert_eq!(c["method"], "modelled");
+        assert!(c["low_j"].as_f64() <= c["workload_energy_j"].as_f64());
+        assert!(c["high_j"].as_f64() >= c["workload_energy_j"].as_f64());
+    }
+    let e = &r["energy_j"];
+    let (host, work, rest) = (
+        e["host"].as_f64().expect("h"),
+        e["workload"].as_f64().expect("w"),
+        e["rest"].as_f64().expect("r"),
+    );
+    assert!(work > 0.0, "never a zero footprint");
+    assert!(close(host, work + rest), "host {host} != {work} + {rest}");
+    let f = &r["factors"];
+    assert_eq!(f["zone"], "FRA");
+    assert_eq!(f["grid_gco2_per_kwh"]["value"], 56.0);
+    assert_eq!(f["grid_gco2_per_kwh"]["year"], 2023);
+    assert!(f["grid_gco2_per_kwh"]["source"]
+        .as_str()
+        .expect("src")
+        .contains("Our World in Data"));
+    assert!(f["ewif_l_per_kwh"]["source"]
+        .as_str()
+        .expect("src")
+        .contains("WRI"));
+    let facility = r["facility_energy_j"]["value"].as_f64().expect("fac");
+    assert!(close(facility, work), "PUE 1.0 by default");
+    assert!(close(
+        r["carbon_g"]["value"].as_f64().expect("c"),
+        facility / 3.6e6 * 56.0
+    ));
+    let water = r["water_l"]["value"].as_f64().expect("w");
+    assert!(close(
+        water,
+        facility / 3.6e6 * f["ewif_l_per_kwh"]["value"].as_f64().expect("ewif")
+    ));
+    let samples = r["samples"].as_array().expect("samples");
+    assert_eq!(
+        samples.len(),
+        1,
+        "the final partial interval is the only one"
+    );
+    assert!(samples[0]["cpu_w"].as_f64().expect("cpu_w") > 0.0);
+}
+
+#[test]
+fn cpu_heavy_tree_is_credited_and_children_are_followed() {
+    // Two grandchildren burn CPU for about a second while the shell waits.
+    let burn = "end=$(( $(date +%s%N) + 900000000 )); while [ $(date +%s%N) -lt $end ]; do :; done";
+    let script = format!("sh -c '{burn}' & sh -c '{burn}' & wait");
+    let (o, _t) = run_modelled(&[
+        "--interval",
+        "200ms",
+        "--pue",
+        "1.5",
+        "--json",
+        "-",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = json_of(&o);
+    assert!(
+        r["processes_followed"].as_u64().expect("n") >= 3,
+        "{}",
+        r["processes_followed"]
+    );
+    let cpu = &r["components"][0];
+    assert_eq!(cpu["component"], "cpu");
+    let (host, work) = (
+        cpu["host_energy_j"].as_f64().expect("h"),
+        cpu["workload_energy_j"].as_f64().expect("w"),
+    );
+    assert!(work > 0.0 && work <= host, "{work} of {host}");
+    let cpu_s = r["cpu_time_s"].as_f64().expect("cpu time");
+    assert!(cpu_s > 0.5, "two burners of 0.9 s each: {cpu_s} s");
+    assert!(
+        r["samples"].as_array().expect("s").len() >= 3,
+        "sampled every 200 ms"
+    );
+    assert!(close(
+        r["facility_energy_j"]["value"].as_f64().expect("f"),
+        1.5 * r["energy_j"]["workload"].as_f64().expect("w")
+    ));
+}
+
+#[test]
+fn daemonised_descendant_is_still_followed() {
+    // The inner shell double-forks a CPU burner into its own session, then exits at once.
+    let burn = "end=$(( $(date +%s%N) + 600000000 )); while [ $(date +%s%N) -lt $end ]; do :; done";
+    let script = format!("(setsid sh -c '{burn}' &); sleep 0.8");
+    let (o, _t) = run_modelled(&[
+        "--interval",
+        "100ms",
+        "--json",
+        "-",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let r = json_of(&o);
+    // The burner spins for 0.6 s of wall time; without following it the tree would have
+    // used a few milliseconds (other tests may compete for the two cores).
+    let cpu_s = r["cpu_time_s"].as_f64().expect("cpu time");
+    assert!(cpu_s > 0.2, "the daemon's CPU time must count: {cpu_s} s");
+    assert!(r["processes_followed"].as_u64().expect("n") >= 3);
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_footprint_still_recorded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let report = dir.path().join("r.json");
+    let empty = tempfile::tempdir().expect("tmp");
+    let mut child = decompute()
+        .args(["run", "--no-gpu", "--interval", "100ms", "--json"])
+        .arg(&report)
+        .arg("--sysfs-root")
+        .arg(empty.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while :; do sleep 0.05; done",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(600));
+    // SAFETY: kill(2) on a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let o = child.wait_with_output().expect("wait");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
+        .expect("json");
+    assert_eq!(r["interrupted_by"], "SIGTERM");
+    assert_eq!(r["exit_code"], 7);
+    assert!(r["energy_j"]["workload"].as_f64().expect("w") > 0.0);
+    assert!(
+        stderr(&o).contains("exit 7 after SIGTERM"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn sigint_to_a_command_that_does_not_trap_it() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let child = decompute()
+        .args(["run", "--no-gpu", "--quiet", "--json", "-", "--sysfs-root"])
+        .arg(empty.path())
+        .args(["--", "sleep", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130));
+    let r = json_of(&o);
+    assert_eq!(r["killed_by_signal"], 2);
+    assert_eq!(r["interrupted_by"], "SIGINT");
+}
+
+#[test]
+fn measured_path_with_a_fake_powercap_tree_gives_exact_joules() {
+    let s = fixtures::intel_two_sockets();
+    let p0 = s.energy_path("intel-rapl:0");
+    let p1 = s.energy_path("intel-rapl:1");
+    let d0 = s.energy_path("intel-rapl:0:2");
+    let psys = s.energy_path("intel-rapl:2");
+    // The command itself advances the counters: +12 J and +8 J on the packages, +2 J DRAM.
+    let script = format!(
+        "echo 13000000 > {}; echo 11000000 > {}; echo 4000000 > {}; echo 99000000 > {}",
+        p0.display(),
+        p1.display(),
+        d0.display(),
+        psys.display()
+    );
+    let o = decompute()
+        .args(["run", "--no-gpu", "--json", "-", "--sysfs-root"])
+        .arg(s.root())
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = json_of(&o);
+    let cpu = &r["components"][0];
+    assert_eq!(cpu["method"], "measured");
+    assert_eq!(cpu["source"], "rapl:package-0+package-1");
+    assert!(
+        close(cpu["host_energy_j"].as_f64().expect("cpu"), 20.0),
+        "{cpu}"
+    );
+    assert_eq!(cpu["low_j"], cpu["workload_energy_j"]);
+    let dram = &r["components"][1];
+    assert_eq!(dram["method"], "measured");
+    assert!(
+        close(dram["host_energy_j"].as_f64().expect("dram"), 2.0),
+        "{dram}"
+    );
+    assert_eq!(r["modelled_share"], 0.0);
+}
+
+#[test]
+fn unreadable_energy_uj_falls_back_to_the_model_with_the_fixes() {
+    let s = fixtures::amd_package_only();
+    let path = s.energy_path("intel-rapl:0");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let mut cmd;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root reads anything: run as nobody, as a real user would be.
+        for p in [
+            s.root().to_path_buf(),
+            s.root().join("devices/virtual/powercap"),
+        ] {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+        }
+        cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_decompute"),
+        ]);
+    } else {
+        cmd = decompute();
+    }
+    let o = cmd
+        .args(["detect", "--no-gpu", "--sysfs-root"])
+        .arg(s.root())
+        .env_remove("DECOMPUTE_SYSFS_ROOT")
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{}", out, stderr(&o));
+    assert!(
+        out.contains("permission denied") && out.contains("--cpu-tdp") && out.contains("udev"),
+        "{out}"
+    );
+    assert!(out.contains("cpu:  modelled"), "{out}");
+}
+
+#[test]
+fn detect_reports_measured_zones_and_what_was_skipped() {
+    let s = fixtures::intel_two_sockets();
+    let o = decompute()
+        .args(["detect", "--no-gpu", "--sysfs-root"])
+        .arg(s.root())
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("cpu:  measured (rapl:package-0+package-1)"),
+        "{out}"
+    );
+    assert!(out.contains("dram: measured (rapl:dram+dram)"), "{out}");
+    assert!(
+        out.contains("core/uncore") && out.contains("psys") && out.contains("intel-rapl-mmio:0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_before_anything_runs() {
+    let marker = tempfile::tempdir().expect("tmp");
+    let ran = marker.path().join("ran");
+    let touch = format!("touch {}", ran.display());
+    let bad_data = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        bad_data.path().join("grid_intensity.csv"),
+        "zone,alpha2,name,g_co2e_per_kwh,year,basis\nFRA,FR,France,x,2023,country\n",
+    )
+    .expect("write");
+    let bad_dir = bad_data.path().to_str().expect("utf8").to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--zone", "FRN"], "FRA (France)"),
+        (vec!["--zone", "Atlantis"], "ISO 3166"),
+        (vec!["--pue", "0.5"], "1.0 to 4.0"),
+        (vec!["--pue", "cloudy"], "hyperscale"),
+        (vec!["--interval", "10ms"], "100ms–60s"),
+        (vec!["--interval", "soon"], "500ms"),
+        (vec!["--cpu-tdp", "-5"], "--cpu-tdp"),
+        (vec!["--grid-intensity", "-1"], "--grid-intensity"),
+        (vec!["--data-dir", &bad_dir], "grid_intensity.csv: line 2"),
+        (vec!["--json", "/nonexistent-dir/x.json"], "does not exist"),
+    ];
+    for (args, needle) in cases {
+        let (o, _t) = run_modelled(&[args.as_slice(), &["--", "sh", "-c", &touch]].concat());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            err.lines().filter(|l| l.contains("error")).count() == 1,
+            "{args:?}: one error line: {err}"
+        );
+        assert!(!ran.exists(), "{args:?}: the command must not run");
+    }
+    let (o, _t) = run_modelled(&[]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn quiet_prints_no_summary_and_summary_labels_methods() {
+    let (o, _t) = run_modelled(&["--quiet", "--", "true"]);
+    assert!(!stderr(&o).contains("energy"), "{}", stderr(&o));
+    let (o, _t) = run_modelled(&["--zone", "DE", "--explain", "--", "true"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("modelled") && err.contains("carbon") && err.contains("water"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Carbon = facility kWh × grid intensity") && err.contains("380.9"),
+        "{err}"
+    );
+    assert!(err.contains("Green Algorithms"), "{err}");
+}
+
+#[test]
+fn factors_lists_sources_and_zones() {
+    let o = decompute().args(["factors", "NO"]).output().expect("runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("zone NOR (Norway)")
+            && out.contains("Our World in Data")
+            && out.contains("WRI"),
+        "{out}"
+    );
+    let o = decompute()
+        .args(["factors", "--zones"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 200);
+    let o = decompute().args(["factors", "XX"]).output().expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown zone 'XX'"));
+}
+
+#[test]
+fn json_report_lands_in_a_file_atomically() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("out.json");
+    let (o, _t) = run_modelled(&["--quiet", "--json", p.to_str().expect("utf8"), "--", "true"]);
+    assert!(o.status.success());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+    assert_eq!(r["schema"], "decompute.run/1");
+    assert!(
+        std::fs::read_dir(dir.path()).expect("ls").count() == 1,
+        "no temp file left"
+    );
+    assert!(Path::new(&p).is_file());
+}
