@@ -208,7 +208,7 @@ fn sigterm_is_forwarded_and_the_footprint_still_recorded() {
     let dir = tempfile::tempdir().expect("tmp");
     let report = dir.path().join("r.json");
     let empty = tempfile::tempdir().expect("tmp");
-    let mut child = decompute()
+    let child = decompute()
         .args(["run", "--no-gpu", "--interval", "100ms", "--json"])
         .arg(&report)
         .arg("--sysfs-root")

@@ -1,6 +1,8 @@
 //! Integration tests: the library against fake /sys trees, and the real `decompute` binary
 //! end to end on this machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod fixtures;
 mod monitor;
