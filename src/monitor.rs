@@ -39,6 +39,7 @@ pub struct Monitor {
     /// Problems met while sampling, each reported once.
     pub warnings: Vec<String>,
     pub last_row: PowerRow,
+    last_pids: usize,
 }
 
 impl Monitor {
@@ -69,6 +70,7 @@ impl Monitor {
             series: PowerSeries::new(SERIES_CAP),
             warnings: Vec::new(),
             last_row: PowerRow::default(),
+            last_pids: 0,
         }
     }
 
@@ -109,6 +111,7 @@ impl Monitor {
         self.tree.add_reaped(reaped.cpu_s);
         let mut snap = self.tree.scan();
         snap.rss_bytes = snap.rss_bytes.max(reaped.max_rss_bytes);
+        self.last_pids = snap.pids.len();
         let tree_cpu_s = (snap.cpu_s - self.last_tree_cpu_s).max(0.0);
         self.last_tree_cpu_s = snap.cpu_s;
 
@@ -247,6 +250,11 @@ impl Monitor {
         self.series.push(row);
         self.last_row = row;
         samples
+    }
+
+    /// Processes of the tree alive at the last tick.
+    pub fn last_tree_pids(&self) -> usize {
+        self.last_pids
     }
 
     /// CPU time of the whole tree so far, seconds.

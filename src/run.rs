@@ -86,7 +86,7 @@ pub fn execute(
     let exit = running.exit().unwrap_or(Exit::Code(0));
     let duration = monitor.elapsed();
     let ended_at = SystemTime::now();
-    let live_left = monitor.tree.scan().pids.len();
+    let live_left = monitor.last_tree_pids();
     if live_left > 0 {
         notes.push(format!(
             "{live_left} process(es) of the tree still running after the command exited; not followed further"

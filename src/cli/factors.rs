@@ -67,7 +67,7 @@ pub fn main(a: FactorsArgs) -> anyhow::Result<()> {
     o.push_str(&format!(
         "  {:<22} {} CPU models in data/cpu_tdp.csv (CodeCarbon, MIT)\n",
         "CPU TDP table",
-        data.cpu_tdp.len()
+        data.cpu_tdp.table().len()
     ));
     print_stdout(&o)
 }

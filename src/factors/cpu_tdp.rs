@@ -7,7 +7,32 @@ use crate::units::Watts;
 
 #[derive(Debug, Clone)]
 pub struct TdpTable {
-    rows: Vec<(String, Vec<String>, Watts)>,
+    rows: Vec<(String, Watts)>,
+}
+
+/// The shipped table, parsed on first use: most runs (a VM, RAPL, `--cpu-tdp`) never
+/// look a CPU up, and parsing ~5,000 rows would cost a few milliseconds of every run.
+#[derive(Debug, Clone)]
+pub enum TdpSource {
+    Embedded(&'static str, std::sync::Arc<std::sync::OnceLock<TdpTable>>),
+    Parsed(TdpTable),
+}
+
+impl TdpSource {
+    pub fn embedded(text: &'static str) -> TdpSource {
+        TdpSource::Embedded(text, Default::default())
+    }
+
+    /// The table; the embedded copy is validated by the test suite, so a parse failure
+    /// there yields an empty table (every CPU then gets the default TDP) rather than a panic.
+    pub fn table(&self) -> &TdpTable {
+        match self {
+            TdpSource::Parsed(t) => t,
+            TdpSource::Embedded(text, cell) => cell.get_or_init(|| {
+                TdpTable::parse("cpu_tdp.csv", text).unwrap_or(TdpTable { rows: Vec::new() })
+            }),
+        }
+    }
 }
 
 impl TdpTable {
@@ -20,9 +45,7 @@ impl TdpTable {
             if tdp <= 0.0 {
                 return Err(t.row_error(*line, format!("TDP must be positive, got {tdp}")));
             }
-            let name = r[mc].trim().to_string();
-            let tokens = normalise(&name);
-            rows.push((name, tokens, Watts(tdp)));
+            rows.push((r[mc].trim().to_string(), Watts(tdp)));
         }
         Ok(TdpTable { rows })
     }
@@ -37,22 +60,27 @@ impl TdpTable {
 
     /// The table entry matching a cpuinfo model name: an exact normalised match, else the most
     /// specific entry all of whose tokens (including a model number) appear in the name.
+    /// Rows are normalised here, not at parse time: most runs never look a CPU up.
     pub fn lookup(&self, cpuinfo_model: &str) -> Option<(&str, Watts)> {
         let want = normalise(cpuinfo_model);
         if want.is_empty() {
             return None;
         }
-        if let Some((name, _, w)) = self.rows.iter().find(|(_, t, _)| *t == want) {
-            return Some((name, *w));
+        let mut best: Option<(usize, &str, Watts)> = None;
+        for (name, w) in &self.rows {
+            let t = normalise(name);
+            if t == want {
+                return Some((name, *w));
+            }
+            let specific = t.iter().any(|tok| tok.chars().any(|c| c.is_ascii_digit()));
+            if specific && t.iter().all(|tok| want.contains(tok)) {
+                let score = t.iter().map(String::len).sum::<usize>();
+                if best.is_none_or(|(s, _, _)| score > s) {
+                    best = Some((score, name, *w));
+                }
+            }
         }
-        self.rows
-            .iter()
-            .filter(|(_, t, _)| {
-                t.iter().any(|tok| tok.chars().any(|c| c.is_ascii_digit()))
-                    && t.iter().all(|tok| want.contains(tok))
-            })
-            .max_by_key(|(_, t, _)| t.iter().map(String::len).sum::<usize>())
-            .map(|(name, _, w)| (name.as_str(), *w))
+        best.map(|(_, name, w)| (name, w))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::units::{GramsPerKwh, LitresPerKwh};
 use serde::Serialize;
 use std::path::Path;
 
-pub use cpu_tdp::TdpTable;
+pub use cpu_tdp::{TdpSource, TdpTable};
 pub use zones::{ZoneError, ZoneRow, ZoneTable};
 
 /// Source of the grid carbon intensity table.
@@ -98,7 +98,7 @@ pub struct PuePreset {
 pub struct FactorData {
     pub grid: ZoneTable,
     pub water: ZoneTable,
-    pub cpu_tdp: TdpTable,
+    pub cpu_tdp: TdpSource,
     pub pue: Vec<PuePreset>,
     pub constants: Constants,
 }
@@ -117,39 +117,46 @@ const EMBEDDED: [(&str, &str); 5] = [
     ("constants.csv", include_str!("../../data/constants.csv")),
 ];
 
+fn embedded_text(name: &str) -> &'static str {
+    EMBEDDED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .unwrap_or("")
+}
+
 impl FactorData {
     /// The data compiled into the binary.
     pub fn embedded() -> Result<FactorData, FactorError> {
-        Self::from_texts(|name| {
-            Ok(EMBEDDED
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| t.to_string())
-                .unwrap_or_default())
-        })
+        Self::from_texts(|name| Ok(embedded_text(name).to_string()), None)
     }
 
     /// Data from `dir`, file by file, falling back to the embedded copy for files absent there.
     pub fn from_dir(dir: &Path) -> Result<FactorData, FactorError> {
-        Self::from_texts(|name| {
+        let read = |name: &str| -> Result<Option<String>, FactorError> {
             let path = dir.join(name);
             match std::fs::read_to_string(&path) {
-                Ok(t) => Ok(t),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(EMBEDDED
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, t)| t.to_string())
-                    .unwrap_or_default()),
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(source) => Err(FactorError::Io {
                     path: path.display().to_string(),
                     source,
                 }),
             }
-        })
+        };
+        // A user's own CPU table is validated now, so its errors come before the run.
+        let tdp = read("cpu_tdp.csv")?
+            .map(|t| TdpTable::parse("cpu_tdp.csv", &t))
+            .transpose()?;
+        Self::from_texts(
+            |name| Ok(read(name)?.unwrap_or_else(|| embedded_text(name).to_string())),
+            tdp,
+        )
     }
 
     fn from_texts(
         read: impl Fn(&str) -> Result<String, FactorError>,
+        tdp: Option<TdpTable>,
     ) -> Result<FactorData, FactorError> {
         let grid = ZoneTable::parse(
             "grid_intensity.csv",
@@ -161,7 +168,10 @@ impl FactorData {
             &read("water_intensity.csv")?,
             "l_per_kwh",
         )?;
-        let cpu_tdp = TdpTable::parse("cpu_tdp.csv", &read("cpu_tdp.csv")?)?;
+        let cpu_tdp = match tdp {
+            Some(t) => TdpSource::Parsed(t),
+            None => TdpSource::embedded(embedded_text("cpu_tdp.csv")),
+        };
         let pue = parse_pue("pue.csv", &read("pue.csv")?)?;
         let constants = parse_constants("constants.csv", &read("constants.csv")?)?;
         Ok(FactorData {

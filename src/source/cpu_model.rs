@@ -4,7 +4,7 @@
 //! guest sees only a slice of a package, a per-vCPU linear model instead (a package TDP
 //! would overstate a 2-vCPU guest many times). Every figure comes with a low/high band.
 
-use crate::factors::{Constants, Factor, TdpTable};
+use crate::factors::{Constants, Factor, TdpSource};
 use crate::procfs::cpuinfo::CpuInfo;
 use crate::units::{Joules, Seconds, Watts};
 
@@ -41,7 +41,7 @@ impl CpuModel {
     /// means "this is the power of what I can see" (packages = 1). Returns warnings to show.
     pub fn choose(
         info: &CpuInfo,
-        table: &TdpTable,
+        table: &TdpSource,
         k: &Constants,
         user_tdp: Option<Watts>,
     ) -> (CpuModel, Vec<String>) {
@@ -82,7 +82,7 @@ impl CpuModel {
                 warnings,
             );
         }
-        match table.lookup(&model) {
+        match table.table().lookup(&model) {
             Some((name, w)) => (
                 tdp_model(
                     Factor::new(
