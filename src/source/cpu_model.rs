@@ -248,6 +248,7 @@ mod tests {
         assert_eq!(m.label(), "model:tdp");
         let tdp = d
             .cpu_tdp
+            .table()
             .lookup("AMD EPYC 7763")
             .map(|(_, w)| w.0)
             .expect("in table");
