@@ -33,6 +33,28 @@ pub fn descendants(procs: &[PidStat], root: i32) -> Vec<usize> {
     out
 }
 
+/// Reads a small file (a `/proc/PID/stat` line is well under 1 KiB) with one `read`
+/// into a reused buffer: no size probe, no allocation. `None` if it vanished.
+fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a str> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            // procfs hands the whole file to one read that has room for it.
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
 /// One scan of the tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TreeSnapshot {
