@@ -185,6 +185,7 @@ impl Running {
             let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
             out.cpu_s += tv(ru.ru_utime) + tv(ru.ru_stime);
             out.max_rss_bytes = out.max_rss_bytes.max(ru.ru_maxrss.max(0) as u64 * 1024);
+            out.pids.push(pid);
             if pid == self.pid {
                 self.exit = Some(Exit::from_status(status));
                 CHILD_PID.store(0, Ordering::SeqCst);
@@ -243,16 +244,19 @@ impl Running {
 }
 
 /// What reaped processes used, from their rusage.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reaped {
     /// User + system CPU seconds, including their own reaped descendants.
     pub cpu_s: f64,
     /// The largest peak resident set among them, in bytes.
     pub max_rss_bytes: u64,
+    /// Their pids.
+    pub pids: Vec<i32>,
 }
 
 impl Reaped {
     pub fn add(&mut self, o: Reaped) {
+        self.pids.extend(o.pids);
         self.cpu_s += o.cpu_s;
         self.max_rss_bytes = self.max_rss_bytes.max(o.max_rss_bytes);
     }

@@ -108,7 +108,7 @@ impl Monitor {
         let dt = Seconds((now - self.last).as_secs_f64());
         self.last = now;
         let t_end = Seconds((now - self.start).as_secs_f64());
-        self.tree.add_reaped(reaped.cpu_s);
+        self.tree.add_reaped(reaped.cpu_s, &reaped.pids);
         let mut snap = self.tree.scan();
         snap.rss_bytes = snap.rss_bytes.max(reaped.max_rss_bytes);
         self.last_pids = snap.pids.len();

@@ -75,6 +75,7 @@ pub struct ProcessTree {
     page_size: u64,
     reaped_cpu_s: f64,
     seen: HashSet<(i32, u64)>,
+    unseen_reaped: usize,
     last_cpu_s: f64,
     /// Processes whose `/proc/PID/stat` could not be parsed (not counted; reported once).
     pub unreadable: Vec<String>,
@@ -89,25 +90,36 @@ impl ProcessTree {
             page_size: crate::procfs::page_size(),
             reaped_cpu_s: 0.0,
             seen: HashSet::new(),
+            unseen_reaped: 0,
             last_cpu_s: 0.0,
             unreadable: Vec::new(),
         }
     }
 
-    /// Adds the CPU time (from `wait4` rusage) of a tree process the monitor reaped.
-    pub fn add_reaped(&mut self, cpu_s: f64) {
+    /// Adds the CPU time (from `wait4` rusage) of tree processes the monitor reaped, and
+    /// counts those of them no scan saw.
+    pub fn add_reaped(&mut self, cpu_s: f64, pids: &[i32]) {
         self.reaped_cpu_s += cpu_s.max(0.0);
+        for &pid in pids {
+            if !self.seen.iter().any(|(p, _)| *p == pid) {
+                self.unseen_reaped += 1;
+            }
+        }
     }
 
-    /// Distinct processes seen so far, by (pid, start time).
+    /// Distinct processes seen so far: by (pid, start time) in scans, plus those the
+    /// monitor reaped before any scan saw them. Grandchildren that start and end between
+    /// two scans and are reaped by their parent are not counted (their CPU time is).
     pub fn processes_seen(&self) -> usize {
-        self.seen.len()
+        self.seen.len() + self.unseen_reaped
     }
 
     /// Reads every `/proc/PID/stat` and returns the tree's state. Processes that vanish
     /// between listing and reading are skipped: that is normal, not an error.
     pub fn scan(&mut self) -> TreeSnapshot {
         let mut procs = Vec::new();
+        let mut buf = [0u8; 2048];
+        let mut path = self.proc_root.0.clone();
         if let Ok(entries) = std::fs::read_dir(&self.proc_root.0) {
             for e in entries.flatten() {
                 let name = e.file_name();
@@ -115,10 +127,13 @@ impl ProcessTree {
                 if !name.bytes().all(|b| b.is_ascii_digit()) {
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(e.path().join("stat")) else {
-                    continue;
-                };
-                match pid::parse(&text) {
+                path.push(name);
+                path.push("stat");
+                let text = read_small(&path, &mut buf);
+                path.pop();
+                path.pop();
+                let Some(text) = text else { continue };
+                match pid::parse(text) {
                     Ok(s) => procs.push(s),
                     Err(problem) => {
                         if self.unreadable.len() < 8 {
@@ -206,7 +221,7 @@ mod tests {
         assert_eq!(s1.cpu_s, 3.0);
         // 101 exits and the monitor reaps it (3.2 s by rusage); an unrelated process later
         // reuses pid 101 outside the tree, and a new child reuses pid 102.
-        t.add_reaped(3.2);
+        t.add_reaped(3.2, &[101]);
         let s2 = t.snapshot(&[p(100, 1, 5, 0), p(101, 1, 50, 9999), p(102, 100, 51, 10)]);
         assert!((s2.cpu_s - 3.3).abs() < 1e-9, "{}", s2.cpu_s);
         assert_eq!(t.processes_seen(), 2);

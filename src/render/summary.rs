@@ -24,7 +24,7 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
     };
     out.push_str(&format!(
         "decompute: {} in {} ({status}), {} process{} followed\n",
-        r.command.join(" "),
+        shell_words(&r.command),
         Seconds(r.duration_s),
         r.processes_followed,
         if r.processes_followed == 1 { "" } else { "es" }
@@ -83,4 +83,27 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
         out.push_str(&format!("  note: {n}\n"));
     }
     out
+}
+
+/// The command as a shell would need it typed: words with spaces or specials single-quoted.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes_words_that_need_it() {
+        let argv: Vec<String> = ["sh", "-c", "seq 3 | sort", "it's", ""].iter().map(|s| s.to_string()).collect();
+        assert_eq!(super::shell_words(&argv), r"sh -c 'seq 3 | sort' 'it'\''s' ''");
+    }
 }
