@@ -89,7 +89,10 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -103,7 +106,13 @@ pub fn shell_words(argv: &[String]) -> String {
 mod tests {
     #[test]
     fn quotes_words_that_need_it() {
-        let argv: Vec<String> = ["sh", "-c", "seq 3 | sort", "it's", ""].iter().map(|s| s.to_string()).collect();
-        assert_eq!(super::shell_words(&argv), r"sh -c 'seq 3 | sort' 'it'\''s' ''");
+        let argv: Vec<String> = ["sh", "-c", "seq 3 | sort", "it's", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            super::shell_words(&argv),
+            r"sh -c 'seq 3 | sort' 'it'\''s' ''"
+        );
     }
 }
