@@ -84,6 +84,7 @@ fn measured_energy_is_split_by_cpu_time_and_resident_memory() {
     let s = m.tick(Reaped {
         cpu_s: 0.75,
         max_rss_bytes: 1 << 29,
+        pids: vec![101],
     });
     let cpu_w = s
         .iter()
