@@ -10,6 +10,7 @@
 pub mod attribution;
 pub mod child;
 pub mod cli;
+pub mod config;
 pub mod csvdata;
 pub mod detect;
 pub mod duration;

@@ -75,6 +75,18 @@ pub struct HostInfo {
     pub logical_cpus: usize,
     pub memory_gb: f64,
     pub virtual_machine: bool,
+    /// GPUs found through NVML (all of them, used by the workload or not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GpuInfo {
+    pub index: u32,
+    pub name: String,
+    pub bus_id: String,
+    /// `counter` (total-energy counter) or `power` (sampled power, integrated).
+    pub energy_method: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -57,6 +57,21 @@ pub fn execute(
         logical_cpus: detection.cpu.logical_cpus,
         memory_gb: detection.mem_total_bytes as f64 / (1u64 << 30) as f64,
         virtual_machine: detection.cpu.hypervisor,
+        gpus: detection
+            .gpu
+            .as_ref()
+            .map(|g| {
+                g.devices()
+                    .into_iter()
+                    .map(|d| report::GpuInfo {
+                        index: d.index,
+                        name: d.name,
+                        bus_id: d.bus_id,
+                        energy_method: if d.energy_counter { "counter" } else { "power" }.into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut notes: Vec<String> = detection.warnings.clone();
     notes.extend(conv.notes.iter().cloned());

@@ -150,7 +150,11 @@ impl std::fmt::Display for Joules {
 
 impl std::fmt::Display for Watts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.abs() < 1000.0 {
+        if self.0.abs() < 1e-3 && self.0 != 0.0 {
+            write!(f, "{} µW", sig3(self.0 * 1e6))
+        } else if self.0.abs() < 1.0 && self.0 != 0.0 {
+            write!(f, "{} mW", sig3(self.0 * 1e3))
+        } else if self.0.abs() < 1000.0 {
             write!(f, "{} W", sig3(self.0))
         } else {
             write!(f, "{} kW", sig3(self.0 / 1e3))

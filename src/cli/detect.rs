@@ -13,8 +13,9 @@ pub struct DetectArgs {
 }
 
 pub fn main(a: DetectArgs) -> anyhow::Result<()> {
+    let cfg = a.factors.load_config()?;
     let data = a.factors.data()?;
-    let d = Detection::run(&a.machine.probe(), &data);
+    let d = Detection::run(&a.machine.probe(&cfg)?, &data);
     print_stdout(&render(&d))
 }
 

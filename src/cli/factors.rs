@@ -22,7 +22,8 @@ pub fn main(a: FactorsArgs) -> anyhow::Result<()> {
     if a.zones {
         return print_stdout(&render_zones(&data));
     }
-    let mut req = a.factors.request();
+    let cfg = a.factors.load_config()?;
+    let mut req = a.factors.request(&cfg);
     if a.zone_arg.is_some() {
         req.zone = a.zone_arg.clone();
     }

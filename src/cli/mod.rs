@@ -7,6 +7,7 @@ pub mod detect;
 pub mod factors;
 pub mod run;
 
+use crate::config::Config;
 use crate::detect::Probe;
 use crate::factors::{ConversionRequest, FactorData};
 use crate::units::Watts;
@@ -66,13 +67,21 @@ pub struct MachineArgs {
 }
 
 impl MachineArgs {
-    pub fn probe(&self) -> Probe {
-        Probe {
+    /// The probe, with the config file's `cpu_tdp` when the flag is absent.
+    pub fn probe(&self, cfg: &Config) -> anyhow::Result<Probe> {
+        let cpu_tdp = match (self.cpu_tdp, cfg.cpu_tdp) {
+            (Some(w), _) => Some(w),
+            (None, Some(w)) => Some(
+                parse_tdp(&w.to_string()).map_err(|e| anyhow::anyhow!("config cpu_tdp: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(Probe {
             sysfs_root: self.sysfs_root.clone(),
             procfs_root: self.procfs_root.clone(),
-            cpu_tdp: self.cpu_tdp.map(Watts),
+            cpu_tdp: cpu_tdp.map(Watts),
             gpu: !self.no_gpu,
-        }
+        })
     }
 }
 
@@ -80,7 +89,7 @@ impl MachineArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Conversion factors")]
 pub struct FactorArgs {
-    /// Grid zone: ISO 3166 country code (FR, FRA) or WORLD [default: WORLD]
+    /// Grid zone: ISO 3166 country code (FR, FRA) or WORLD [default: config file, else WORLD]
     #[arg(long, env = "DECOMPUTE_ZONE", value_name = "ZONE")]
     pub zone: Option<String>,
     /// Power usage effectiveness: a number from 1.0 to 4.0 or a preset (personal, hyperscale, average) [default: personal = 1.0]
@@ -98,6 +107,9 @@ pub struct FactorArgs {
     /// Directory of factor data files replacing the shipped ones, file by file
     #[arg(long, env = "DECOMPUTE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Defaults file [default: $XDG_CONFIG_HOME/decompute/config.toml]
+    #[arg(long, env = "DECOMPUTE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl FactorArgs {
@@ -109,13 +121,22 @@ impl FactorArgs {
         }
     }
 
-    pub fn request(&self) -> ConversionRequest {
+    /// The config file (explicit, or the default one if it exists).
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        Ok(crate::config::load(self.config.as_deref())?.0)
+    }
+
+    /// Flags (and their environment variables) first, then the config file.
+    pub fn request(&self, cfg: &Config) -> ConversionRequest {
         ConversionRequest {
-            zone: self.zone.clone(),
-            pue: self.pue.clone(),
-            grid_intensity: self.grid_intensity,
-            wue: self.wue,
-            ewif: self.ewif,
+            zone: self.zone.clone().or_else(|| cfg.zone.clone()),
+            pue: self
+                .pue
+                .clone()
+                .or_else(|| cfg.pue.as_ref().map(|p| p.as_text())),
+            grid_intensity: self.grid_intensity.or(cfg.grid_intensity),
+            wue: self.wue.or(cfg.wue),
+            ewif: self.ewif.or(cfg.ewif),
         }
     }
 }

@@ -53,14 +53,16 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 
 pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     // Everything that can be refused is checked before the command starts.
+    let cfg = a.factors.load_config()?;
     let data = a.factors.data()?;
-    let conv = factors::resolve(&data, &a.factors.request())?;
+    let conv = factors::resolve(&data, &a.factors.request(&cfg))?;
+    let probe = a.machine.probe(&cfg)?;
     if let Some(p) = &a.json {
         if p.as_os_str() != "-" {
             check_writable(p)?;
         }
     }
-    let detection = Detection::run(&a.machine.probe(), &data);
+    let detection = Detection::run(&probe, &data);
     let shown = detection.warnings.clone();
     for w in &shown {
         eprintln!("decompute: warning: {w}");

@@ -56,12 +56,8 @@ pub enum FactorError {
     Csv(#[from] CsvError),
     #[error(transparent)]
     Zone(#[from] ZoneError),
-    #[error("cannot read data file {path}: {source}; fix the path given by --data-dir / DECOMPUTE_DATA_DIR or unset it to use the shipped data")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read data file {path}: {error}; fix the path given by --data-dir / DECOMPUTE_DATA_DIR or unset it to use the shipped data")]
+    Io { path: String, error: std::io::Error },
     #[error("{file}: missing constant '{key}'; add a row for it (see data/SOURCES.md)")]
     MissingConstant { file: String, key: String },
     #[error("unknown PUE preset '{0}'; use a number from 1.0 to 4.0 or one of: {1}")]
@@ -140,7 +136,7 @@ impl FactorData {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(source) => Err(FactorError::Io {
                     path: path.display().to_string(),
-                    source,
+                    error: source,
                 }),
             }
         };

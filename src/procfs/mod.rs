@@ -12,12 +12,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
-    #[error("cannot read {path}: {source}; check --procfs-root / DECOMPUTE_PROCFS_ROOT points at a mounted procfs")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}; check --procfs-root / DECOMPUTE_PROCFS_ROOT points at a mounted procfs")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}: {problem}")]
     Parse { path: String, problem: String },
 }
@@ -56,7 +52,7 @@ impl ProcRoot {
 pub fn read_path(p: &Path) -> Result<String, ProcError> {
     std::fs::read_to_string(p).map_err(|source| ProcError::Io {
         path: p.display().to_string(),
-        source,
+        error: source,
     })
 }
 

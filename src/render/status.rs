@@ -6,11 +6,17 @@ use crate::units::{Joules, Seconds, Watts};
 pub fn line(elapsed: Seconds, power: Watts, energy: Joules, measured: bool) -> String {
     format!(
         "decompute: {}  {}  {} so far ({})",
-        Seconds(elapsed.0.floor()),
+        clock(elapsed),
         power,
         energy,
         if measured { "measured" } else { "modelled" }
     )
+}
+
+/// Elapsed time as h:mm:ss, stable in width while it ticks.
+fn clock(t: Seconds) -> String {
+    let s = t.0.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 #[cfg(test)]
@@ -20,7 +26,7 @@ mod tests {
         use crate::units::*;
         assert_eq!(
             super::line(Seconds(65.4), Watts(12.34), Joules(7200.0), false),
-            "decompute: 1m05s  12.3 W  2.00 Wh so far (modelled)"
+            "decompute: 0:01:05  12.3 W  2.00 Wh so far (modelled)"
         );
     }
 }

@@ -17,12 +17,8 @@ pub enum RaplError {
     Absent(String),
     #[error("cannot read {0}: permission denied (root only since Linux 5.10, CVE-2020-8694); run as root, add a udev/chmod rule making energy_uj readable, or pass --cpu-tdp W to model it")]
     PermissionDenied(String),
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}: '{text}' is not a counter value")]
     Parse { path: String, text: String },
 }
@@ -230,7 +226,7 @@ pub fn io_error(path: &Path, source: std::io::Error) -> RaplError {
     } else {
         RaplError::Io {
             path: path.display().to_string(),
-            source,
+            error: source,
         }
     }
 }

@@ -14,6 +14,7 @@ fn decompute() -> Command {
             c.env_remove(k);
         }
     }
+    c.env("XDG_CONFIG_HOME", "/nonexistent-decompute-test-config");
     c.stdin(Stdio::null());
     c
 }
@@ -332,6 +333,7 @@ fn unreadable_energy_uj_falls_back_to_the_model_with_the_fixes() {
         .args(["detect", "--no-gpu", "--sysfs-root"])
         .arg(s.root())
         .env_remove("DECOMPUTE_SYSFS_ROOT")
+        .env("XDG_CONFIG_HOME", "/nonexistent-decompute-test-config")
         .output()
         .expect("runs");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -452,4 +454,48 @@ fn json_report_lands_in_a_file_atomically() {
         "no temp file left"
     );
     assert!(Path::new(&p).is_file());
+}
+
+#[test]
+fn config_file_sets_defaults_and_flags_win() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("decompute/config.toml");
+    std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&cfg, "zone = \"NO\"\npue = \"hyperscale\"\n").expect("write");
+    let o = decompute()
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["factors"])
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("zone NOR") && out.contains("1.1"), "{out}");
+    let o = decompute()
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["factors", "--zone", "FR"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("zone FRA"));
+    let o = decompute()
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("DECOMPUTE_ZONE", "DE")
+        .args(["factors"])
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("zone DEU"),
+        "the environment beats the file"
+    );
+    std::fs::write(&cfg, "zone = \"NO\"\npeu = 1.2\n").expect("write");
+    let o = decompute()
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["factors"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("config.toml") && err.contains("line 2") && err.contains("peu"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -1,0 +1,114 @@
+//! The user's defaults file (`$DECOMPUTE_CONFIG`, else `$XDG_CONFIG_HOME/decompute/config.toml`,
+//! else `~/.config/decompute/config.toml`): the zone, PUE and water factors a person or a
+//! machine usually runs under, so they need not be repeated on every command. Flags and
+//! environment variables win over it; it wins over the built-in defaults.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {error}; fix the path (--config / DECOMPUTE_CONFIG) or remove it")]
+    Io { path: String, error: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// A PUE given as a number or a preset name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NumberOrName {
+    Number(f64),
+    Name(String),
+}
+
+impl NumberOrName {
+    pub fn as_text(&self) -> String {
+        match self {
+            NumberOrName::Number(n) => n.to_string(),
+            NumberOrName::Name(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub zone: Option<String>,
+    pub pue: Option<NumberOrName>,
+    pub wue: Option<f64>,
+    pub ewif: Option<f64>,
+    pub grid_intensity: Option<f64>,
+    pub cpu_tdp: Option<f64>,
+    /// Where the ledger lives (used by `run` and `ledger`).
+    pub ledger: Option<PathBuf>,
+    /// Project name recorded with runs when `--project` is not given.
+    pub project: Option<String>,
+}
+
+/// Parses config text; errors carry the line and column toml reports.
+pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_string(),
+        message: e
+            .to_string()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    })
+}
+
+/// The default location, if one can be named.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("decompute/config.toml"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/decompute/config.toml"))
+}
+
+/// Loads `explicit` (which must exist) or the default file (which may be absent).
+pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => match default_path() {
+            Some(p) => (p, false),
+            None => return Ok((Config::default(), None)),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((parse(&path.display().to_string(), &text)?, Some(path))),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((Config::default(), None))
+        }
+        Err(source) => Err(ConfigError::Io {
+            path: path.display().to_string(),
+            error: source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_defaults_and_names_bad_lines() {
+        let c = parse("c.toml", "zone = \"FR\"\npue = 1.2\nwue = 0.5\n").expect("parses");
+        assert_eq!(c.zone.as_deref(), Some("FR"));
+        assert_eq!(c.pue, Some(NumberOrName::Number(1.2)));
+        let c = parse("c.toml", "pue = \"hyperscale\"\n").expect("parses");
+        assert_eq!(c.pue.map(|p| p.as_text()).as_deref(), Some("hyperscale"));
+        let e = parse("c.toml", "zone = \"FR\"\nzoen = 3\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            e.contains("c.toml") && e.contains("line 2") && e.contains("zoen"),
+            "{e}"
+        );
+        let e = parse("c.toml", "wue = \"lots\"\n")
+            .expect_err("type")
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}
