@@ -40,6 +40,8 @@ pub struct Monitor {
     pub warnings: Vec<String>,
     pub last_row: PowerRow,
     last_pids: usize,
+    /// Rows not yet handed to a ledger (full resolution, unlike `series`).
+    unsaved: Vec<PowerRow>,
 }
 
 impl Monitor {
@@ -71,6 +73,7 @@ impl Monitor {
             warnings: Vec::new(),
             last_row: PowerRow::default(),
             last_pids: 0,
+            unsaved: Vec::new(),
         }
     }
 
@@ -248,8 +251,14 @@ impl Monitor {
         }
         let row = PowerRow::from_samples(t_end, dt, &samples);
         self.series.push(row);
+        self.unsaved.push(row);
         self.last_row = row;
         samples
+    }
+
+    /// Power rows since the last call, for a ledger checkpoint.
+    pub fn take_unsaved(&mut self) -> Vec<PowerRow> {
+        std::mem::take(&mut self.unsaved)
     }
 
     /// Processes of the tree alive at the last tick.

@@ -94,7 +94,8 @@ pub struct RunReport {
     pub schema: String,
     pub decompute_version: String,
     pub command: Vec<String>,
-    pub exit_code: i32,
+    /// The command's exit code; null while it runs (a checkpoint) or if it was never seen.
+    pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub killed_by_signal: Option<i32>,
     /// A signal decompute received and forwarded (the run was interrupted).
@@ -132,7 +133,7 @@ pub fn convert(it: Joules, c: &Conversion) -> (Joules, GramsCo2e, Litres) {
 /// Everything about a run except the measurements themselves.
 pub struct RunMeta {
     pub command: Vec<String>,
-    pub exit_code: i32,
+    pub exit_code: Option<i32>,
     pub killed_by_signal: Option<i32>,
     pub interrupted_by: Option<String>,
     pub started_at: String,

@@ -8,7 +8,6 @@ use crate::factors::Conversion;
 use crate::monitor::Monitor;
 use crate::procfs::ProcRoot;
 use crate::report::{self, HostInfo, RunMeta, RunReport};
-use crate::units::Seconds;
 use std::time::{Duration, Instant, SystemTime};
 
 pub struct RunOptions {
@@ -22,6 +21,8 @@ pub struct RunOutcome {
     /// Formula lines of each modelled source, keyed by its label, for `--explain`.
     pub model_lines: Vec<(String, Vec<String>)>,
     pub exit_code: i32,
+    /// Power rows not yet handed to an observer's ledger.
+    pub unsaved: Vec<crate::sample::PowerRow>,
 }
 
 fn signal_name(sig: i32) -> String {
@@ -33,19 +34,69 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Runs the command and measures it. `on_tick` sees the monitor after every interval.
+/// Watches a run as it goes: a ledger records it, a live line shows it.
+pub trait Observer {
+    /// The command has started; `initial` is the report with nothing measured yet.
+    fn started(&mut self, _initial: &RunReport) {}
+    /// An interval has closed. `snapshot` builds the report of the run so far.
+    fn tick(&mut self, _monitor: &mut Monitor, _snapshot: &dyn Fn(&Monitor) -> RunReport) {}
+}
+
+/// What is fixed once the command starts; builds reports from the monitor's totals.
+struct Context<'a> {
+    argv: Vec<String>,
+    interval_s: f64,
+    host: HostInfo,
+    notes: Vec<String>,
+    started_at: SystemTime,
+    conv: &'a Conversion,
+}
+
+impl Context<'_> {
+    fn report(
+        &self,
+        m: &Monitor,
+        exit: Option<Exit>,
+        ended: SystemTime,
+        extra_notes: Vec<String>,
+        samples: Vec<crate::sample::PowerRow>,
+    ) -> RunReport {
+        let mut notes = self.notes.clone();
+        notes.extend(extra_notes);
+        let meta = RunMeta {
+            command: self.argv.clone(),
+            exit_code: exit.map(Exit::code),
+            killed_by_signal: match exit {
+                Some(Exit::Signal(s)) => Some(s),
+                _ => None,
+            },
+            interrupted_by: child::received_signal().map(signal_name),
+            started_at: crate::timefmt::rfc3339(self.started_at),
+            ended_at: crate::timefmt::rfc3339(ended),
+            duration_s: m.elapsed().0,
+            interval_s: self.interval_s,
+            host: self.host.clone(),
+            processes_followed: m.tree.processes_seen().max(1),
+            cpu_time_s: m.tree_cpu_s(),
+            notes,
+        };
+        report::build(meta, &m.totals, samples, self.conv)
+    }
+}
+
+/// Runs the command and measures it, telling `observer` as it goes.
 pub fn execute(
     opts: &RunOptions,
     detection: Detection,
     conv: &Conversion,
-    mut on_tick: impl FnMut(&Monitor),
+    observer: &mut dyn Observer,
 ) -> Result<RunOutcome, SpawnError> {
     let host = HostInfo {
         hostname: hostname(),
@@ -75,10 +126,20 @@ pub fn execute(
     };
     let mut notes: Vec<String> = detection.warnings.clone();
     notes.extend(conv.notes.iter().cloned());
-    let started_at = SystemTime::now();
     let me = std::process::id() as i32;
     let mut monitor = Monitor::new(detection, opts.procfs_root.clone(), me);
+    let started_at = SystemTime::now();
     let mut running = child::spawn(&opts.argv)?;
+    let ctx = Context {
+        argv: opts.argv.clone(),
+        interval_s: opts.interval.as_secs_f64(),
+        host,
+        notes,
+        started_at,
+        conv,
+    };
+    observer.started(&ctx.report(&monitor, None, started_at, Vec::new(), Vec::new()));
+    let snapshot = |m: &Monitor| ctx.report(m, None, SystemTime::now(), Vec::new(), Vec::new());
     let mut next = Instant::now() + opts.interval;
     let mut reaped = child::Reaped::default();
     loop {
@@ -88,7 +149,7 @@ pub fn execute(
         }
         if Instant::now() >= next {
             monitor.tick(std::mem::take(&mut reaped));
-            on_tick(&monitor);
+            observer.tick(&mut monitor, &snapshot);
             next += opts.interval;
             let now = Instant::now();
             if next <= now {
@@ -99,51 +160,41 @@ pub fn execute(
     reaped.add(running.reap());
     monitor.tick(reaped);
     let exit = running.exit().unwrap_or(Exit::Code(0));
-    let duration = monitor.elapsed();
     let ended_at = SystemTime::now();
+    let mut extra = Vec::new();
     let live_left = monitor.last_tree_pids();
     if live_left > 0 {
-        notes.push(format!(
-            "{live_left} process(es) of the tree still running after the command exited; not followed further"
-        ));
+        extra.push(format!("{live_left} process(es) of the tree still running after the command exited; not followed further"));
     }
-    notes.extend(monitor.warnings.iter().cloned());
-    notes.extend(
+    extra.extend(monitor.warnings.iter().cloned());
+    extra.extend(
         monitor
             .tree
             .unreadable
             .iter()
             .map(|u| format!("unparsable {u}")),
     );
-    let mut model_lines = vec![(
-        monitor.cpu_model().label().to_string(),
-        monitor.cpu_model().explain(),
-    )];
-    model_lines.push((
-        "model:dram-per-gb".to_string(),
-        monitor.dram_model().explain(),
-    ));
-    let meta = RunMeta {
-        command: opts.argv.clone(),
-        exit_code: exit.code(),
-        killed_by_signal: match exit {
-            Exit::Signal(s) => Some(s),
-            Exit::Code(_) => None,
-        },
-        interrupted_by: child::received_signal().map(signal_name),
-        started_at: crate::timefmt::rfc3339(started_at),
-        ended_at: crate::timefmt::rfc3339(ended_at),
-        duration_s: Seconds(duration.0).0,
-        interval_s: opts.interval.as_secs_f64(),
-        host,
-        processes_followed: monitor.tree.processes_seen().max(1),
-        cpu_time_s: monitor.tree_cpu_s(),
-        notes,
-    };
-    let report = report::build(meta, &monitor.totals, monitor.series.rows.clone(), conv);
+    let model_lines = vec![
+        (
+            monitor.cpu_model().label().to_string(),
+            monitor.cpu_model().explain(),
+        ),
+        (
+            "model:dram-per-gb".to_string(),
+            monitor.dram_model().explain(),
+        ),
+    ];
+    let report = ctx.report(
+        &monitor,
+        Some(exit),
+        ended_at,
+        extra,
+        monitor.series.rows.clone(),
+    );
     Ok(RunOutcome {
         exit_code: exit.code(),
         report,
         model_lines,
+        unsaved: monitor.take_unsaved(),
     })
 }

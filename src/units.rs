@@ -40,7 +40,8 @@ macro_rules! quantity {
         }
         impl std::iter::Sum for $name {
             fn sum<I: Iterator<Item = $name>>(it: I) -> $name {
-                $name(it.map(|x| x.0).sum())
+                // fold from +0.0: `f64::sum` of nothing is -0.0, which prints as "-0".
+                $name(it.fold(0.0, |a, x| a + x.0))
             }
         }
     };

@@ -5,6 +5,7 @@
 
 pub mod detect;
 pub mod factors;
+pub mod ledger;
 pub mod run;
 
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// List conversion factors (grid intensity, water, PUE, power models) with their sources
     Factors(factors::FactorsArgs),
+    /// Query, total, export and import the record of runs
+    Ledger(ledger::LedgerCmd),
 }
 
 /// Where to read the machine from, and overrides of what it says.
@@ -123,7 +126,11 @@ impl FactorArgs {
 
     /// The config file (explicit, or the default one if it exists).
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        Ok(crate::config::load(self.config.as_deref())?.0)
+        Self::config_from(self.config.as_deref())
+    }
+
+    pub fn config_from(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+        Ok(crate::config::load(path)?.0)
     }
 
     /// Flags (and their environment variables) first, then the config file.
@@ -156,6 +163,34 @@ fn parse_tdp(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Where the ledger is.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerArgs {
+    /// Ledger file [default: config `ledger`, else $XDG_DATA_HOME/decompute/ledger.sqlite]
+    #[arg(long = "ledger", env = "DECOMPUTE_LEDGER", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+impl LedgerArgs {
+    pub fn resolve(&self, cfg: &Config) -> anyhow::Result<PathBuf> {
+        self.path
+            .clone()
+            .or_else(|| cfg.ledger.clone())
+            .or_else(crate::ledger::default_path)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no ledger path: HOME is not set; pass --ledger PATH or set DECOMPUTE_LEDGER"
+                )
+            })
+    }
+
+    /// Opens the ledger (SQLite is the only backend for now).
+    pub fn open(&self, cfg: &Config) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
+        let path = self.resolve(cfg)?;
+        Ok(Box::new(crate::ledger::sqlite::SqliteLedger::open(&path)?))
+    }
+}
+
 /// Parses arguments, runs, prints errors; returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -178,6 +213,7 @@ pub fn main() -> i32 {
         Command::Run(a) => (run::main(a), EXIT_RUN_FAILURE),
         Command::Detect(a) => (detect::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Factors(a) => (factors::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Ledger(a) => (ledger::main(a).map(|()| 0), EXIT_FAILURE),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! every renderer is tested on fixed inputs and new outputs (HTML, Prometheus) slot in.
 
 pub mod explain;
+pub mod ledger;
 pub mod status;
 pub mod summary;
 

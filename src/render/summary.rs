@@ -17,10 +17,14 @@ fn band(v: f64, lo: f64, hi: f64, fmt: impl Fn(f64) -> String) -> String {
 pub fn render(r: &RunReport, already_shown: &[String]) -> String {
     let j = |x: f64| Joules(x).to_string();
     let mut out = String::new();
+    let code = r
+        .exit_code
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let status = match (r.killed_by_signal, &r.interrupted_by) {
-        (Some(s), _) => format!("killed by signal {s}, exit {}", r.exit_code),
-        (None, Some(sig)) => format!("exit {} after {sig}", r.exit_code),
-        _ => format!("exit {}", r.exit_code),
+        (Some(s), _) => format!("killed by signal {s}, exit {code}"),
+        (None, Some(sig)) => format!("exit {code} after {sig}"),
+        _ => format!("exit {code}"),
     };
     out.push_str(&format!(
         "decompute: {} in {} ({status}), {} process{} followed\n",

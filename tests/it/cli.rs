@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn decompute() -> Command {
+pub fn decompute() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_decompute"));
     for (k, _) in std::env::vars() {
         if k.starts_with("DECOMPUTE_") {
@@ -15,6 +15,10 @@ fn decompute() -> Command {
         }
     }
     c.env("XDG_CONFIG_HOME", "/nonexistent-decompute-test-config");
+    c.env(
+        "XDG_DATA_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/it-data"),
+    );
     c.stdin(Stdio::null());
     c
 }

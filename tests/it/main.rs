@@ -5,5 +5,6 @@
 
 mod cli;
 mod fixtures;
+mod ledger;
 mod monitor;
 mod rapl;

@@ -1,0 +1,784 @@
+//! The embedded SQLite ledger (the default): one file, WAL mode and a busy timeout so
+//! several `decompute run` processes can write at once, every write in a transaction,
+//! versioned migrations, and refusal — leaving the file untouched — of anything that is not
+//! a decompute ledger or was written by a newer version. SQL is kept to what PostgreSQL also
+//! accepts (`ON CONFLICT ... DO NOTHING`, no SQLite-only types) so the team backend can share it.
+
+use super::{
+    Filter, GroupBy, Ledger, LedgerError, Monitor, RunIdentity, RunRecord, RunRow, Status,
+    SummaryRow, RECORD_SCHEMA,
+};
+use crate::report::RunReport;
+use crate::sample::PowerRow;
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
+use std::path::Path;
+use std::time::Duration;
+
+/// `PRAGMA application_id` of a decompute ledger ("DCMP").
+pub const APPLICATION_ID: i32 = 0x4443_4D50;
+/// The newest schema this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, their tags, components, factors and power samples.
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        updated_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        duration_s DOUBLE PRECISION NOT NULL,
+        energy_host_j DOUBLE PRECISION NOT NULL,
+        energy_j DOUBLE PRECISION NOT NULL,
+        energy_low_j DOUBLE PRECISION NOT NULL,
+        energy_high_j DOUBLE PRECISION NOT NULL,
+        modelled_j DOUBLE PRECISION NOT NULL,
+        pue DOUBLE PRECISION NOT NULL,
+        zone TEXT NOT NULL,
+        carbon_g DOUBLE PRECISION NOT NULL,
+        water_l DOUBLE PRECISION NOT NULL,
+        decompute_version TEXT NOT NULL,
+        monitor_pid INTEGER,
+        monitor_start BIGINT,
+        report TEXT NOT NULL
+    );
+    CREATE INDEX runs_started ON runs (started_at);
+    CREATE INDEX runs_project ON runs (project, started_at);
+    CREATE TABLE run_tags (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE INDEX run_tags_kv ON run_tags (key, value);
+    CREATE TABLE components (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        component TEXT NOT NULL,
+        method TEXT NOT NULL,
+        source TEXT NOT NULL,
+        host_j DOUBLE PRECISION NOT NULL,
+        workload_j DOUBLE PRECISION NOT NULL,
+        low_j DOUBLE PRECISION NOT NULL,
+        high_j DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, source)
+    );
+    CREATE TABLE factors (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        name TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        source TEXT NOT NULL,
+        year INTEGER,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE samples (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        t_s DOUBLE PRECISION NOT NULL,
+        dt_s DOUBLE PRECISION NOT NULL,
+        cpu_w DOUBLE PRECISION NOT NULL,
+        dram_w DOUBLE PRECISION NOT NULL,
+        gpu_w DOUBLE PRECISION NOT NULL,
+        workload_w DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, t_s)
+    );",
+];
+
+pub struct SqliteLedger {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteLedger {
+    /// Opens (creating if absent) the ledger at `path` and brings it to the current schema.
+    pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
+                path: shown.clone(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        check_header(path, &shown)?;
+        let conn = Connection::open(path).map_err(|e| LedgerError::Open {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
+        // One statement, so a ledger being created by another process right now is seen
+        // either empty or complete, never half made.
+        let (app_id, tables, version): (i32, i64, i64) = conn
+            .query_row(
+                "SELECT a.application_id, (SELECT count(*) FROM sqlite_master), u.user_version
+                 FROM pragma_application_id AS a, pragma_user_version AS u",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| LedgerError::NotALedger {
+                path: shown.clone(),
+                why: e.to_string(),
+            })?;
+        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+            return Err(LedgerError::NotALedger {
+                path: shown,
+                why: "an SQLite database of another application".into(),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::Newer {
+                path: shown,
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let mut ledger = SqliteLedger { conn, path: shown };
+        ledger.set_wal()?;
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn db(&self, e: rusqlite::Error) -> LedgerError {
+        LedgerError::Db {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// WAL lets readers and one writer work at once; switching needs a moment alone.
+    fn set_wal(&mut self) -> Result<(), LedgerError> {
+        let mut last = None;
+        for _ in 0..200 {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            {
+                Ok(_) => {
+                    self.conn
+                        .execute_batch("PRAGMA synchronous = NORMAL")
+                        .map_err(|e| self.db(e))?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+            }
+        }
+        Err(self.db(last.unwrap_or(rusqlite::Error::InvalidQuery)))
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::Newer {
+                path: path.clone(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(db)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(db)?;
+        }
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn write_tx(&mut self) -> Result<Transaction<'_>, LedgerError> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| LedgerError::Db {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    fn load(&self, id: &str) -> Result<RunRecord, LedgerError> {
+        let db = |e: rusqlite::Error| self.db(e);
+        let (project, user, host, cwd, status, report): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        ) = self
+            .conn
+            .query_row(
+                "SELECT project, user_name, host, cwd, status, report FROM runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .map_err(db)?;
+        let mut report: RunReport =
+            serde_json::from_str(&report).map_err(|e| LedgerError::BadRecord {
+                what: format!("run {id}"),
+                message: format!("stored report unreadable: {e}"),
+            })?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, value FROM run_tags WHERE run_id = ?1 ORDER BY key")
+            .map_err(db)?;
+        let tags = st
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w FROM samples WHERE run_id = ?1 ORDER BY t_s")
+            .map_err(db)?;
+        report.samples = st
+            .query_map([id], |r| {
+                Ok(PowerRow {
+                    t_s: r.get(0)?,
+                    dt_s: r.get(1)?,
+                    cpu_w: r.get(2)?,
+                    dram_w: r.get(3)?,
+                    gpu_w: r.get(4)?,
+                    workload_w: r.get(5)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        Ok(RunRecord {
+            schema: RECORD_SCHEMA.into(),
+            identity: RunIdentity {
+                id: id.to_string(),
+                project,
+                tags,
+                user,
+                host,
+                cwd,
+            },
+            status: Status::parse(&status).unwrap_or(Status::Interrupted),
+            report,
+        })
+    }
+}
+
+fn check_header(path: &Path, shown: &str) -> Result<(), LedgerError> {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 16];
+    let n = f.read(&mut head).unwrap_or(0);
+    if n == 0 {
+        return Ok(());
+    }
+    if n < 16 || &head != b"SQLite format 3\0" {
+        return Err(LedgerError::NotALedger {
+            path: shown.to_string(),
+            why: "not an SQLite database".into(),
+        });
+    }
+    Ok(())
+}
+
+fn now() -> String {
+    crate::timefmt::rfc3339(std::time::SystemTime::now())
+}
+
+fn modelled_j(r: &RunReport) -> f64 {
+    r.components
+        .iter()
+        .filter(|c| c.method == crate::sample::Method::Modelled)
+        .map(|c| c.workload_energy_j)
+        .sum()
+}
+
+/// The report as stored: without samples (they have their own table).
+fn report_json(r: &RunReport) -> String {
+    let mut bare = r.clone();
+    bare.samples.clear();
+    serde_json::to_string(&bare).unwrap_or_default()
+}
+
+fn write_figures(
+    tx: &Transaction,
+    id: &str,
+    status: Status,
+    r: &RunReport,
+    ended: bool,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE runs SET status = ?2, exit_code = ?3, ended_at = ?4, updated_at = ?5, duration_s = ?6,
+            energy_host_j = ?7, energy_j = ?8, energy_low_j = ?9, energy_high_j = ?10, modelled_j = ?11,
+            pue = ?12, zone = ?13, carbon_g = ?14, water_l = ?15, report = ?16
+         WHERE id = ?1",
+        params![
+            id,
+            status.as_str(),
+            if ended { r.exit_code } else { None },
+            if ended { Some(r.ended_at.clone()) } else { None },
+            now(),
+            r.duration_s,
+            r.energy_j.host,
+            r.energy_j.workload,
+            r.energy_j.workload_low,
+            r.energy_j.workload_high,
+            modelled_j(r),
+            r.pue,
+            r.factors.zone,
+            r.carbon_g.value,
+            r.water_l.value,
+            report_json(r),
+        ],
+    )?;
+    write_children(tx, id, r)
+}
+
+fn write_children(tx: &Transaction, id: &str, r: &RunReport) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM components WHERE run_id = ?1", [id])?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO components (run_id, component, method, source, host_j, workload_j, low_j, high_j)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for c in &r.components {
+        st.execute(params![
+            id,
+            c.component.to_string(),
+            c.method.to_string(),
+            c.source,
+            c.host_energy_j,
+            c.workload_energy_j,
+            c.low_j,
+            c.high_j
+        ])?;
+    }
+    tx.execute("DELETE FROM factors WHERE run_id = ?1", [id])?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO factors (run_id, name, value, source, year) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let f = &r.factors;
+    for (name, x) in [
+        ("grid_gco2_per_kwh", &f.grid_gco2_per_kwh),
+        ("pue", &f.pue),
+        ("wue_l_per_kwh", &f.wue_l_per_kwh),
+        ("ewif_l_per_kwh", &f.ewif_l_per_kwh),
+    ] {
+        st.execute(params![id, name, x.value, x.source, x.year])?;
+    }
+    Ok(())
+}
+
+fn write_samples(tx: &Transaction, id: &str, rows: &[PowerRow]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO samples (run_id, t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (run_id, t_s) DO NOTHING",
+    )?;
+    for s in rows {
+        st.execute(params![
+            id,
+            s.t_s,
+            s.dt_s,
+            s.cpu_w,
+            s.dram_w,
+            s.gpu_w,
+            s.workload_w
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_run(
+    tx: &Transaction,
+    ident: &RunIdentity,
+    status: Status,
+    r: &RunReport,
+    monitor: Option<Monitor>,
+) -> rusqlite::Result<usize> {
+    let n = tx.execute(
+        "INSERT INTO runs (id, project, user_name, host, cwd, command, started_at, updated_at, status, duration_s,
+            energy_host_j, energy_j, energy_low_j, energy_high_j, modelled_j, pue, zone, carbon_g, water_l,
+            decompute_version, monitor_pid, monitor_start, report)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, 0, ?10, ?11, 0, 0, ?12, ?13, ?14, '{}')
+         ON CONFLICT (id) DO NOTHING",
+        params![
+            ident.id,
+            ident.project,
+            ident.user,
+            ident.host,
+            ident.cwd,
+            serde_json::to_string(&r.command).unwrap_or_default(),
+            r.started_at,
+            now(),
+            status.as_str(),
+            r.pue,
+            r.factors.zone,
+            r.decompute_version,
+            monitor.map(|m| m.pid),
+            monitor.map(|m| m.start_ticks as i64),
+        ],
+    )?;
+    if n == 1 {
+        let mut st =
+            tx.prepare_cached("INSERT INTO run_tags (run_id, key, value) VALUES (?1, ?2, ?3)")?;
+        for (k, v) in &ident.tags {
+            st.execute(params![ident.id, k, v])?;
+        }
+    }
+    Ok(n)
+}
+
+/// WHERE clause and its parameters for a filter.
+fn where_clause(f: &Filter) -> (String, Vec<String>) {
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    if let Some(p) = &f.project {
+        args.push(p.clone());
+        conds.push(format!("runs.project = ?{}", args.len()));
+    }
+    for (k, v) in &f.tags {
+        args.push(k.clone());
+        args.push(v.clone());
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM run_tags x WHERE x.run_id = runs.id AND x.key = ?{} AND x.value = ?{})",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    if let Some(s) = &f.since {
+        args.push(s.clone());
+        conds.push(format!("runs.started_at >= ?{}", args.len()));
+    }
+    if let Some(u) = &f.until {
+        args.push(u.clone());
+        conds.push(format!("runs.started_at < ?{}", args.len()));
+    }
+    let w = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (w, args)
+}
+
+/// Whether the process that wrote a running row is still alive on this host.
+fn monitor_alive(pid: i64, start: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(t) => crate::procfs::pid::parse(&t)
+            .map(|s| s.starttime as i64 == start)
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn begin(
+        &mut self,
+        ident: &RunIdentity,
+        monitor: Monitor,
+        report: &RunReport,
+    ) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.write_tx()?;
+        insert_run(&tx, ident, Status::Running, report, Some(monitor)).map_err(db)?;
+        write_figures(&tx, &ident.id, Status::Running, report, false).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn checkpoint(
+        &mut self,
+        id: &str,
+        report: &RunReport,
+        rows: &[PowerRow],
+    ) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.write_tx()?;
+        write_figures(&tx, id, Status::Running, report, false).map_err(db)?;
+        write_samples(&tx, id, rows).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn finish(
+        &mut self,
+        id: &str,
+        status: Status,
+        report: &RunReport,
+        rows: &[PowerRow],
+    ) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.write_tx()?;
+        write_figures(&tx, id, status, report, true).map_err(db)?;
+        write_samples(&tx, id, rows).map_err(db)?;
+        tx.execute(
+            "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+            [id],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn recover(&mut self) -> Result<usize, LedgerError> {
+        let host = crate::run::hostname();
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let stale: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, monitor_pid, monitor_start FROM runs WHERE status = 'running' AND host = ?1")
+                .map_err(db)?;
+            let rows = st
+                .query_map([&host], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            rows.into_iter()
+                .filter(|(_, pid, start)| match (pid, start) {
+                    (Some(p), Some(s)) => !monitor_alive(*p, *s),
+                    _ => true,
+                })
+                .map(|(id, _, _)| id)
+                .collect()
+        };
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.write_tx()?;
+        for id in &stale {
+            // The report keeps its last checkpoint; the run ended at that checkpoint.
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = updated_at, monitor_pid = NULL, monitor_start = NULL
+                 WHERE id = ?1 AND status = 'running'",
+                [id],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(stale.len())
+    }
+
+    fn list(&self, f: &Filter) -> Result<Vec<RunRow>, LedgerError> {
+        let (w, args) = where_clause(f);
+        let sql = format!(
+            "SELECT id, project, started_at, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command
+             FROM runs{w} ORDER BY started_at DESC, id DESC LIMIT {}",
+            f.limit.unwrap_or(usize::MAX >> 1).min(i64::MAX as usize)
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params_from_iter(args.iter()), |r| {
+                let energy: f64 = r.get(6)?;
+                let modelled: f64 = r.get(7)?;
+                let status: String = r.get(4)?;
+                let command: String = r.get(10)?;
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    project: r.get(1)?,
+                    started_at: r.get(2)?,
+                    duration_s: r.get(3)?,
+                    status: Status::parse(&status).unwrap_or(Status::Interrupted),
+                    exit_code: r.get(5)?,
+                    energy_j: energy,
+                    modelled_share: if energy > 0.0 { modelled / energy } else { 0.0 },
+                    carbon_g: r.get(8)?,
+                    water_l: r.get(9)?,
+                    command: serde_json::from_str(&command).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError> {
+        let p = prefix.trim().to_ascii_uppercase();
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(LedgerError::NoSuchRun(prefix.to_string()));
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2")
+            .map_err(|e| self.db(e))?;
+        let ids: Vec<String> = st
+            .query_map(params![p, format!("{p}\u{7f}")], |r| r.get(0))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db(e))?;
+        match ids.len() {
+            0 => Err(LedgerError::NoSuchRun(prefix.to_string())),
+            1 => self.load(&ids[0]),
+            _ => {
+                let count: usize = self
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2",
+                        params![p, format!("{p}\u{7f}")],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(|e| self.db(e))? as usize;
+                Err(LedgerError::Ambiguous {
+                    prefix: prefix.to_string(),
+                    count,
+                })
+            }
+        }
+    }
+
+    fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError> {
+        let (w, mut args) = where_clause(f);
+        let (key, join) = match by {
+            GroupBy::Project => ("runs.project".to_string(), String::new()),
+            GroupBy::Day => ("substr(runs.started_at, 1, 10)".into(), String::new()),
+            GroupBy::Week => (
+                "strftime('%G-W%V', substr(runs.started_at, 1, 19))".into(),
+                String::new(),
+            ),
+            GroupBy::Month => ("substr(runs.started_at, 1, 7)".into(), String::new()),
+            GroupBy::User => ("runs.user_name".into(), String::new()),
+            GroupBy::Host => ("runs.host".into(), String::new()),
+            GroupBy::Tag(k) => {
+                args.push(k.clone());
+                (
+                    "COALESCE(g.value, '(no tag)')".into(),
+                    format!(
+                        " LEFT JOIN run_tags g ON g.run_id = runs.id AND g.key = ?{}",
+                        args.len()
+                    ),
+                )
+            }
+        };
+        let sql = format!(
+            "SELECT {key} AS k, count(*), sum(runs.duration_s), sum(runs.energy_j), sum(runs.modelled_j), sum(runs.carbon_g), sum(runs.water_l)
+             FROM runs{join}{w} GROUP BY k ORDER BY k"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok(SummaryRow {
+                    key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    runs: r.get::<_, i64>(1)? as u64,
+                    duration_s: r.get(2)?,
+                    energy_j: r.get(3)?,
+                    modelled_j: r.get(4)?,
+                    carbon_g: r.get(5)?,
+                    water_l: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
+    }
+
+    fn export(
+        &self,
+        f: &Filter,
+        each: &mut dyn FnMut(RunRecord) -> Result<(), LedgerError>,
+    ) -> Result<usize, LedgerError> {
+        let (w, args) = where_clause(f);
+        let limit = f.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let sql = format!("SELECT id FROM runs{w} ORDER BY started_at, id{limit}");
+        let ids: Vec<String> = {
+            let mut st = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
+            let ids = st
+                .query_map(params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(|e| self.db(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.db(e))?;
+            ids
+        };
+        for id in &ids {
+            each(self.load(id)?)?;
+        }
+        Ok(ids.len())
+    }
+
+    fn import(&mut self, records: &[RunRecord]) -> Result<(usize, usize), LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.write_tx()?;
+        let (mut added, mut present) = (0, 0);
+        for r in records {
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM runs WHERE id = ?1", [&r.identity.id], |x| {
+                    x.get(0)
+                })
+                .optional()
+                .map_err(db)?;
+            if exists.is_some() {
+                present += 1;
+                continue;
+            }
+            insert_run(&tx, &r.identity, r.status, &r.report, None).map_err(db)?;
+            let ended = r.status != Status::Running;
+            write_figures(&tx, &r.identity.id, r.status, &r.report, ended).map_err(db)?;
+            // Keep the record's own times, not the import's.
+            tx.execute(
+                "UPDATE runs SET ended_at = ?2 WHERE id = ?1",
+                params![
+                    r.identity.id,
+                    if ended {
+                        Some(&r.report.ended_at)
+                    } else {
+                        None
+                    }
+                ],
+            )
+            .map_err(db)?;
+            write_samples(&tx, &r.identity.id, &r.report.samples).map_err(db)?;
+            added += 1;
+        }
+        tx.commit().map_err(db)?;
+        Ok((added, present))
+    }
+}

@@ -1,0 +1,456 @@
+//! The ledger end to end: runs recorded by the real binary, a monitor killed mid-run,
+//! concurrent writers, export/import round trips, refusal of foreign or newer files, the
+//! CodeCarbon-compatible CSV, and a ledger that cannot be written.
+
+use crate::cli::decompute;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+fn with_ledger(ledger: &Path, args: &[&str]) -> Output {
+    let empty = tempfile::tempdir().expect("tmp");
+    let mut c = decompute();
+    c.env("DECOMPUTE_LEDGER", ledger);
+    if args.first() == Some(&"run") {
+        c.arg("run")
+            .arg("--no-gpu")
+            .arg("--sysfs-root")
+            .arg(empty.path())
+            .args(&args[1..]);
+    } else {
+        c.args(args);
+    }
+    c.output().expect("runs")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn export(ledger: &Path) -> Vec<Value> {
+    let o = with_ledger(ledger, &["ledger", "export", "--format", "json"]);
+    assert!(o.status.success(), "{}", err(&o));
+    out(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn runs_are_recorded_listed_shown_and_summed() {
+    let d = tempfile::tempdir().expect("tmp");
+    let l = d.path().join("l.sqlite");
+    for (project, tag, code) in [
+        ("alpha", "model=a", "0"),
+        ("alpha", "model=b", "3"),
+        ("beta", "model=a", "0"),
+    ] {
+        let o = with_ledger(
+            &l,
+            &[
+                "run",
+                "--project",
+                project,
+                "--tag",
+                tag,
+                "--zone",
+                "FR",
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {code}"),
+            ],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(code.parse().expect("code")),
+            "{}",
+            err(&o)
+        );
+        assert!(err(&o).contains("recorded as run"), "{}", err(&o));
+    }
+    let recs = export(&l);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[1]["status"], "failed");
+    assert_eq!(recs[1]["report"]["exit_code"], 3);
+    assert_eq!(recs[0]["status"], "finished");
+    assert_eq!(recs[0]["tags"]["model"], "a");
+    assert_eq!(recs[0]["report"]["factors"]["zone"], "FRA");
+    assert!(
+        !recs[0]["user"].as_str().expect("user").is_empty()
+            && !recs[0]["host"].as_str().expect("host").is_empty()
+    );
+
+    let list = out(&with_ledger(&l, &["ledger", "list", "--project", "alpha"]));
+    assert_eq!(
+        list.lines().filter(|x| x.contains("alpha")).count(),
+        2,
+        "{list}"
+    );
+    let newest = list.lines().nth(1).expect("row");
+    assert!(newest.contains("failed (3)"), "newest first: {list}");
+    let tagged = out(&with_ledger(&l, &["ledger", "list", "--tag", "model=a"]));
+    assert_eq!(
+        tagged
+            .lines()
+            .filter(|x| x.contains("alpha") || x.contains("beta"))
+            .count(),
+        2,
+        "{tagged}"
+    );
+    let none = out(&with_ledger(
+        &l,
+        &["ledger", "list", "--since", "2999-01-01"],
+    ));
+    assert_eq!(none.lines().count(), 1, "header only: {none}");
+
+    let summary = out(&with_ledger(&l, &["ledger", "summary", "--by", "project"]));
+    let alpha = summary
+        .lines()
+        .find(|x| x.starts_with("alpha"))
+        .expect("alpha row");
+    assert!(alpha.split_whitespace().nth(1) == Some("2"), "{summary}");
+    assert!(
+        summary.contains("total") && summary.contains("100%"),
+        "{summary}"
+    );
+    let by_tag = out(&with_ledger(
+        &l,
+        &["ledger", "summary", "--by", "tag:model"],
+    ));
+    assert!(
+        by_tag
+            .lines()
+            .any(|x| x.starts_with("a ") && x.split_whitespace().nth(1) == Some("2")),
+        "{by_tag}"
+    );
+    for by in ["day", "week", "month", "user", "host"] {
+        let o = with_ledger(&l, &["ledger", "summary", "--by", by]);
+        assert!(o.status.success(), "{by}: {}", err(&o));
+        assert!(out(&o).lines().count() >= 2, "{by}: {}", out(&o));
+    }
+    let bad = with_ledger(&l, &["ledger", "summary", "--by", "year"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(err(&bad).contains("tag:KEY"), "{}", err(&bad));
+
+    let id = recs[2]["id"].as_str().expect("id");
+    let show = out(&with_ledger(
+        &l,
+        &["ledger", "show", &id[..20].to_lowercase()],
+    ));
+    assert!(
+        show.contains(id) && show.contains("Our World in Data") && show.contains("power"),
+        "{show}"
+    );
+    let amb = with_ledger(&l, &["ledger", "show", "0"]);
+    assert_eq!(amb.status.code(), Some(1));
+    assert!(err(&amb).contains("matches 3 runs"), "{}", err(&amb));
+    let missing = with_ledger(&l, &["ledger", "show", "ZZZZ"]);
+    assert!(
+        err(&missing).contains("no run matches"),
+        "{}",
+        err(&missing)
+    );
+}
+
+#[test]
+fn a_killed_monitor_leaves_an_interrupted_row_with_its_last_checkpoint() {
+    let d = tempfile::tempdir().expect("tmp");
+    let l = d.path().join("l.sqlite");
+    let empty = tempfile::tempdir().expect("tmp");
+    let marker = d.path().join("child.pid");
+    let script = format!("echo $$ > {}; exec sleep 30", marker.display());
+    let mut child = decompute()
+        .env("DECOMPUTE_LEDGER", &l)
+        .args([
+            "run",
+            "--quiet",
+            "--no-gpu",
+            "--interval",
+            "200ms",
+            "--checkpoint",
+            "1s",
+            "--sysfs-root",
+        ])
+        .arg(empty.path())
+        .args(["--", "sh", "-c", &script])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(2600));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    if let Ok(pid) = std::fs::read_to_string(&marker) {
+        // SAFETY: kill(2) on the orphaned sleep this test started.
+        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+    }
+    let recs = export(&l);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(r["status"], "interrupted", "{r}");
+    assert!(r["report"]["exit_code"].is_null());
+    let dur = r["report"]["duration_s"].as_f64().expect("duration");
+    assert!(
+        (1.0..2.7).contains(&dur),
+        "last checkpoint before the kill: {dur}"
+    );
+    assert!(r["report"]["energy_j"]["host"].as_f64().expect("energy") > 0.0);
+    assert!(
+        r["report"]["samples"].as_array().expect("samples").len() >= 4,
+        "samples up to the checkpoint"
+    );
+}
+
+#[test]
+fn eight_concurrent_runs_all_land() {
+    let d = tempfile::tempdir().expect("tmp");
+    let l = d.path().join("l.sqlite");
+    let empty = tempfile::tempdir().expect("tmp");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            decompute()
+                .env("DECOMPUTE_LEDGER", &l)
+                .args([
+                    "run",
+                    "--no-gpu",
+                    "--interval",
+                    "100ms",
+                    "--checkpoint",
+                    "1s",
+                    "--tag",
+                ])
+                .arg(format!("n={i}"))
+                .arg("--sysfs-root")
+                .arg(empty.path())
+                .args(["--", "sh", "-c", "seq 20000 | sort > /dev/null; sleep 1.2"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{e}");
+        assert!(
+            !e.contains("locked") && !e.contains("warning: cannot") && !e.contains("not recorded"),
+            "{e}"
+        );
+    }
+    let recs = export(&l);
+    assert_eq!(recs.len(), 8);
+    assert!(recs.iter().all(|r| r["status"] == "finished"
+        && r["report"]["samples"]
+            .as_array()
+            .is_some_and(|s| s.len() >= 10)));
+    let mut tags: Vec<String> = recs
+        .iter()
+        .map(|r| r["tags"]["n"].as_str().expect("tag").to_string())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+#[test]
+fn export_import_round_trips_exactly_and_is_idempotent() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (a, b) = (d.path().join("a.sqlite"), d.path().join("b.sqlite"));
+    for i in 0..3 {
+        let o = with_ledger(
+            &a,
+            &[
+                "run",
+                "--interval",
+                "100ms",
+                "--tag",
+                &format!("i={i}"),
+                "--pue",
+                "1.3",
+                "--",
+                "sleep",
+                "0.25",
+            ],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let dump = d.path().join("dump.jsonl");
+    let o = with_ledger(
+        &a,
+        &["ledger", "export", "--output", dump.to_str().expect("utf8")],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    for expect in [
+        "imported 3 run(s), 0 already present",
+        "imported 0 run(s), 3 already present",
+    ] {
+        let o = with_ledger(&b, &["ledger", "import", dump.to_str().expect("utf8")]);
+        assert!(err(&o).contains(expect), "{}", err(&o));
+    }
+    let again = out(&with_ledger(&b, &["ledger", "export"]));
+    assert_eq!(
+        again,
+        std::fs::read_to_string(&dump).expect("dump"),
+        "byte for byte"
+    );
+    let bad = d.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"not\": \"a record\"}\n").expect("write");
+    let o = with_ledger(&b, &["ledger", "import", bad.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("line 1") && err(&o).contains("ledger export"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn foreign_and_newer_files_are_refused_untouched() {
+    let d = tempfile::tempdir().expect("tmp");
+    let text = d.path().join("notes.txt");
+    std::fs::write(&text, "these are my notes, not a database\n").expect("write");
+    let other = d.path().join("other.sqlite");
+    {
+        let c = rusqlite::Connection::open(&other).expect("db");
+        c.execute_batch("CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('bread');")
+            .expect("fill");
+    }
+    let newer = d.path().join("newer.sqlite");
+    assert!(with_ledger(&newer, &["run", "--", "true"]).status.success());
+    {
+        let c = rusqlite::Connection::open(&newer).expect("db");
+        c.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;")
+            .expect("bump");
+    }
+    for (path, needle) in [
+        (&text, "not a decompute ledger"),
+        (&other, "another application"),
+        (&newer, "newer decompute"),
+    ] {
+        let before = std::fs::read(path).expect("read");
+        let o = with_ledger(path, &["ledger", "list"]);
+        assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+        assert!(
+            err(&o).contains(needle) && err(&o).contains("untouched"),
+            "{}",
+            err(&o)
+        );
+        // A run still measures, warns once, and records nothing.
+        let o = with_ledger(path, &["run", "--json", "-", "--", "true"]);
+        assert!(o.status.success(), "{}", err(&o));
+        assert!(err(&o).contains("measured but not recorded"), "{}", err(&o));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&o.stdout).expect("json")["schema"],
+            "decompute.run/1"
+        );
+        assert_eq!(
+            std::fs::read(path).expect("read"),
+            before,
+            "{} must be untouched",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_ledger_is_a_warning_and_the_footprint_survives() {
+    // /proc refuses new files even to root.
+    let o = with_ledger(
+        Path::new("/proc/decompute-test/ledger.sqlite"),
+        &["run", "--json", "-", "--", "sh", "-c", "exit 4"],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let e = err(&o);
+    assert!(e.contains("warning") && e.contains("not recorded"), "{e}");
+    assert!(e.contains("energy"), "the summary is still printed: {e}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&o.stdout).expect("json")["exit_code"],
+        4
+    );
+}
+
+#[test]
+fn csv_export_uses_codecarbon_columns_and_units() {
+    let d = tempfile::tempdir().expect("tmp");
+    let l = d.path().join("l.sqlite");
+    let o = with_ledger(
+        &l,
+        &[
+            "run",
+            "--project",
+            "p1",
+            "--zone",
+            "DE",
+            "--pue",
+            "1.5",
+            "--",
+            "sh",
+            "-c",
+            "seq 50000 | sort > /dev/null",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let csv = out(&with_ledger(&l, &["ledger", "export", "--format", "csv"]));
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let codecarbon = [
+        "timestamp",
+        "project_name",
+        "run_id",
+        "experiment_id",
+        "duration",
+        "emissions",
+        "emissions_rate",
+        "cpu_power",
+        "gpu_power",
+        "ram_power",
+        "cpu_energy",
+        "gpu_energy",
+        "ram_energy",
+        "energy_consumed",
+        "water_consumed",
+        "country_name",
+        "country_iso_code",
+        "region",
+        "cloud_provider",
+        "cloud_region",
+        "os",
+        "python_version",
+        "codecarbon_version",
+        "cpu_count",
+        "cpu_model",
+        "gpu_count",
+        "gpu_model",
+        "longitude",
+        "latitude",
+        "ram_total_size",
+        "tracking_mode",
+        "cpu_utilization_percent",
+        "gpu_utilization_percent",
+        "ram_utilization_percent",
+        "ram_used_gb",
+        "on_cloud",
+        "pue",
+        "wue",
+    ];
+    assert_eq!(&header[..codecarbon.len()], &codecarbon);
+    let row = decompute::csvdata::parse("export", &csv).expect("parses");
+    let r = &row.rows[0].1;
+    let col = |name: &str| r[row.column(name).expect("column")].clone();
+    let rec = &export(&l)[0]["report"];
+    let kwh = rec["energy_j"]["workload"].as_f64().expect("j") / 3.6e6;
+    assert!(
+        (col("energy_consumed").parse::<f64>().expect("kwh") - kwh).abs() <= 1e-15 + kwh * 1e-12
+    );
+    let kg = rec["carbon_g"]["value"].as_f64().expect("g") / 1000.0;
+    assert!((col("emissions").parse::<f64>().expect("kg") - kg).abs() <= kg * 1e-12);
+    assert_eq!(col("project_name"), "p1");
+    assert_eq!(col("country_iso_code"), "DEU");
+    assert_eq!(col("pue"), "1.5");
+    assert_eq!(col("tracking_mode"), "process");
+    assert_eq!(col("cpu_method"), "modelled");
+}
