@@ -22,7 +22,8 @@ pub const APPLICATION_ID: i32 = 0x4443_4D50;
 pub const SCHEMA_VERSION: i64 = 1;
 
 const MIGRATIONS: &[&str] = &[
-    // 1: runs, their tags, components, factors and power samples.
+    // 1: runs (narrow, for fast totals), their full reports, tags, components, factors and
+    // power samples.
     "CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         project TEXT NOT NULL,
@@ -47,7 +48,10 @@ const MIGRATIONS: &[&str] = &[
         water_l DOUBLE PRECISION NOT NULL,
         decompute_version TEXT NOT NULL,
         monitor_pid INTEGER,
-        monitor_start BIGINT,
+        monitor_start BIGINT
+    );
+    CREATE TABLE run_reports (
+        run_id TEXT PRIMARY KEY REFERENCES runs (id),
         report TEXT NOT NULL
     );
     CREATE INDEX runs_started ON runs (started_at);
@@ -229,7 +233,8 @@ impl SqliteLedger {
         ) = self
             .conn
             .query_row(
-                "SELECT project, user_name, host, cwd, status, report FROM runs WHERE id = ?1",
+                "SELECT r.project, r.user_name, r.host, r.cwd, r.status, p.report
+                 FROM runs r JOIN run_reports p ON p.run_id = r.id WHERE r.id = ?1",
                 [id],
                 |r| {
                     Ok((
@@ -341,7 +346,7 @@ fn write_figures(
     tx.execute(
         "UPDATE runs SET status = ?2, exit_code = ?3, ended_at = ?4, updated_at = ?5, duration_s = ?6,
             energy_host_j = ?7, energy_j = ?8, energy_low_j = ?9, energy_high_j = ?10, modelled_j = ?11,
-            pue = ?12, zone = ?13, carbon_g = ?14, water_l = ?15, report = ?16
+            pue = ?12, zone = ?13, carbon_g = ?14, water_l = ?15
          WHERE id = ?1",
         params![
             id,
@@ -359,8 +364,11 @@ fn write_figures(
             r.factors.zone,
             r.carbon_g.value,
             r.water_l.value,
-            report_json(r),
         ],
+    )?;
+    tx.execute(
+        "INSERT INTO run_reports (run_id, report) VALUES (?1, ?2) ON CONFLICT (run_id) DO UPDATE SET report = excluded.report",
+        params![id, report_json(r)],
     )?;
     write_children(tx, id, r)
 }
@@ -428,8 +436,8 @@ fn insert_run(
     let n = tx.execute(
         "INSERT INTO runs (id, project, user_name, host, cwd, command, started_at, updated_at, status, duration_s,
             energy_host_j, energy_j, energy_low_j, energy_high_j, modelled_j, pue, zone, carbon_g, water_l,
-            decompute_version, monitor_pid, monitor_start, report)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, 0, ?10, ?11, 0, 0, ?12, ?13, ?14, '{}')
+            decompute_version, monitor_pid, monitor_start)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, 0, ?10, ?11, 0, 0, ?12, ?13, ?14)
          ON CONFLICT (id) DO NOTHING",
         params![
             ident.id,
