@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 n=${1:-1000000}
 db=${TMPDIR:-/tmp}/decompute-bench-ledger-$n.sqlite
 cargo build --release --quiet --example ledger_bench
-[ -x target/release/decompute ] || cargo build --release --quiet
+cargo build --release --quiet
 if [ ! -s "$db" ]; then
   target/release/examples/ledger_bench "$db" "$n"
 else

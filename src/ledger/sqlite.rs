@@ -55,7 +55,9 @@ const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL
     );
     CREATE INDEX runs_started ON runs (started_at);
-    CREATE INDEX runs_project ON runs (project, started_at);
+    CREATE INDEX runs_status ON runs (status);
+    -- Covers `summary` and budget totals: scanned in project order, no table lookups.
+    CREATE INDEX runs_totals ON runs (project, started_at, duration_s, energy_j, modelled_j, carbon_g, water_l);
     CREATE TABLE run_tags (
         run_id TEXT NOT NULL REFERENCES runs (id),
         key TEXT NOT NULL,

@@ -1,0 +1,164 @@
+//! Freezing and stopping a workload's whole process tree. Preferred: a cgroup v2 of its own
+//! (created under decompute's cgroup), whose `cgroup.freeze` stops every member at once —
+//! children started meanwhile included — and whose `cpu.stat` gives exact CPU time. Otherwise
+//! SIGSTOP/SIGCONT to every process of the tree, re-scanned each interval so new children
+//! are caught. A frozen workload is always thawed before decompute exits.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A cgroup v2 created for one workload.
+#[derive(Debug)]
+pub struct Cgroup {
+    pub dir: PathBuf,
+}
+
+/// Finds the cgroup v2 mount point in `/proc/self/mountinfo` text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// decompute's own cgroup v2 path from `/proc/self/cgroup` text (the `0::` line).
+pub fn own_cgroup(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+}
+
+impl Cgroup {
+    /// Where a workload cgroup would go, if cgroup v2 is mounted and writable here.
+    pub fn parent_dir(procfs: &Path) -> Result<PathBuf, String> {
+        let mi = std::fs::read_to_string(procfs.join("self/mountinfo")).map_err(|e| format!("no mountinfo: {e}"))?;
+        let mount = cgroup2_mount(&mi).ok_or("no cgroup v2 mounted")?;
+        let cg = std::fs::read_to_string(procfs.join("self/cgroup")).map_err(|e| format!("no /proc/self/cgroup: {e}"))?;
+        let own = own_cgroup(&cg).ok_or("not in a cgroup v2")?;
+        let dir = mount.join(own.trim_start_matches('/'));
+        // SAFETY: access(2) with a valid NUL-terminated path.
+        let writable = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+            .unwrap_or(false);
+        if !writable || !dir.join("cgroup.procs").exists() {
+            return Err(format!("{} is not writable (no delegated cgroup)", dir.display()));
+        }
+        Ok(dir)
+    }
+
+    /// Creates `decompute-<id>` under decompute's cgroup.
+    pub fn create(procfs: &Path, id: &str) -> Result<Cgroup, String> {
+        let dir = Self::parent_dir(procfs)?.join(format!("decompute-{id}"));
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if !dir.join("cgroup.freeze").exists() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err("the kernel's cgroup v2 has no freezer (Linux 5.2+)".into());
+        }
+        Ok(Cgroup { dir })
+    }
+
+    /// The file a new process writes "0" to in order to join.
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).open(self.dir.join("cgroup.freeze"))?;
+        f.write_all(if frozen { b"1" } else { b"0" })
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// CPU time of everything that ever ran in the cgroup, seconds (`cpu.stat` usage_usec).
+    pub fn cpu_s(&self) -> Option<f64> {
+        let t = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+        t.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|us| us / 1e6)
+    }
+
+    /// SIGKILLs every member (`cgroup.kill`, Linux 5.14+), else each pid.
+    pub fn kill_all(&self) {
+        let ok = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.kill"))
+            .and_then(|mut f| f.write_all(b"1"))
+            .is_ok();
+        if !ok {
+            signal_all(&self.pids(), libc::SIGKILL);
+        }
+    }
+
+    /// Removes the cgroup (only possible once it is empty); thaws it first.
+    pub fn remove(&self) -> bool {
+        let _ = self.set_frozen(false);
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+/// Sends `sig` to every pid.
+pub fn signal_all(pids: &[i32], sig: i32) {
+    for &p in pids {
+        if p > 1 {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(p, sig);
+            }
+        }
+    }
+}
+
+/// How the workload is frozen.
+#[derive(Debug)]
+pub enum Freezer {
+    Cgroup(Cgroup),
+    Signals,
+}
+
+impl Freezer {
+    pub fn method(&self) -> String {
+        match self {
+            Freezer::Cgroup(c) => format!("cgroup v2 freezer ({})", c.dir.display()),
+            Freezer::Signals => "SIGSTOP/SIGCONT to every process of the tree".into(),
+        }
+    }
+
+    /// Freezes or thaws; `tree` is the current tree (used by the signal method).
+    pub fn set(&self, frozen: bool, tree: &[i32]) {
+        match self {
+            Freezer::Cgroup(c) => {
+                if c.set_frozen(frozen).is_err() {
+                    signal_all(tree, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+                }
+            }
+            Freezer::Signals => signal_all(tree, if frozen { libc::SIGSTOP } else { libc::SIGCONT }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_v2_mount_and_own_path() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(cgroup2_mount("1 2 3 / /x rw - ext4 /dev/sda rw\n"), None);
+        assert_eq!(own_cgroup("4:memory:/x\n0::/user.slice/session-1.scope\n").as_deref(), Some("/user.slice/session-1.scope"));
+        assert_eq!(own_cgroup("4:memory:/x\n"), None);
+    }
+}

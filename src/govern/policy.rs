@@ -1,0 +1,249 @@
+//! The team's policy file, `decompute.toml`: budgets per project and calendar period, decided
+//! together and versioned with the code. Found upward from the working directory (like
+//! `.gitignore`) or given with `--policy`. Every error names the file and line.
+//!
+//! ```toml
+//! [project.llm-finetune]
+//! carbon = "5 kg / month"
+//! energy = "200 kWh / quarter"
+//! on_exceed = "pause"          # stop (default) | pause | warn
+//! ```
+
+use super::budget::{Limit, Metric, Usage};
+use super::period::Period;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "decompute.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: line {line}: {message}")]
+    At { path: String, line: usize, message: String },
+    #[error("{path}: {message}")]
+    Whole { path: String, message: String },
+}
+
+/// What to do when a budget is used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExceed {
+    Stop,
+    Pause,
+    Warn,
+}
+
+/// One budget of one project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectBudget {
+    pub project: String,
+    pub metric: Metric,
+    /// In base units (J, g, L, s).
+    pub amount: f64,
+    pub period: Period,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub path: PathBuf,
+    pub budgets: Vec<ProjectBudget>,
+    pub on_exceed: BTreeMap<String, OnExceed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    project: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses a policy file's text.
+pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+    let shown = path.display().to_string();
+    let raw: Raw = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => PolicyError::At { path: shown.clone(), line: line_of(text, span.start), message: e.message().to_string() },
+        None => PolicyError::Whole { path: shown.clone(), message: e.message().to_string() },
+    })?;
+    let mut budgets = Vec::new();
+    let mut on_exceed = BTreeMap::new();
+    for (project, entries) in raw.project {
+        for (key, value) in entries {
+            let line = line_of(text, value.span().start);
+            let at = |message: String| PolicyError::At { path: shown.clone(), line, message };
+            let Some(s) = value.get_ref().as_str() else {
+                return Err(at(format!("{key} must be a string such as \"5 kg / month\"")));
+            };
+            if key == "on_exceed" {
+                let action = match s {
+                    "stop" => OnExceed::Stop,
+                    "pause" => OnExceed::Pause,
+                    "warn" => OnExceed::Warn,
+                    other => return Err(at(format!("on_exceed '{other}': use stop, pause or warn"))),
+                };
+                on_exceed.insert(project.clone(), action);
+                continue;
+            }
+            let metric = Metric::parse(&key).map_err(|e| at(format!("{e} (or on_exceed)")))?;
+            let (amount, period) = s
+                .split_once('/')
+                .ok_or_else(|| at(format!("{key} = \"{s}\" needs a period: write e.g. \"5 kg / month\"")))?;
+            let amount = metric.parse_amount(amount).map_err(at)?;
+            let period = Period::parse(period).map_err(at)?;
+            budgets.push(ProjectBudget { project: project.clone(), metric, amount, period, line });
+        }
+    }
+    Ok(Policy { path: path.to_path_buf(), budgets, on_exceed })
+}
+
+/// Reads and parses a policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Io { path: path.display().to_string(), error })?;
+    parse(path, &text)
+}
+
+/// `decompute.toml` in `dir` or the nearest parent that has one.
+pub fn find(dir: &Path) -> Option<PathBuf> {
+    let mut d = Some(dir);
+    while let Some(x) = d {
+        let p = x.join(FILE_NAME);
+        if p.is_file() {
+            return Some(p);
+        }
+        d = x.parent();
+    }
+    None
+}
+
+/// A project budget's standing in its current period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub budget: ProjectBudget,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub used: f64,
+}
+
+impl Standing {
+    pub fn remaining(&self) -> f64 {
+        self.budget.amount - self.used
+    }
+
+    pub fn fraction(&self) -> f64 {
+        self.used / self.budget.amount
+    }
+
+    /// Use at the end of the period if it goes on at the rate so far.
+    pub fn projection(&self, now: i64) -> f64 {
+        let elapsed = (now - self.period_start).max(1) as f64;
+        self.used * (self.period_end - self.period_start) as f64 / elapsed
+    }
+}
+
+/// The standing of each of `project`'s budgets, given a function returning the ledger's
+/// usage between two Unix times.
+pub fn standings(
+    policy: &Policy,
+    project: &str,
+    now: i64,
+    mut usage: impl FnMut(i64, i64) -> Result<Usage, String>,
+) -> Result<Vec<Standing>, String> {
+    let mut out = Vec::new();
+    for b in policy.budgets.iter().filter(|b| b.project == project) {
+        let (s, e) = b.period.bounds(now);
+        let used = usage(s, e)?.get(b.metric);
+        out.push(Standing { budget: b.clone(), period_start: s, period_end: e, used });
+    }
+    Ok(out)
+}
+
+/// What is left of each budget, as limits for one run.
+pub fn remaining_limits(st: &[Standing]) -> Vec<Limit> {
+    let mut out: Vec<Limit> = Vec::new();
+    for s in st {
+        let left = s.remaining().max(0.0);
+        match out.iter_mut().find(|l| l.metric == s.budget.metric) {
+            Some(l) => l.value = l.value.min(left),
+            None => out.push(Limit { metric: s.budget.metric, value: left }),
+        }
+    }
+    out
+}
+
+/// A text bar for `budget status`.
+pub fn bar(fraction: f64, width: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "# team budgets\n[project.llm-finetune]\ncarbon = \"5 kg / month\"\nenergy = \"200 kWh / quarter\"\non_exceed = \"pause\"\n\n[project.ci]\ntime = \"100 h / week\"\n";
+
+    #[test]
+    fn parses_budgets_with_periods_and_actions() {
+        let p = parse(Path::new("decompute.toml"), P).expect("parses");
+        assert_eq!(p.budgets.len(), 3);
+        let c = p.budgets.iter().find(|b| b.metric == Metric::Carbon).expect("carbon");
+        assert_eq!((c.amount, c.period, c.line), (5000.0, Period::Month, 3));
+        let e = p.budgets.iter().find(|b| b.metric == Metric::Energy).expect("energy");
+        assert_eq!((e.amount, e.period), (200.0 * 3.6e6, Period::Quarter));
+        assert_eq!(p.on_exceed.get("llm-finetune"), Some(&OnExceed::Pause));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            ("[project.a]\ncarbon = \"5 kg\"\n", 2, "needs a period"),
+            ("[project.a]\n\ncarbon = \"5 kg / fortnight\"\n", 3, "unknown period"),
+            ("[project.a]\ncarbon = \"5 lb / month\"\n", 2, "not accepted"),
+            ("[project.a]\npower = \"5 W / month\"\n", 2, "unknown budget"),
+            ("[project.a]\ncarbon = 5\n", 2, "must be a string"),
+            ("[project.a]\non_exceed = \"explode\"\n", 2, "stop, pause or warn"),
+            ("[projects.a]\ncarbon = \"1 g / day\"\n", 1, "unknown field"),
+            ("[project.a\ncarbon = 1\n", 1, ""),
+        ];
+        for (text, line, needle) in cases {
+            let e = parse(Path::new("team/decompute.toml"), text).expect_err(text).to_string();
+            assert!(e.starts_with(&format!("team/decompute.toml: line {line}: ")), "{text:?}: {e}");
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn remaining_budget_and_projection() {
+        let p = parse(Path::new("d.toml"), P).expect("parses");
+        let now = crate::govern::period::parse_time("2026-11-16T00:00:00Z").expect("t") as i64;
+        let st = standings(&p, "llm-finetune", now, |s, e| {
+            assert!(s < e);
+            Ok(Usage { carbon_g: 3000.0, energy_j: 1e6, ..Default::default() })
+        })
+        .expect("standings");
+        let carbon = st.iter().find(|s| s.budget.metric == Metric::Carbon).expect("carbon");
+        assert_eq!(carbon.remaining(), 2000.0);
+        // Half of November gone (15 of 30 days), 3 kg used → 6 kg by the end.
+        assert!((carbon.projection(now) - 6000.0).abs() < 1e-6);
+        let lim = remaining_limits(&st);
+        assert!(lim.contains(&Limit { metric: Metric::Carbon, value: 2000.0 }));
+        assert_eq!(bar(0.5, 10), "[#####.....]");
+        assert_eq!(bar(1.7, 4), "[####]");
+    }
+
+    #[test]
+    fn found_upward_like_gitignore() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join(FILE_NAME), "").expect("write");
+        let deep = d.path().join("a/b/c");
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        assert_eq!(find(&deep), Some(d.path().join(FILE_NAME)));
+    }
+}

@@ -1,0 +1,83 @@
+//! A carbon-intensity time series `timestamp,g_per_kwh` (as exported from Electricity Maps
+//! or WattTime; RFC 3339 or Unix-second timestamps, a header row allowed). A value holds
+//! from its timestamp until the next one; the last holds for one median step.
+
+use crate::govern::period::parse_time;
+
+/// (Unix seconds, g/kWh), sorted by time.
+pub type Series = Vec<(f64, f64)>;
+
+pub fn parse(name: &str, text: &str) -> Result<Series, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let mut cells = l.split(',').map(str::trim);
+        let (Some(ts), Some(v)) = (cells.next(), cells.next()) else {
+            return Err(format!("{name}: line {}: need two columns, timestamp,g_per_kwh", i + 1));
+        };
+        let Ok(t) = parse_time(ts) else {
+            if out.is_empty() && v.parse::<f64>().is_err() {
+                continue; // a header row
+            }
+            return Err(format!("{name}: line {}: '{ts}' is not a timestamp (RFC 3339 or Unix seconds)", i + 1));
+        };
+        let g: f64 = v.parse().map_err(|_| format!("{name}: line {}: '{v}' is not a number of g/kWh", i + 1))?;
+        if !(g.is_finite() && g >= 0.0) {
+            return Err(format!("{name}: line {}: intensity {g} is negative", i + 1));
+        }
+        out.push((t, g));
+    }
+    if out.is_empty() {
+        return Err(format!("{name}: no rows; write timestamp,g_per_kwh lines"));
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(out)
+}
+
+/// The typical spacing of the series (median step), used as the last row's duration.
+pub fn step(s: &Series) -> f64 {
+    let mut d: Vec<f64> = s.windows(2).map(|w| w[1].0 - w[0].0).filter(|x| *x > 0.0).collect();
+    if d.is_empty() {
+        return 3600.0;
+    }
+    d.sort_by(f64::total_cmp);
+    d[d.len() / 2]
+}
+
+/// The end of the time the series covers.
+pub fn end(s: &Series) -> f64 {
+    s.last().map(|l| l.0 + step(s)).unwrap_or(0.0)
+}
+
+/// The value in force at `t`, if the series covers it.
+pub fn value_at(s: &Series, t: f64) -> Option<f64> {
+    if s.is_empty() || t < s[0].0 || t >= end(s) {
+        return None;
+    }
+    let i = s.partition_point(|(ts, _)| *ts <= t);
+    Some(s[i - 1].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_function_with_header() {
+        let s = parse("f.csv", "timestamp,g_per_kwh\n2026-11-29T00:00:00Z,100\n2026-11-29T01:00:00Z,300\n2026-11-29T02:00:00Z,200\n")
+            .expect("parses");
+        let t0 = parse_time("2026-11-29T00:00:00Z").expect("t");
+        assert_eq!(value_at(&s, t0), Some(100.0));
+        assert_eq!(value_at(&s, t0 + 3599.0), Some(100.0));
+        assert_eq!(value_at(&s, t0 + 3600.0), Some(300.0));
+        assert_eq!(value_at(&s, t0 + 3.0 * 3600.0 - 1.0), Some(200.0));
+        assert_eq!(value_at(&s, t0 + 3.0 * 3600.0), None);
+        assert_eq!(value_at(&s, t0 - 1.0), None);
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,x\n").expect_err("bad").contains("line 1"));
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,1\nnot-a-time,5\n").expect_err("bad").contains("line 2"));
+        assert!(parse("f.csv", "").is_err());
+    }
+}
