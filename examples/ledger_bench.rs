@@ -16,19 +16,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::path::PathBuf::from(args.get(1).ok_or("usage: ledger_bench PATH N")?);
     let n: usize = args.get(2).ok_or("usage: ledger_bench PATH N")?.parse()?;
     let data = FactorData::embedded()?;
-    let conv = resolve(&data, &ConversionRequest { zone: Some("FR".into()), ..Default::default() })?;
+    let conv = resolve(
+        &data,
+        &ConversionRequest {
+            zone: Some("FR".into()),
+            ..Default::default()
+        },
+    )?;
     let mut ledger = SqliteLedger::open(&path)?;
-    let projects = ["llm-finetune", "vision", "etl", "notebooks", "eval", "ci", "rag", "speech"];
+    let projects = [
+        "llm-finetune",
+        "vision",
+        "etl",
+        "notebooks",
+        "eval",
+        "ci",
+        "rag",
+        "speech",
+    ];
     let t0 = Instant::now();
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..n {
         let mut totals = Totals::default();
-        for (c, j, method) in [(Component::Cpu, 1000.0 + i as f64 % 977.0, Method::Modelled), (Component::Dram, 80.0, Method::Modelled), (Component::Gpu, 5000.0, Method::Measured)] {
+        for (c, j, method) in [
+            (Component::Cpu, 1000.0 + i as f64 % 977.0, Method::Modelled),
+            (Component::Dram, 80.0, Method::Modelled),
+            (Component::Gpu, 5000.0, Method::Measured),
+        ] {
             for (who, e) in [(Consumer::Host, j * 1.2), (Consumer::Workload, j)] {
                 totals.add(&Sample {
                     t_end: Seconds(60.0),
                     dt: Seconds(60.0),
-                    resource: Resource { component: c, source: format!("{c}-src") },
+                    resource: Resource {
+                        component: c,
+                        source: format!("{c}-src"),
+                    },
                     consumer: who,
                     method,
                     energy: Joules(e),
@@ -47,7 +69,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ended_at: decompute::timefmt::rfc3339(start + Duration::from_secs(60)),
             duration_s: 60.0,
             interval_s: 1.0,
-            host: HostInfo { hostname: "node-1".into(), cpu_model: "AMD EPYC 7763".into(), logical_cpus: 128, memory_gb: 512.0, virtual_machine: false, gpus: Vec::new() },
+            host: HostInfo {
+                hostname: "node-1".into(),
+                cpu_model: "AMD EPYC 7763".into(),
+                logical_cpus: 128,
+                memory_gb: 512.0,
+                virtual_machine: false,
+                gpus: Vec::new(),
+            },
             processes_followed: 3,
             cpu_time_s: 55.0,
             notes: Vec::new(),
@@ -58,7 +87,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             identity: RunIdentity {
                 id,
                 project: projects[i % projects.len()].into(),
-                tags: [("model".to_string(), format!("m{}", i % 5))].into_iter().collect(),
+                tags: [("model".to_string(), format!("m{}", i % 5))]
+                    .into_iter()
+                    .collect(),
                 user: format!("user{}", i % 20),
                 host: "node-1".into(),
                 cwd: "/home/x".into(),
@@ -74,7 +105,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("filled {n} runs in {:.1} s", t0.elapsed().as_secs_f64());
 
     // Checkpoint cost: a running run, 10 new power rows per checkpoint.
-    let ident = RunIdentity { id: decompute::ulid::new(SystemTime::now()), project: "bench".into(), tags: Default::default(), user: "u".into(), host: "h".into(), cwd: "/".into() };
+    let ident = RunIdentity {
+        id: decompute::ulid::new(SystemTime::now()),
+        project: "bench".into(),
+        tags: Default::default(),
+        user: "u".into(),
+        host: "h".into(),
+        cwd: "/".into(),
+    };
     let report = build(
         RunMeta {
             command: vec!["x".into()],
@@ -85,7 +123,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ended_at: decompute::timefmt::rfc3339(SystemTime::now()),
             duration_s: 0.0,
             interval_s: 1.0,
-            host: HostInfo { hostname: "h".into(), cpu_model: "c".into(), logical_cpus: 2, memory_gb: 1.0, virtual_machine: true, gpus: Vec::new() },
+            host: HostInfo {
+                hostname: "h".into(),
+                cpu_model: "c".into(),
+                logical_cpus: 2,
+                memory_gb: 1.0,
+                virtual_machine: true,
+                gpus: Vec::new(),
+            },
             processes_followed: 1,
             cpu_time_s: 0.0,
             notes: Vec::new(),
@@ -94,15 +139,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Vec::new(),
         &conv,
     );
-    ledger.begin(&ident, Monitor { pid: 1, start_ticks: 1 }, &report)?;
+    ledger.begin(
+        &ident,
+        Monitor {
+            pid: 1,
+            start_ticks: 1,
+        },
+        &report,
+    )?;
     let mut times = Vec::new();
     for k in 0..300 {
-        let rows: Vec<PowerRow> = (0..10).map(|j| PowerRow { t_s: (k * 10 + j) as f64, dt_s: 1.0, cpu_w: 10.0, dram_w: 2.0, gpu_w: 0.0, workload_w: 9.0 }).collect();
+        let rows: Vec<PowerRow> = (0..10)
+            .map(|j| PowerRow {
+                t_s: (k * 10 + j) as f64,
+                dt_s: 1.0,
+                cpu_w: 10.0,
+                dram_w: 2.0,
+                gpu_w: 0.0,
+                workload_w: 9.0,
+            })
+            .collect();
         let t = Instant::now();
         ledger.checkpoint(&ident.id, &report, &rows)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    println!("checkpoint (10 new rows): median {:.3} ms, p90 {:.3} ms, max {:.3} ms over {} checkpoints", times[times.len() / 2], times[times.len() * 9 / 10], times[times.len() - 1], times.len());
+    println!(
+        "checkpoint (10 new rows): median {:.3} ms, p90 {:.3} ms, max {:.3} ms over {} checkpoints",
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[times.len() - 1],
+        times.len()
+    );
     Ok(())
 }

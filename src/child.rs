@@ -125,8 +125,12 @@ pub fn received_signal() -> Option<i32> {
     }
 }
 
-/// Starts `argv` with stdio inherited. The monitor becomes a child subreaper first.
-pub fn spawn(argv: &[String]) -> Result<Running, SpawnError> {
+/// Starts `argv` with stdio inherited. The monitor becomes a child subreaper first. With
+/// `join_cgroup` (a `cgroup.procs` file) the command joins that cgroup before it executes.
+pub fn spawn(
+    argv: &[String],
+    join_cgroup: Option<&std::path::Path>,
+) -> Result<Running, SpawnError> {
     let (prog, args) = argv.split_first().ok_or(SpawnError::Empty)?;
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
     unsafe {
@@ -135,9 +139,27 @@ pub fn spawn(argv: &[String]) -> Result<Running, SpawnError> {
     let wake_read = install_handlers().map_err(SpawnError::Setup)?;
     let mut cmd = Command::new(prog);
     cmd.args(args);
-    // SAFETY: the pre-exec hook only calls async-signal-safe sigprocmask via libc.
+    // Opened here (close-on-exec), written from the child before exec.
+    let procs = match join_cgroup {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(SpawnError::Setup)?,
+        ),
+        None => None,
+    };
+    let procs_fd = procs
+        .as_ref()
+        .map(std::os::fd::AsRawFd::as_raw_fd)
+        .unwrap_or(-1);
+    // SAFETY: the pre-exec hook only makes async-signal-safe calls (write, sigprocmask).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if procs_fd >= 0 && libc::write(procs_fd, b"0".as_ptr() as *const libc::c_void, 1) != 1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -150,6 +172,7 @@ pub fn spawn(argv: &[String]) -> Result<Running, SpawnError> {
         _ if e.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotExecutable(prog.clone()),
         _ => SpawnError::Other(prog.clone(), e),
     })?;
+    drop(procs);
     let pid = child.id() as i32;
     // We reap with wait4 ourselves; dropping the handle neither waits nor kills.
     drop(child);

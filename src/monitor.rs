@@ -39,7 +39,7 @@ pub struct Monitor {
     /// Problems met while sampling, each reported once.
     pub warnings: Vec<String>,
     pub last_row: PowerRow,
-    last_pids: usize,
+    last_pids: Vec<i32>,
     /// Rows not yet handed to a ledger (full resolution, unlike `series`).
     unsaved: Vec<PowerRow>,
 }
@@ -72,7 +72,7 @@ impl Monitor {
             series: PowerSeries::new(SERIES_CAP),
             warnings: Vec::new(),
             last_row: PowerRow::default(),
-            last_pids: 0,
+            last_pids: Vec::new(),
             unsaved: Vec::new(),
         }
     }
@@ -114,7 +114,7 @@ impl Monitor {
         self.tree.add_reaped(reaped.cpu_s, &reaped.pids);
         let mut snap = self.tree.scan();
         snap.rss_bytes = snap.rss_bytes.max(reaped.max_rss_bytes);
-        self.last_pids = snap.pids.len();
+        self.last_pids = snap.pids.clone();
         let tree_cpu_s = (snap.cpu_s - self.last_tree_cpu_s).max(0.0);
         self.last_tree_cpu_s = snap.cpu_s;
 
@@ -261,9 +261,19 @@ impl Monitor {
         std::mem::take(&mut self.unsaved)
     }
 
-    /// Processes of the tree alive at the last tick.
+    /// How many processes of the tree were alive at the last tick.
     pub fn last_tree_pids(&self) -> usize {
-        self.last_pids
+        self.last_pids.len()
+    }
+
+    /// The tree's pids at the last scan.
+    pub fn tree_pids(&self) -> Vec<i32> {
+        self.last_pids.clone()
+    }
+
+    /// Rescans the tree without closing an interval (while waiting for it to drain).
+    pub fn refresh_tree(&mut self) {
+        self.last_pids = self.tree.scan().pids;
     }
 
     /// CPU time of the whole tree so far, seconds.

@@ -119,6 +119,9 @@ pub struct RunReport {
     pub water_l: Ranged,
     pub factors: Factors,
     pub notes: Vec<String>,
+    /// Budgets, pauses and grid signal, when the run was governed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<crate::govern::governor::Record>,
     pub samples: Vec<PowerRow>,
 }
 
@@ -222,6 +225,7 @@ pub fn build(
             ewif_l_per_kwh: (&conv.ewif).into(),
         },
         notes: meta.notes,
+        governance: None,
         samples,
     }
 }

@@ -79,6 +79,9 @@ pub struct ProcessTree {
     last_cpu_s: f64,
     /// Processes whose `/proc/PID/stat` could not be parsed (not counted; reported once).
     pub unreadable: Vec<String>,
+    /// The workload's own cgroup, when it has one: its `cpu.stat` is the exact CPU time of
+    /// everything that ran in it.
+    pub cgroup_dir: Option<std::path::PathBuf>,
 }
 
 impl ProcessTree {
@@ -93,6 +96,7 @@ impl ProcessTree {
             unseen_reaped: 0,
             last_cpu_s: 0.0,
             unreadable: Vec::new(),
+            cgroup_dir: None,
         }
     }
 
@@ -146,7 +150,17 @@ impl ProcessTree {
                 }
             }
         }
-        self.snapshot(&procs)
+        let before = self.last_cpu_s;
+        let mut snap = self.snapshot(&procs);
+        if let Some(cg) = self
+            .cgroup_dir
+            .as_ref()
+            .and_then(|d| crate::govern::freeze::Cgroup { dir: d.clone() }.cpu_s())
+        {
+            snap.cpu_s = cg.max(before);
+            self.last_cpu_s = snap.cpu_s;
+        }
+        snap
     }
 
     /// The tree's state from already-parsed process stats (the pure half of `scan`).

@@ -3,10 +3,12 @@
 //! Errors reach the user as one line (`{:#}` of the anyhow chain) with a documented exit
 //! code; a broken pipe is success.
 
+pub mod budget;
 pub mod detect;
 pub mod factors;
 pub mod ledger;
 pub mod run;
+pub mod when;
 
 use crate::config::Config;
 use crate::detect::Probe;
@@ -32,13 +34,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command and report the energy, carbon and water it cost
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show which energy sources this machine offers, and why others are missing
     Detect(detect::DetectArgs),
     /// List conversion factors (grid intensity, water, PUE, power models) with their sources
     Factors(factors::FactorsArgs),
     /// Query, total, export and import the record of runs
     Ledger(ledger::LedgerCmd),
+    /// Project budgets of the policy file against the ledger
+    Budget(budget::BudgetCmd),
+    /// The start time with the cleanest grid for a job, from a forecast
+    When(when::WhenArgs),
 }
 
 /// Where to read the machine from, and overrides of what it says.
@@ -210,10 +216,12 @@ pub fn main() -> i32 {
         }
     };
     let (result, fail_code) = match cli.command {
-        Command::Run(a) => (run::main(a), EXIT_RUN_FAILURE),
+        Command::Run(a) => (run::main(*a), EXIT_RUN_FAILURE),
         Command::Detect(a) => (detect::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Factors(a) => (factors::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Ledger(a) => (ledger::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Budget(a) => (budget::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::When(a) => (when::main(a).map(|()| 0), EXIT_FAILURE),
     };
     match result {
         Ok(code) => code,

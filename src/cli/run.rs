@@ -6,12 +6,18 @@ use super::{print_stdout, FactorArgs, LedgerArgs, MachineArgs};
 use crate::detect::Detection;
 use crate::duration::parse_duration;
 use crate::factors;
+use crate::govern::budget::{self, Limit, Usage};
+use crate::govern::freeze::{Cgroup, Freezer};
+use crate::govern::governor::{Directive, Governor, GovernorConfig, Record};
+use crate::govern::policy::{self, OnExceed};
+use crate::govern::yielding::YieldPolicy;
 use crate::ledger::{self, Ledger, RunIdentity, Status};
 use crate::monitor::Monitor;
 use crate::procfs::ProcRoot;
 use crate::render;
 use crate::report::RunReport;
 use crate::run::{execute, Observer, RunOptions};
+use crate::signal::Signal;
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -33,6 +39,8 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub record: RecordArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub machine: MachineArgs,
     #[command(flatten)]
@@ -67,6 +75,63 @@ pub struct RecordArgs {
     pub checkpoint: Duration,
 }
 
+/// Budgets and yielding to the grid.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Budget for this run: energy=500Wh,carbon=200g,water=3L,time=2h (any subset)
+    #[arg(long, value_parser = parse_budget_arg, value_name = "LIMITS")]
+    pub budget: Option<BudgetArg>,
+    /// What to do when a budget is used up [default: the policy's on_exceed, else stop]
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_exceed: Option<OnExceed>,
+    /// Time between SIGTERM and SIGKILL when a budget stops the workload
+    #[arg(long, default_value = "30s", value_parser = parse_any_duration, value_name = "DURATION")]
+    pub grace: Duration,
+    /// Policy file of project budgets [default: decompute.toml here or in a parent directory]
+    #[arg(long, env = "DECOMPUTE_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Start even though a project budget of the policy is used up (recorded)
+    #[arg(long)]
+    pub force: bool,
+    /// Grid signal read every interval: file:PATH, csv:PATH or cmd:COMMAND
+    #[arg(long, value_parser = Signal::parse, value_name = "SIGNAL")]
+    pub grid: Option<Signal>,
+    /// Freeze the workload while the grid is above this intensity (gCO2e/kWh)
+    #[arg(long, value_name = "G")]
+    pub pause_above: Option<f64>,
+    /// Freeze the workload while the grid stress level is at least N (0–3)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub pause_at_stress: Option<u8>,
+    /// Resume when the intensity falls below this [default: --pause-above]
+    #[arg(long, value_name = "G")]
+    pub resume_below: Option<f64>,
+    /// Minimum time in the frozen or running state before switching again
+    #[arg(long, default_value = "1m", value_parser = parse_any_duration, value_name = "DURATION")]
+    pub min_state: Duration,
+    /// Most total frozen time; after it the workload runs regardless (deadlines are met)
+    #[arg(long, value_parser = parse_any_duration, value_name = "DURATION")]
+    pub max_pause: Option<Duration>,
+    /// A signal older than this no longer keeps the workload frozen
+    #[arg(long, default_value = "15m", value_parser = parse_any_duration, value_name = "DURATION")]
+    pub grid_stale: Duration,
+    /// Time limit for a cmd: signal
+    #[arg(long, default_value = "10s", value_parser = parse_any_duration, value_name = "DURATION")]
+    pub grid_timeout: Duration,
+}
+
+/// A `--budget` value (a newtype, so clap takes it as one value, not a list).
+#[derive(Debug, Clone)]
+pub struct BudgetArg(pub Vec<Limit>);
+
+fn parse_budget_arg(s: &str) -> Result<BudgetArg, String> {
+    budget::parse_budget(s).map(BudgetArg)
+}
+
+fn parse_any_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
@@ -88,6 +153,7 @@ fn parse_checkpoint(s: &str) -> Result<Duration, String> {
 /// Records the run in a ledger and shows the live line; turns ledger failures into one
 /// warning each and stops using a ledger that failed.
 struct Recorder {
+    governor: Option<Box<Governor>>,
     ledger: Option<Box<dyn Ledger>>,
     identity: Option<RunIdentity>,
     checkpoint: Duration,
@@ -117,7 +183,18 @@ impl Observer for Recorder {
         self.last_checkpoint = Instant::now();
     }
 
-    fn tick(&mut self, m: &mut Monitor, snapshot: &dyn Fn(&Monitor) -> RunReport) {
+    fn tick(&mut self, m: &mut Monitor, snapshot: &dyn Fn(&Monitor) -> RunReport) -> Directive {
+        let mut directive = Directive::Continue;
+        if let Some(g) = self.governor.as_mut() {
+            let (d, msgs) = g.tick(unix_now(), m.elapsed().0, m.totals.workload().0);
+            if self.live && !msgs.is_empty() {
+                eprint!("\r\x1b[2K");
+            }
+            for msg in msgs {
+                eprintln!("decompute: {msg}");
+            }
+            directive = d;
+        }
         if self.live {
             let line = render::status::line(
                 m.elapsed(),
@@ -134,12 +211,70 @@ impl Observer for Recorder {
             let rows = m.take_unsaved();
             let report = snapshot(m);
             if let (Some(l), Some(id)) = (self.ledger.as_mut(), self.identity.as_ref()) {
+                let mut report = report;
+                report.governance = self.governor.as_ref().map(|g| g.record.clone());
                 if let Err(e) = l.checkpoint(&id.id, &report, &rows) {
                     self.fail("write to", e);
                 }
             }
         }
+        directive
     }
+
+    fn finish(&mut self, m: &Monitor) -> (Option<Record>, Option<crate::factors::Factor>) {
+        let Some(g) = self.governor.as_mut() else {
+            return (None, None);
+        };
+        for msg in g.last(unix_now(), m.elapsed().0, m.totals.workload().0) {
+            eprintln!("decompute: {msg}");
+        }
+        let record = g.finish(m.elapsed().0);
+        let grid = record.grid_signal.as_ref().map(|sig| {
+            crate::factors::Factor::new(
+                g.mean_intensity(),
+                "gCO2e/kWh",
+                format!(
+                    "grid signal {sig}, read every interval; energy-weighted mean of the intervals"
+                ),
+                None,
+            )
+        });
+        (Some(record), grid)
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Exit code when a budget stopped the workload (as timeout(1) does for its limit).
+pub const EXIT_STOPPED_BY_BUDGET: i32 = 124;
+/// Exit code when a project budget of the policy is used up and the run was not started.
+pub const EXIT_OVER_BUDGET: i32 = 123;
+
+/// The ledger's usage of `project` between two Unix times.
+pub fn period_usage(l: &dyn Ledger, project: &str, start: i64, end: i64) -> Result<Usage, String> {
+    let at = |t: i64| {
+        crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
+    };
+    let f = ledger::Filter {
+        project: Some(project.to_string()),
+        since: Some(at(start)),
+        until: Some(at(end)),
+        ..Default::default()
+    };
+    let rows = l
+        .summary(&ledger::GroupBy::Project, &f)
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().fold(Usage::default(), |u, r| Usage {
+        energy_j: u.energy_j + r.energy_j,
+        carbon_g: u.carbon_g + r.carbon_g,
+        water_l: u.water_l + r.water_l,
+        time_s: u.time_s + r.duration_s,
+    }))
 }
 
 fn own_start_ticks() -> u64 {
@@ -197,12 +332,24 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let live = !a.quiet && std::io::stderr().is_terminal();
+    let governor = match govern_setup(&a, &identity, &ledger, &conv, &cfg)? {
+        Setup::Refused(code) => return Ok(code),
+        Setup::Governor(g) => g,
+    };
+    let mut governor = governor;
+    let freezer = governor.as_mut().map(|g| {
+        let f = choose_freezer(&a.machine.procfs_root, &identity.id);
+        g.record.freeze_method = Some(f.method());
+        f
+    });
     let opts = RunOptions {
         argv: a.command.clone(),
         interval: a.interval,
         procfs_root: ProcRoot::new(&a.machine.procfs_root),
+        freezer,
     };
     let mut recorder = Recorder {
+        governor,
         ledger,
         identity: Some(identity.clone()),
         checkpoint: a.record.checkpoint,
@@ -221,7 +368,13 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         eprint!("\r\x1b[2K");
     }
     let report = &outcome.report;
-    let status = if report.interrupted_by.is_some() {
+    let stopped = report
+        .governance
+        .as_ref()
+        .is_some_and(|g| g.stopped_by.is_some());
+    let status = if stopped {
+        Status::StoppedByBudget
+    } else if report.interrupted_by.is_some() {
         Status::Interrupted
     } else if outcome.exit_code == 0 {
         Status::Finished
@@ -263,7 +416,186 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
             });
         }
     }
-    Ok(outcome.exit_code)
+    Ok(if stopped {
+        EXIT_STOPPED_BY_BUDGET
+    } else {
+        outcome.exit_code
+    })
+}
+
+/// The cgroup v2 freezer when a cgroup can be made here, else signals.
+/// `DECOMPUTE_FREEZER=signals` forces the signal method (tests, or a cgroup that misbehaves).
+fn choose_freezer(procfs: &std::path::Path, id: &str) -> Freezer {
+    if std::env::var("DECOMPUTE_FREEZER").as_deref() == Ok("signals") {
+        return Freezer::Signals;
+    }
+    match Cgroup::create(procfs, id) {
+        Ok(c) => Freezer::Cgroup(c),
+        Err(_) => Freezer::Signals,
+    }
+}
+
+enum Setup {
+    Refused(i32),
+    Governor(Option<Box<Governor>>),
+}
+
+/// Budgets (the run's and the policy's) and the grid: refuses to start when a project
+/// budget is used up (unless --force), else builds the governor, if anything is to govern.
+fn govern_setup(
+    a: &RunArgs,
+    identity: &RunIdentity,
+    ledger: &Option<Box<dyn Ledger>>,
+    conv: &factors::Conversion,
+    _cfg: &crate::config::Config,
+) -> anyhow::Result<Setup> {
+    let l = &a.limits;
+    if l.grid.is_none() && (l.pause_above.is_some() || l.pause_at_stress.is_some()) {
+        anyhow::bail!("--pause-above/--pause-at-stress need a grid signal: add --grid file:PATH, csv:PATH or cmd:COMMAND");
+    }
+    if l.grid.is_some() && l.pause_above.is_none() && l.pause_at_stress.is_none() {
+        eprintln!("decompute: note: --grid without --pause-above or --pause-at-stress: carbon follows the signal, the workload is never paused");
+    }
+    for (name, v) in [
+        ("--pause-above", l.pause_above),
+        ("--resume-below", l.resume_below),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.0..=3000.0).contains(&v)) {
+                anyhow::bail!("{name} {v} is not an intensity; give gCO2e/kWh between 0 and 3000");
+            }
+        }
+    }
+    if let (Some(p), Some(r)) = (l.pause_above, l.resume_below) {
+        if r > p {
+            anyhow::bail!("--resume-below {r} is above --pause-above {p}; resume at or below the pause threshold");
+        }
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let policy_path = l.policy.clone().or_else(|| policy::find(&cwd));
+    let policy = match &policy_path {
+        Some(p) => Some(policy::load(p)?),
+        None => None,
+    };
+    let mut limits = l.budget.clone().map(|b| b.0).unwrap_or_default();
+    let mut forced = false;
+    let project_budgets = policy
+        .as_ref()
+        .is_some_and(|p| p.budgets.iter().any(|b| b.project == identity.project));
+    if let (Some(p), true) = (&policy, project_budgets) {
+        match ledger {
+            None => eprintln!(
+                "decompute: warning: the budgets of project '{}' in {} cannot be checked without a ledger",
+                identity.project,
+                p.path.display()
+            ),
+            Some(lg) => {
+                let now = unix_now() as i64;
+                let st = policy::standings(p, &identity.project, now, |s, e| period_usage(lg.as_ref(), &identity.project, s, e))
+                    .map_err(|e| anyhow::anyhow!("reading the ledger for budgets: {e}"))?;
+                let over: Vec<&policy::Standing> = st.iter().filter(|s| s.remaining() <= 0.0).collect();
+                if !over.is_empty() && !a.limits.force {
+                    for s in &over {
+                        eprintln!(
+                            "decompute: error: project '{}' has used {} of its {} {} budget for this {} ({}:{}); not started. Wait for the next {}, raise the budget, or pass --force (recorded)",
+                            identity.project,
+                            s.budget.metric.show(s.used),
+                            s.budget.metric.show(s.budget.amount),
+                            s.budget.metric.name(),
+                            s.budget.period.name(),
+                            p.path.display(),
+                            s.budget.line,
+                            s.budget.period.name()
+                        );
+                    }
+                    return Ok(Setup::Refused(EXIT_OVER_BUDGET));
+                }
+                forced = !over.is_empty();
+                if forced {
+                    eprintln!("decompute: warning: project budget used up; starting anyway (--force, recorded)");
+                } else {
+                    limits = budget::tightest(&limits, &policy::remaining_limits(&st));
+                }
+            }
+        }
+    }
+    if limits.is_empty() && l.grid.is_none() && !forced {
+        return Ok(Setup::Governor(None));
+    }
+    let on_exceed = l
+        .on_exceed
+        .or_else(|| {
+            policy
+                .as_ref()
+                .and_then(|p| p.on_exceed.get(&identity.project).copied())
+        })
+        .unwrap_or(OnExceed::Stop);
+    let refresh: Option<crate::govern::governor::BudgetRefresh> =
+        match (&policy_path, project_budgets, ledger.is_some()) {
+            (Some(path), true, true) => {
+                let path = path.clone();
+                let project = identity.project.clone();
+                let run_limits = l.budget.clone().map(|b| b.0).unwrap_or_default();
+                let ledger_path = a
+                    .record
+                    .ledger
+                    .path
+                    .clone()
+                    .or_else(|| _cfg.ledger.clone())
+                    .or_else(ledger::default_path);
+                Some(Box::new(move |used: &Usage| {
+                    let p = policy::load(&path).ok()?;
+                    let lg =
+                        crate::ledger::sqlite::SqliteLedger::open(ledger_path.as_ref()?).ok()?;
+                    let st = policy::standings(&p, &project, unix_now() as i64, |s, e| {
+                        period_usage(&lg, &project, s, e)
+                    })
+                    .ok()?;
+                    // What is left in the period, on top of what this run has used so far
+                    // (its last checkpoint is already in the ledger's totals).
+                    let more: Vec<Limit> = st
+                        .iter()
+                        .map(|s| Limit {
+                            metric: s.budget.metric,
+                            value: used.get(s.budget.metric) + s.remaining().max(0.0),
+                        })
+                        .collect();
+                    Some(budget::tightest(&run_limits, &more))
+                }))
+            }
+            _ => None,
+        };
+    let grid = l.grid.clone().map(|sig| {
+        (
+            sig,
+            YieldPolicy {
+                pause_above: l.pause_above,
+                pause_at_stress: l.pause_at_stress,
+                resume_below: l.resume_below,
+                min_state_s: l.min_state.as_secs_f64(),
+                max_pause_s: l.max_pause.map(|d| d.as_secs_f64()),
+                stale_s: l.grid_stale.as_secs_f64(),
+            },
+        )
+    });
+    let cfg = GovernorConfig {
+        limits,
+        on_exceed,
+        grace: l.grace,
+        grid,
+        grid_timeout: l.grid_timeout,
+        pue: conv.pue.value,
+        wue: conv.wue.value,
+        ewif: conv.ewif.value,
+        zone_intensity: conv.grid.value,
+        refresh,
+        forced,
+        policy: policy_path.map(|p| p.display().to_string()),
+    };
+    Ok(Setup::Governor(Some(Box::new(Governor::new(
+        cfg,
+        unix_now(),
+    )))))
 }
 
 fn check_writable(p: &std::path::Path) -> anyhow::Result<()> {

@@ -21,7 +21,9 @@ impl Metric {
             "carbon" => Ok(Metric::Carbon),
             "water" => Ok(Metric::Water),
             "time" => Ok(Metric::Time),
-            other => Err(format!("unknown budget '{other}'; use energy, carbon, water or time")),
+            other => Err(format!(
+                "unknown budget '{other}'; use energy, carbon, water or time"
+            )),
         }
     }
 
@@ -37,7 +39,15 @@ impl Metric {
     /// (unit, factor to the base unit: J, g, L, s), for each accepted unit.
     fn units(self) -> &'static [(&'static str, f64)] {
         match self {
-            Metric::Energy => &[("J", 1.0), ("kJ", 1e3), ("MJ", 1e6), ("Wh", 3600.0), ("kWh", 3.6e6), ("MWh", 3.6e9)],
+            Metric::Energy => &[
+                ("mJ", 1e-3),
+                ("J", 1.0),
+                ("kJ", 1e3),
+                ("MJ", 1e6),
+                ("Wh", 3600.0),
+                ("kWh", 3.6e6),
+                ("MWh", 3.6e9),
+            ],
             Metric::Carbon => &[("mg", 1e-3), ("g", 1.0), ("kg", 1e3), ("t", 1e6)],
             Metric::Water => &[("mL", 1e-3), ("L", 1.0), ("l", 1.0), ("m3", 1e3)],
             Metric::Time => &[("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0)],
@@ -47,20 +57,41 @@ impl Metric {
     /// Parses an amount with its unit ("500Wh", "5 kg") into the base unit.
     pub fn parse_amount(self, text: &str) -> Result<f64, String> {
         let t = text.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = (&t[..split], t[split..].trim());
-        let accepted = || self.units().iter().map(|(u, _)| *u).collect::<Vec<_>>().join(", ");
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("{} budget '{t}' needs a number and a unit ({})", self.name(), accepted()))?;
+        let accepted = || {
+            self.units()
+                .iter()
+                .map(|(u, _)| *u)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let value: f64 = num.parse().map_err(|_| {
+            format!(
+                "{} budget '{t}' needs a number and a unit ({})",
+                self.name(),
+                accepted()
+            )
+        })?;
         let factor = self
             .units()
             .iter()
             .find(|(u, _)| *u == unit)
             .map(|(_, f)| *f)
-            .ok_or_else(|| format!("{} budget '{t}': unit '{unit}' not accepted; use {}", self.name(), accepted()))?;
+            .ok_or_else(|| {
+                format!(
+                    "{} budget '{t}': unit '{unit}' not accepted; use {}",
+                    self.name(),
+                    accepted()
+                )
+            })?;
         if !(value > 0.0 && value.is_finite()) {
-            return Err(format!("{} budget '{t}' must be more than zero", self.name()));
+            return Err(format!(
+                "{} budget '{t}' must be more than zero",
+                self.name()
+            ));
         }
         Ok(value * factor)
     }
@@ -88,17 +119,24 @@ pub struct Limit {
 pub fn parse_budget(text: &str) -> Result<Vec<Limit>, String> {
     let mut out: Vec<Limit> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| format!("budget '{part}' is not name=amount; write e.g. --budget energy=500Wh,carbon=200g"))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            format!(
+                "budget '{part}' is not name=amount; write e.g. --budget energy=500Wh,carbon=200g"
+            )
+        })?;
         let metric = Metric::parse(k)?;
         if out.iter().any(|l| l.metric == metric) {
             return Err(format!("{} budget given twice", metric.name()));
         }
-        out.push(Limit { metric, value: metric.parse_amount(v)? });
+        out.push(Limit {
+            metric,
+            value: metric.parse_amount(v)?,
+        });
     }
     if out.is_empty() {
-        return Err("empty budget; write e.g. --budget energy=500Wh,carbon=200g,water=3L,time=2h".into());
+        return Err(
+            "empty budget; write e.g. --budget energy=500Wh,carbon=200g,water=3L,time=2h".into(),
+        );
     }
     Ok(out)
 }
@@ -140,7 +178,11 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(limits: Vec<Limit>) -> Tracker {
-        Tracker { limits, warned: Vec::new(), exceeded: Vec::new() }
+        Tracker {
+            limits,
+            warned: Vec::new(),
+            exceeded: Vec::new(),
+        }
     }
 
     pub fn check(&mut self, u: &Usage) -> Vec<Crossing> {
@@ -161,7 +203,10 @@ impl Tracker {
 
     /// The first limit currently at or over 100 %, if any.
     pub fn over(&self, u: &Usage) -> Option<Limit> {
-        self.limits.iter().copied().find(|l| u.get(l.metric) >= l.value)
+        self.limits
+            .iter()
+            .copied()
+            .find(|l| u.get(l.metric) >= l.value)
     }
 
     /// Forgets that a metric was exceeded (its limit was raised or a period renewed).
@@ -213,7 +258,12 @@ mod tests {
             let b = parse_budget(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(b, vec![Limit { metric, value }], "{text}");
         }
-        assert_eq!(parse_budget("energy=500Wh,carbon=200g,water=3L,time=2h").expect("all").len(), 4);
+        assert_eq!(
+            parse_budget("energy=500Wh,carbon=200g,water=3L,time=2h")
+                .expect("all")
+                .len(),
+            4
+        );
     }
 
     #[test]
@@ -235,23 +285,66 @@ mod tests {
 
     #[test]
     fn warns_at_80_then_exceeds_once() {
-        let mut t = Tracker::new(vec![Limit { metric: Metric::Energy, value: 100.0 }]);
-        let at = |j: f64| Usage { energy_j: j, ..Default::default() };
+        let mut t = Tracker::new(vec![Limit {
+            metric: Metric::Energy,
+            value: 100.0,
+        }]);
+        let at = |j: f64| Usage {
+            energy_j: j,
+            ..Default::default()
+        };
         assert!(t.check(&at(50.0)).is_empty());
         assert!(matches!(t.check(&at(80.0))[..], [Crossing::Warning { .. }]));
         assert!(t.check(&at(90.0)).is_empty());
-        assert!(matches!(t.check(&at(100.0))[..], [Crossing::Exceeded { .. }]));
+        assert!(matches!(
+            t.check(&at(100.0))[..],
+            [Crossing::Exceeded { .. }]
+        ));
         assert!(t.check(&at(120.0)).is_empty());
         assert!(t.over(&at(120.0)).is_some());
         // Jumping straight past 100 % gives only the exceeded event.
-        let mut t = Tracker::new(vec![Limit { metric: Metric::Time, value: 10.0 }]);
-        assert_eq!(t.check(&Usage { time_s: 11.0, ..Default::default() }).len(), 1);
+        let mut t = Tracker::new(vec![Limit {
+            metric: Metric::Time,
+            value: 10.0,
+        }]);
+        assert_eq!(
+            t.check(&Usage {
+                time_s: 11.0,
+                ..Default::default()
+            })
+            .len(),
+            1
+        );
     }
 
     #[test]
     fn tightest_of_run_and_policy() {
-        let a = [Limit { metric: Metric::Energy, value: 10.0 }];
-        let b = [Limit { metric: Metric::Energy, value: 5.0 }, Limit { metric: Metric::Carbon, value: 1.0 }];
-        assert_eq!(tightest(&a, &b), vec![Limit { metric: Metric::Energy, value: 5.0 }, Limit { metric: Metric::Carbon, value: 1.0 }]);
+        let a = [Limit {
+            metric: Metric::Energy,
+            value: 10.0,
+        }];
+        let b = [
+            Limit {
+                metric: Metric::Energy,
+                value: 5.0,
+            },
+            Limit {
+                metric: Metric::Carbon,
+                value: 1.0,
+            },
+        ];
+        assert_eq!(
+            tightest(&a, &b),
+            vec![
+                Limit {
+                    metric: Metric::Energy,
+                    value: 5.0
+                },
+                Limit {
+                    metric: Metric::Carbon,
+                    value: 1.0
+                }
+            ]
+        );
     }
 }

@@ -26,15 +26,19 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
 
 /// decompute's own cgroup v2 path from `/proc/self/cgroup` text (the `0::` line).
 pub fn own_cgroup(cgroup: &str) -> Option<String> {
-    cgroup.lines().find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+    cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
 }
 
 impl Cgroup {
     /// Where a workload cgroup would go, if cgroup v2 is mounted and writable here.
     pub fn parent_dir(procfs: &Path) -> Result<PathBuf, String> {
-        let mi = std::fs::read_to_string(procfs.join("self/mountinfo")).map_err(|e| format!("no mountinfo: {e}"))?;
+        let mi = std::fs::read_to_string(procfs.join("self/mountinfo"))
+            .map_err(|e| format!("no mountinfo: {e}"))?;
         let mount = cgroup2_mount(&mi).ok_or("no cgroup v2 mounted")?;
-        let cg = std::fs::read_to_string(procfs.join("self/cgroup")).map_err(|e| format!("no /proc/self/cgroup: {e}"))?;
+        let cg = std::fs::read_to_string(procfs.join("self/cgroup"))
+            .map_err(|e| format!("no /proc/self/cgroup: {e}"))?;
         let own = own_cgroup(&cg).ok_or("not in a cgroup v2")?;
         let dir = mount.join(own.trim_start_matches('/'));
         // SAFETY: access(2) with a valid NUL-terminated path.
@@ -42,7 +46,10 @@ impl Cgroup {
             .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
             .unwrap_or(false);
         if !writable || !dir.join("cgroup.procs").exists() {
-            return Err(format!("{} is not writable (no delegated cgroup)", dir.display()));
+            return Err(format!(
+                "{} is not writable (no delegated cgroup)",
+                dir.display()
+            ));
         }
         Ok(dir)
     }
@@ -64,7 +71,9 @@ impl Cgroup {
     }
 
     pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).open(self.dir.join("cgroup.freeze"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.freeze"))?;
         f.write_all(if frozen { b"1" } else { b"0" })
     }
 
@@ -143,7 +152,9 @@ impl Freezer {
                     signal_all(tree, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
                 }
             }
-            Freezer::Signals => signal_all(tree, if frozen { libc::SIGSTOP } else { libc::SIGCONT }),
+            Freezer::Signals => {
+                signal_all(tree, if frozen { libc::SIGSTOP } else { libc::SIGCONT })
+            }
         }
     }
 }
@@ -156,9 +167,15 @@ mod tests {
     fn finds_the_v2_mount_and_own_path() {
         let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
                   41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_mount(mi),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(cgroup2_mount("1 2 3 / /x rw - ext4 /dev/sda rw\n"), None);
-        assert_eq!(own_cgroup("4:memory:/x\n0::/user.slice/session-1.scope\n").as_deref(), Some("/user.slice/session-1.scope"));
+        assert_eq!(
+            own_cgroup("4:memory:/x\n0::/user.slice/session-1.scope\n").as_deref(),
+            Some("/user.slice/session-1.scope")
+        );
         assert_eq!(own_cgroup("4:memory:/x\n"), None);
     }
 }

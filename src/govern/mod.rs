@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod freeze;
+pub mod governor;
 pub mod period;
 pub mod policy;
 pub mod when;

@@ -21,7 +21,9 @@ impl Period {
             "month" => Ok(Period::Month),
             "quarter" => Ok(Period::Quarter),
             "year" => Ok(Period::Year),
-            other => Err(format!("unknown period '{other}'; use day, week, month, quarter or year")),
+            other => Err(format!(
+                "unknown period '{other}'; use day, week, month, quarter or year"
+            )),
         }
     }
 
@@ -81,13 +83,28 @@ pub fn parse_time(s: &str) -> Result<f64, String> {
     if let Ok(v) = t.parse::<f64>() {
         return Ok(v);
     }
-    let bad = || format!("'{t}' is not a time; use RFC 3339 (2026-11-29T10:00:00Z) or Unix seconds");
+    let bad =
+        || format!("'{t}' is not a time; use RFC 3339 (2026-11-29T10:00:00Z) or Unix seconds");
     let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let num =
+        |r: std::ops::Range<usize>| t.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
@@ -123,15 +140,60 @@ mod tests {
     #[test]
     fn period_bounds_across_boundaries() {
         let cases = [
-            (Period::Day, "2026-11-29T23:59:59Z", "2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z"),
-            (Period::Week, "2026-11-29T12:00:00Z", "2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z"), // a Sunday
-            (Period::Week, "2026-11-30T00:00:00Z", "2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z"), // a Monday
-            (Period::Month, "2026-12-31T23:00:00Z", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
-            (Period::Month, "2028-02-29T10:00:00Z", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z"), // leap year
-            (Period::Month, "2026-01-31T10:00:00Z", "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
-            (Period::Quarter, "2026-11-29T00:00:00Z", "2026-10-01T00:00:00Z", "2027-01-01T00:00:00Z"),
-            (Period::Quarter, "2026-03-31T23:59:59Z", "2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z"),
-            (Period::Year, "2026-07-01T00:00:00Z", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            (
+                Period::Day,
+                "2026-11-29T23:59:59Z",
+                "2026-11-29T00:00:00Z",
+                "2026-11-30T00:00:00Z",
+            ),
+            (
+                Period::Week,
+                "2026-11-29T12:00:00Z",
+                "2026-11-23T00:00:00Z",
+                "2026-11-30T00:00:00Z",
+            ), // a Sunday
+            (
+                Period::Week,
+                "2026-11-30T00:00:00Z",
+                "2026-11-30T00:00:00Z",
+                "2026-12-07T00:00:00Z",
+            ), // a Monday
+            (
+                Period::Month,
+                "2026-12-31T23:00:00Z",
+                "2026-12-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            (
+                Period::Month,
+                "2028-02-29T10:00:00Z",
+                "2028-02-01T00:00:00Z",
+                "2028-03-01T00:00:00Z",
+            ), // leap year
+            (
+                Period::Month,
+                "2026-01-31T10:00:00Z",
+                "2026-01-01T00:00:00Z",
+                "2026-02-01T00:00:00Z",
+            ),
+            (
+                Period::Quarter,
+                "2026-11-29T00:00:00Z",
+                "2026-10-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
+            (
+                Period::Quarter,
+                "2026-03-31T23:59:59Z",
+                "2026-01-01T00:00:00Z",
+                "2026-04-01T00:00:00Z",
+            ),
+            (
+                Period::Year,
+                "2026-07-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z",
+            ),
         ];
         for (p, t, s, e) in cases {
             assert_eq!(p.bounds(at(t)), (at(s), at(e)), "{p:?} of {t}");
@@ -145,8 +207,16 @@ mod tests {
         assert_eq!(t, at("2026-11-30T23:30:00Z"));
         assert_eq!(Period::Month.bounds(t).0, at("2026-11-01T00:00:00Z"));
         assert_eq!(parse_time("1795996800").expect("unix"), 1795996800.0);
-        assert_eq!(parse_time("2026-11-29T10:00:00.250Z").expect("frac"), at("2026-11-29T10:00:00Z") as f64 + 0.25);
-        for bad in ["yesterday", "2026-13-01T00:00:00Z", "2026-11-29T10:00:00+0100", "2026-11-29"] {
+        assert_eq!(
+            parse_time("2026-11-29T10:00:00.250Z").expect("frac"),
+            at("2026-11-29T10:00:00Z") as f64 + 0.25
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T10:00:00+0100",
+            "2026-11-29",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }

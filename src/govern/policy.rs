@@ -22,7 +22,11 @@ pub enum PolicyError {
     #[error("cannot read policy {path}: {error}")]
     Io { path: String, error: std::io::Error },
     #[error("{path}: line {line}: {message}")]
-    At { path: String, line: usize, message: String },
+    At {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Whole { path: String, message: String },
 }
@@ -69,43 +73,73 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let shown = path.display().to_string();
     let raw: Raw = toml::from_str(text).map_err(|e| match e.span() {
-        Some(span) => PolicyError::At { path: shown.clone(), line: line_of(text, span.start), message: e.message().to_string() },
-        None => PolicyError::Whole { path: shown.clone(), message: e.message().to_string() },
+        Some(span) => PolicyError::At {
+            path: shown.clone(),
+            line: line_of(text, span.start),
+            message: e.message().to_string(),
+        },
+        None => PolicyError::Whole {
+            path: shown.clone(),
+            message: e.message().to_string(),
+        },
     })?;
     let mut budgets = Vec::new();
     let mut on_exceed = BTreeMap::new();
     for (project, entries) in raw.project {
         for (key, value) in entries {
             let line = line_of(text, value.span().start);
-            let at = |message: String| PolicyError::At { path: shown.clone(), line, message };
+            let at = |message: String| PolicyError::At {
+                path: shown.clone(),
+                line,
+                message,
+            };
             let Some(s) = value.get_ref().as_str() else {
-                return Err(at(format!("{key} must be a string such as \"5 kg / month\"")));
+                return Err(at(format!(
+                    "{key} must be a string such as \"5 kg / month\""
+                )));
             };
             if key == "on_exceed" {
                 let action = match s {
                     "stop" => OnExceed::Stop,
                     "pause" => OnExceed::Pause,
                     "warn" => OnExceed::Warn,
-                    other => return Err(at(format!("on_exceed '{other}': use stop, pause or warn"))),
+                    other => {
+                        return Err(at(format!("on_exceed '{other}': use stop, pause or warn")))
+                    }
                 };
                 on_exceed.insert(project.clone(), action);
                 continue;
             }
             let metric = Metric::parse(&key).map_err(|e| at(format!("{e} (or on_exceed)")))?;
-            let (amount, period) = s
-                .split_once('/')
-                .ok_or_else(|| at(format!("{key} = \"{s}\" needs a period: write e.g. \"5 kg / month\"")))?;
+            let (amount, period) = s.split_once('/').ok_or_else(|| {
+                at(format!(
+                    "{key} = \"{s}\" needs a period: write e.g. \"5 kg / month\""
+                ))
+            })?;
             let amount = metric.parse_amount(amount).map_err(at)?;
             let period = Period::parse(period).map_err(at)?;
-            budgets.push(ProjectBudget { project: project.clone(), metric, amount, period, line });
+            budgets.push(ProjectBudget {
+                project: project.clone(),
+                metric,
+                amount,
+                period,
+                line,
+            });
         }
     }
-    Ok(Policy { path: path.to_path_buf(), budgets, on_exceed })
+    Ok(Policy {
+        path: path.to_path_buf(),
+        budgets,
+        on_exceed,
+    })
 }
 
 /// Reads and parses a policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Io { path: path.display().to_string(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Io {
+        path: path.display().to_string(),
+        error,
+    })?;
     parse(path, &text)
 }
 
@@ -159,7 +193,12 @@ pub fn standings(
     for b in policy.budgets.iter().filter(|b| b.project == project) {
         let (s, e) = b.period.bounds(now);
         let used = usage(s, e)?.get(b.metric);
-        out.push(Standing { budget: b.clone(), period_start: s, period_end: e, used });
+        out.push(Standing {
+            budget: b.clone(),
+            period_start: s,
+            period_end: e,
+            used,
+        });
     }
     Ok(out)
 }
@@ -171,7 +210,10 @@ pub fn remaining_limits(st: &[Standing]) -> Vec<Limit> {
         let left = s.remaining().max(0.0);
         match out.iter_mut().find(|l| l.metric == s.budget.metric) {
             Some(l) => l.value = l.value.min(left),
-            None => out.push(Limit { metric: s.budget.metric, value: left }),
+            None => out.push(Limit {
+                metric: s.budget.metric,
+                value: left,
+            }),
         }
     }
     out
@@ -193,9 +235,17 @@ mod tests {
     fn parses_budgets_with_periods_and_actions() {
         let p = parse(Path::new("decompute.toml"), P).expect("parses");
         assert_eq!(p.budgets.len(), 3);
-        let c = p.budgets.iter().find(|b| b.metric == Metric::Carbon).expect("carbon");
+        let c = p
+            .budgets
+            .iter()
+            .find(|b| b.metric == Metric::Carbon)
+            .expect("carbon");
         assert_eq!((c.amount, c.period, c.line), (5000.0, Period::Month, 3));
-        let e = p.budgets.iter().find(|b| b.metric == Metric::Energy).expect("energy");
+        let e = p
+            .budgets
+            .iter()
+            .find(|b| b.metric == Metric::Energy)
+            .expect("energy");
         assert_eq!((e.amount, e.period), (200.0 * 3.6e6, Period::Quarter));
         assert_eq!(p.on_exceed.get("llm-finetune"), Some(&OnExceed::Pause));
     }
@@ -204,17 +254,38 @@ mod tests {
     fn errors_name_file_and_line() {
         let cases = [
             ("[project.a]\ncarbon = \"5 kg\"\n", 2, "needs a period"),
-            ("[project.a]\n\ncarbon = \"5 kg / fortnight\"\n", 3, "unknown period"),
-            ("[project.a]\ncarbon = \"5 lb / month\"\n", 2, "not accepted"),
-            ("[project.a]\npower = \"5 W / month\"\n", 2, "unknown budget"),
+            (
+                "[project.a]\n\ncarbon = \"5 kg / fortnight\"\n",
+                3,
+                "unknown period",
+            ),
+            (
+                "[project.a]\ncarbon = \"5 lb / month\"\n",
+                2,
+                "not accepted",
+            ),
+            (
+                "[project.a]\npower = \"5 W / month\"\n",
+                2,
+                "unknown budget",
+            ),
             ("[project.a]\ncarbon = 5\n", 2, "must be a string"),
-            ("[project.a]\non_exceed = \"explode\"\n", 2, "stop, pause or warn"),
+            (
+                "[project.a]\non_exceed = \"explode\"\n",
+                2,
+                "stop, pause or warn",
+            ),
             ("[projects.a]\ncarbon = \"1 g / day\"\n", 1, "unknown field"),
             ("[project.a\ncarbon = 1\n", 1, ""),
         ];
         for (text, line, needle) in cases {
-            let e = parse(Path::new("team/decompute.toml"), text).expect_err(text).to_string();
-            assert!(e.starts_with(&format!("team/decompute.toml: line {line}: ")), "{text:?}: {e}");
+            let e = parse(Path::new("team/decompute.toml"), text)
+                .expect_err(text)
+                .to_string();
+            assert!(
+                e.starts_with(&format!("team/decompute.toml: line {line}: ")),
+                "{text:?}: {e}"
+            );
             assert!(e.contains(needle), "{text:?}: {e}");
         }
     }
@@ -225,15 +296,25 @@ mod tests {
         let now = crate::govern::period::parse_time("2026-11-16T00:00:00Z").expect("t") as i64;
         let st = standings(&p, "llm-finetune", now, |s, e| {
             assert!(s < e);
-            Ok(Usage { carbon_g: 3000.0, energy_j: 1e6, ..Default::default() })
+            Ok(Usage {
+                carbon_g: 3000.0,
+                energy_j: 1e6,
+                ..Default::default()
+            })
         })
         .expect("standings");
-        let carbon = st.iter().find(|s| s.budget.metric == Metric::Carbon).expect("carbon");
+        let carbon = st
+            .iter()
+            .find(|s| s.budget.metric == Metric::Carbon)
+            .expect("carbon");
         assert_eq!(carbon.remaining(), 2000.0);
         // Half of November gone (15 of 30 days), 3 kg used → 6 kg by the end.
         assert!((carbon.projection(now) - 6000.0).abs() < 1e-6);
         let lim = remaining_limits(&st);
-        assert!(lim.contains(&Limit { metric: Metric::Carbon, value: 2000.0 }));
+        assert!(lim.contains(&Limit {
+            metric: Metric::Carbon,
+            value: 2000.0
+        }));
         assert_eq!(bar(0.5, 10), "[#####.....]");
         assert_eq!(bar(1.7, 4), "[####]");
     }

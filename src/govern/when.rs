@@ -52,10 +52,20 @@ pub fn search(s: &Series, now: f64, duration: f64, within: f64) -> Plan {
     }
     starts.sort_by(f64::total_cmp);
     starts.dedup();
-    let windows: Vec<Window> = starts.iter().filter_map(|&st| mean_over(s, st, st + duration).map(|m| Window { start: st, mean: m })).collect();
+    let windows: Vec<Window> = starts
+        .iter()
+        .filter_map(|&st| mean_over(s, st, st + duration).map(|m| Window { start: st, mean: m }))
+        .collect();
     let min = windows.iter().map(|w| w.mean).fold(f64::INFINITY, f64::min);
-    let best = windows.iter().copied().filter(|w| (w.mean - min).abs() <= 1e-9 * min.abs().max(1.0)).collect();
-    Plan { now: windows.iter().copied().find(|w| w.start == now), best }
+    let best = windows
+        .iter()
+        .copied()
+        .filter(|w| (w.mean - min).abs() <= 1e-9 * min.abs().max(1.0))
+        .collect();
+    Plan {
+        now: windows.iter().copied().find(|w| w.start == now),
+        best,
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +73,10 @@ mod tests {
     use super::*;
 
     fn series(vals: &[f64]) -> Series {
-        vals.iter().enumerate().map(|(i, v)| (i as f64 * 3600.0, *v)).collect()
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 * 3600.0, *v))
+            .collect()
     }
 
     #[test]
@@ -71,14 +84,39 @@ mod tests {
         // Hourly: 300 200 100 100 400 50; a 2 h job.
         let s = series(&[300.0, 200.0, 100.0, 100.0, 400.0, 50.0]);
         assert_eq!(mean_over(&s, 0.0, 7200.0), Some(250.0));
-        assert_eq!(mean_over(&s, 1800.0, 9000.0), Some((300.0 * 0.5 + 200.0 + 100.0 * 0.5) / 2.0));
-        assert_eq!(mean_over(&s, 5.0 * 3600.0, 7.0 * 3600.0), None, "past the forecast's end");
+        assert_eq!(
+            mean_over(&s, 1800.0, 9000.0),
+            Some((300.0 * 0.5 + 200.0 + 100.0 * 0.5) / 2.0)
+        );
+        assert_eq!(
+            mean_over(&s, 5.0 * 3600.0, 7.0 * 3600.0),
+            None,
+            "past the forecast's end"
+        );
         let p = search(&s, 0.0, 7200.0, 24.0 * 3600.0);
-        assert_eq!(p.now, Some(Window { start: 0.0, mean: 250.0 }));
-        assert_eq!(p.best, vec![Window { start: 7200.0, mean: 100.0 }]);
+        assert_eq!(
+            p.now,
+            Some(Window {
+                start: 0.0,
+                mean: 250.0
+            })
+        );
+        assert_eq!(
+            p.best,
+            vec![Window {
+                start: 7200.0,
+                mean: 100.0
+            }]
+        );
         // Restricted to the first hour: the best is at 1 h (200+100)/2 = 150.
         let p = search(&s, 0.0, 7200.0, 3600.0);
-        assert_eq!(p.best, vec![Window { start: 3600.0, mean: 150.0 }]);
+        assert_eq!(
+            p.best,
+            vec![Window {
+                start: 3600.0,
+                mean: 150.0
+            }]
+        );
     }
 
     #[test]
@@ -94,7 +132,19 @@ mod tests {
         let s = series(&[400.0, 100.0, 400.0]);
         // Now is 30 min into the first hour; a 1 h job is best starting at 1 h.
         let p = search(&s, 1800.0, 3600.0, 7200.0);
-        assert_eq!(p.now, Some(Window { start: 1800.0, mean: 250.0 }));
-        assert_eq!(p.best, vec![Window { start: 3600.0, mean: 100.0 }]);
+        assert_eq!(
+            p.now,
+            Some(Window {
+                start: 1800.0,
+                mean: 250.0
+            })
+        );
+        assert_eq!(
+            p.best,
+            vec![Window {
+                start: 3600.0,
+                mean: 100.0
+            }]
+        );
     }
 }

@@ -38,7 +38,15 @@ pub struct Yielder {
 
 impl Yielder {
     pub fn new(policy: YieldPolicy, now: f64) -> Yielder {
-        Yielder { policy, frozen: false, since: now - 1e9, paused_s: 0.0, last_good: None, exhausted: false, warned_stale: false }
+        Yielder {
+            policy,
+            frozen: false,
+            since: now - 1e9,
+            paused_s: 0.0,
+            last_good: None,
+            exhausted: false,
+            warned_stale: false,
+        }
     }
 
     /// The reading in force (the last good one).
@@ -47,8 +55,10 @@ impl Yielder {
     }
 
     fn dirty(&self, r: &Reading) -> bool {
-        let by_intensity = matches!((r.intensity, self.policy.pause_above), (Some(i), Some(t)) if i > t);
-        let by_stress = matches!((r.stress, self.policy.pause_at_stress), (Some(s), Some(t)) if s >= t);
+        let by_intensity =
+            matches!((r.intensity, self.policy.pause_above), (Some(i), Some(t)) if i > t);
+        let by_stress =
+            matches!((r.stress, self.policy.pause_at_stress), (Some(s), Some(t)) if s >= t);
         by_intensity || by_stress
     }
 
@@ -67,7 +77,12 @@ impl Yielder {
 
     /// Takes one reading (or a read error) at time `now`; `dt` is the time since the last
     /// step (counted as frozen if it was). Returns the decision and any warning to print.
-    pub fn step(&mut self, now: f64, dt: f64, reading: Result<Reading, String>) -> (Decision, Option<String>) {
+    pub fn step(
+        &mut self,
+        now: f64,
+        dt: f64,
+        reading: Result<Reading, String>,
+    ) -> (Decision, Option<String>) {
         if self.frozen {
             self.paused_s += dt.max(0.0);
         }
@@ -89,7 +104,14 @@ impl Yielder {
                 if self.paused_s >= max {
                     self.exhausted = true;
                     set(self, false);
-                    return (Decision::Thaw { reason: format!("maximum pause of {max:.0} s reached; running regardless") }, warning);
+                    return (
+                        Decision::Thaw {
+                            reason: format!(
+                                "maximum pause of {max:.0} s reached; running regardless"
+                            ),
+                        },
+                        warning,
+                    );
                 }
             }
         }
@@ -100,11 +122,19 @@ impl Yielder {
         let Some(r) = fresh else {
             if self.frozen {
                 set(self, false);
-                return (Decision::Thaw { reason: "grid signal stale; running on".into() }, warning);
+                return (
+                    Decision::Thaw {
+                        reason: "grid signal stale; running on".into(),
+                    },
+                    warning,
+                );
             }
             if self.last_good.is_some() && !self.warned_stale {
                 self.warned_stale = true;
-                warning = Some(format!("grid signal stale for more than {:.0} s; the workload runs on", self.policy.stale_s));
+                warning = Some(format!(
+                    "grid signal stale for more than {:.0} s; the workload runs on",
+                    self.policy.stale_s
+                ));
             }
             return (Decision::Stay, warning);
         };
@@ -113,11 +143,21 @@ impl Yielder {
         }
         if !self.frozen && self.dirty(&r) {
             set(self, true);
-            return (Decision::Freeze { reason: describe(&r) }, warning);
+            return (
+                Decision::Freeze {
+                    reason: describe(&r),
+                },
+                warning,
+            );
         }
         if self.frozen && self.clean(&r) {
             set(self, false);
-            return (Decision::Thaw { reason: describe(&r) }, warning);
+            return (
+                Decision::Thaw {
+                    reason: describe(&r),
+                },
+                warning,
+            );
         }
         (Decision::Stay, warning)
     }
@@ -137,33 +177,64 @@ mod tests {
     use super::*;
 
     fn g(i: f64) -> Result<Reading, String> {
-        Ok(Reading { intensity: Some(i), stress: None })
+        Ok(Reading {
+            intensity: Some(i),
+            stress: None,
+        })
     }
 
     fn policy() -> YieldPolicy {
-        YieldPolicy { pause_above: Some(300.0), pause_at_stress: None, resume_below: Some(250.0), min_state_s: 10.0, max_pause_s: None, stale_s: 900.0 }
+        YieldPolicy {
+            pause_above: Some(300.0),
+            pause_at_stress: None,
+            resume_below: Some(250.0),
+            min_state_s: 10.0,
+            max_pause_s: None,
+            stale_s: 900.0,
+        }
     }
 
     #[test]
     fn hysteresis_and_minimum_state() {
         let mut y = Yielder::new(policy(), 0.0);
         assert_eq!(y.step(0.0, 0.0, g(200.0)).0, Decision::Stay);
-        assert!(matches!(y.step(1.0, 1.0, g(350.0)).0, Decision::Freeze { .. }));
+        assert!(matches!(
+            y.step(1.0, 1.0, g(350.0)).0,
+            Decision::Freeze { .. }
+        ));
         // Between the thresholds: stays frozen (hysteresis).
         assert_eq!(y.step(20.0, 19.0, g(280.0)).0, Decision::Stay);
         // Clean, but within the minimum state time of the last switch? No: 24 s > 10 s.
-        assert!(matches!(y.step(25.0, 5.0, g(240.0)).0, Decision::Thaw { .. }));
+        assert!(matches!(
+            y.step(25.0, 5.0, g(240.0)).0,
+            Decision::Thaw { .. }
+        ));
         assert!((y.paused_s - 24.0).abs() < 1e-9);
         // Dirty again right after thawing: the minimum state time holds it.
         assert_eq!(y.step(30.0, 5.0, g(400.0)).0, Decision::Stay);
-        assert!(matches!(y.step(36.0, 6.0, g(400.0)).0, Decision::Freeze { .. }));
+        assert!(matches!(
+            y.step(36.0, 6.0, g(400.0)).0,
+            Decision::Freeze { .. }
+        ));
     }
 
     #[test]
     fn stress_levels() {
-        let p = YieldPolicy { pause_above: None, pause_at_stress: Some(2), resume_below: None, min_state_s: 0.0, max_pause_s: None, stale_s: 900.0 };
+        let p = YieldPolicy {
+            pause_above: None,
+            pause_at_stress: Some(2),
+            resume_below: None,
+            min_state_s: 0.0,
+            max_pause_s: None,
+            stale_s: 900.0,
+        };
         let mut y = Yielder::new(p, 0.0);
-        let s = |n: u8| Ok(Reading { intensity: None, stress: Some(n) });
+        let s = |n: u8| {
+            Ok(Reading {
+                intensity: None,
+                stress: Some(n),
+            })
+        };
         assert_eq!(y.step(1.0, 1.0, s(1)).0, Decision::Stay);
         assert!(matches!(y.step(2.0, 1.0, s(2)).0, Decision::Freeze { .. }));
         assert_eq!(y.step(3.0, 1.0, s(3)).0, Decision::Stay);
@@ -176,9 +247,15 @@ mod tests {
         p.min_state_s = 0.0;
         p.max_pause_s = Some(60.0);
         let mut y = Yielder::new(p, 0.0);
-        assert!(matches!(y.step(0.0, 0.0, g(500.0)).0, Decision::Freeze { .. }));
+        assert!(matches!(
+            y.step(0.0, 0.0, g(500.0)).0,
+            Decision::Freeze { .. }
+        ));
         assert_eq!(y.step(30.0, 30.0, g(500.0)).0, Decision::Stay);
-        assert!(matches!(y.step(61.0, 31.0, g(500.0)).0, Decision::Thaw { .. }));
+        assert!(matches!(
+            y.step(61.0, 31.0, g(500.0)).0,
+            Decision::Thaw { .. }
+        ));
         assert!(y.exhausted);
         assert_eq!(y.step(70.0, 9.0, g(900.0)).0, Decision::Stay);
     }
@@ -186,12 +263,21 @@ mod tests {
     #[test]
     fn read_errors_keep_the_last_value_and_staleness_never_freezes_forever() {
         let mut y = Yielder::new(policy(), 0.0);
-        assert!(matches!(y.step(0.0, 0.0, g(500.0)).0, Decision::Freeze { .. }));
+        assert!(matches!(
+            y.step(0.0, 0.0, g(500.0)).0,
+            Decision::Freeze { .. }
+        ));
         let (d, w) = y.step(100.0, 100.0, Err("cannot read x".into()));
         assert_eq!(d, Decision::Stay);
         assert!(w.expect("warning").contains("last good value"));
-        assert!(matches!(y.step(1000.0, 900.0, Err("cannot read x".into())).0, Decision::Thaw { .. }));
+        assert!(matches!(
+            y.step(1000.0, 900.0, Err("cannot read x".into())).0,
+            Decision::Thaw { .. }
+        ));
         // Never freezes on stale data.
-        assert_eq!(y.step(2000.0, 1000.0, Err("cannot read x".into())).0, Decision::Stay);
+        assert_eq!(
+            y.step(2000.0, 1000.0, Err("cannot read x".into())).0,
+            Decision::Stay
+        );
     }
 }

@@ -240,6 +240,17 @@ pub fn show(r: &RunRecord) -> String {
             Watts(peak)
         ));
     }
+    if let Some(g) = &p.governance {
+        for l in crate::render::summary::governance_lines(g) {
+            o.push_str(&format!("  limits    {l}\n"));
+        }
+        for pause in &g.pauses {
+            o.push_str(&format!(
+                "  pause     {:.1}–{:.1} s, {}: {}\n",
+                pause.start_s, pause.end_s, pause.cause, pause.reason
+            ));
+        }
+    }
     for n in &p.notes {
         o.push_str(&format!("  note      {n}\n"));
     }

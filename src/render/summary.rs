@@ -83,8 +83,68 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
         f.wue_l_per_kwh.value,
         f.ewif_l_per_kwh.value
     ));
+    if let Some(g) = &r.governance {
+        for l in governance_lines(g) {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
     for n in r.notes.iter().filter(|n| !already_shown.contains(n)) {
         out.push_str(&format!("  note: {n}\n"));
+    }
+    out
+}
+
+/// What budgets and the grid did, for people.
+pub fn governance_lines(g: &crate::govern::governor::Record) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &g.budget {
+        out.push(format!(
+            "budget {:<7} {} of {} ({:.0} %)",
+            b.metric.name(),
+            b.metric.show(b.used),
+            b.metric.show(b.limit),
+            100.0 * b.used / b.limit
+        ));
+    }
+    if let Some(s) = &g.stopped_by {
+        out.push(format!(
+            "STOPPED by the {} budget at {} of {}",
+            s.metric.name(),
+            s.metric.show(s.used),
+            s.metric.show(s.limit)
+        ));
+    }
+    if g.forced {
+        out.push("started with --force although a project budget was used up".into());
+    }
+    if let Some(sig) = &g.grid_signal {
+        out.push(format!(
+            "grid signal {sig}: carbon computed interval by interval, mean {} gCO2e/kWh",
+            g.grid_mean_gco2_per_kwh
+                .map(crate::units::sig3)
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    if !g.pauses.is_empty() {
+        out.push(format!(
+            "paused {} in {} pause(s) ({}); carbon avoided about {}",
+            Seconds(
+                g.paused_s
+                    .max(g.pauses.iter().map(|p| p.end_s - p.start_s).sum())
+            ),
+            g.pauses.len(),
+            g.pauses
+                .iter()
+                .map(|p| p.cause.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", "),
+            GramsCo2e(g.carbon_avoided_g)
+        ));
+    }
+    if g.max_pause_reached {
+        out.push("maximum pause reached: the workload then ran regardless".into());
     }
     out
 }

@@ -27,12 +27,16 @@ pub fn run(command: &str, timeout: Duration) -> Result<Reading, String> {
                 if !status.success() {
                     return Err(format!("grid command '{command}' failed ({status})"));
                 }
-                return super::file::parse(&out).map_err(|e| format!("grid command '{command}': {e}"));
+                return super::file::parse(&out)
+                    .map_err(|e| format!("grid command '{command}': {e}"));
             }
             Ok(None) if start.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("grid command '{command}' took longer than {} s; killed", timeout.as_secs_f64()));
+                return Err(format!(
+                    "grid command '{command}' took longer than {} s; killed",
+                    timeout.as_secs_f64()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("grid command '{command}': {e}")),
@@ -46,11 +50,25 @@ mod tests {
 
     #[test]
     fn reads_output_and_times_out() {
-        assert_eq!(run("echo 123", Duration::from_secs(5)).expect("ok").intensity, Some(123.0));
-        assert_eq!(run("echo '{\"stress\": 3}'", Duration::from_secs(5)).expect("ok").stress, Some(3));
-        assert!(run("exit 1", Duration::from_secs(5)).expect_err("fails").contains("failed"));
+        assert_eq!(
+            run("echo 123", Duration::from_secs(5))
+                .expect("ok")
+                .intensity,
+            Some(123.0)
+        );
+        assert_eq!(
+            run("echo '{\"stress\": 3}'", Duration::from_secs(5))
+                .expect("ok")
+                .stress,
+            Some(3)
+        );
+        assert!(run("exit 1", Duration::from_secs(5))
+            .expect_err("fails")
+            .contains("failed"));
         let t = Instant::now();
-        assert!(run("sleep 5", Duration::from_millis(200)).expect_err("slow").contains("longer"));
+        assert!(run("sleep 5", Duration::from_millis(200))
+            .expect_err("slow")
+            .contains("longer"));
         assert!(t.elapsed() < Duration::from_secs(3));
     }
 }

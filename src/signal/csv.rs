@@ -16,15 +16,23 @@ pub fn parse(name: &str, text: &str) -> Result<Series, String> {
         }
         let mut cells = l.split(',').map(str::trim);
         let (Some(ts), Some(v)) = (cells.next(), cells.next()) else {
-            return Err(format!("{name}: line {}: need two columns, timestamp,g_per_kwh", i + 1));
+            return Err(format!(
+                "{name}: line {}: need two columns, timestamp,g_per_kwh",
+                i + 1
+            ));
         };
         let Ok(t) = parse_time(ts) else {
             if out.is_empty() && v.parse::<f64>().is_err() {
                 continue; // a header row
             }
-            return Err(format!("{name}: line {}: '{ts}' is not a timestamp (RFC 3339 or Unix seconds)", i + 1));
+            return Err(format!(
+                "{name}: line {}: '{ts}' is not a timestamp (RFC 3339 or Unix seconds)",
+                i + 1
+            ));
         };
-        let g: f64 = v.parse().map_err(|_| format!("{name}: line {}: '{v}' is not a number of g/kWh", i + 1))?;
+        let g: f64 = v
+            .parse()
+            .map_err(|_| format!("{name}: line {}: '{v}' is not a number of g/kWh", i + 1))?;
         if !(g.is_finite() && g >= 0.0) {
             return Err(format!("{name}: line {}: intensity {g} is negative", i + 1));
         }
@@ -39,7 +47,11 @@ pub fn parse(name: &str, text: &str) -> Result<Series, String> {
 
 /// The typical spacing of the series (median step), used as the last row's duration.
 pub fn step(s: &Series) -> f64 {
-    let mut d: Vec<f64> = s.windows(2).map(|w| w[1].0 - w[0].0).filter(|x| *x > 0.0).collect();
+    let mut d: Vec<f64> = s
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|x| *x > 0.0)
+        .collect();
     if d.is_empty() {
         return 3600.0;
     }
@@ -76,8 +88,12 @@ mod tests {
         assert_eq!(value_at(&s, t0 + 3.0 * 3600.0 - 1.0), Some(200.0));
         assert_eq!(value_at(&s, t0 + 3.0 * 3600.0), None);
         assert_eq!(value_at(&s, t0 - 1.0), None);
-        assert!(parse("f.csv", "2026-11-29T00:00:00Z,x\n").expect_err("bad").contains("line 1"));
-        assert!(parse("f.csv", "2026-11-29T00:00:00Z,1\nnot-a-time,5\n").expect_err("bad").contains("line 2"));
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,x\n")
+            .expect_err("bad")
+            .contains("line 1"));
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,1\nnot-a-time,5\n")
+            .expect_err("bad")
+            .contains("line 2"));
         assert!(parse("f.csv", "").is_err());
     }
 }

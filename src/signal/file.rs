@@ -6,21 +6,36 @@ use super::Reading;
 pub fn parse(text: &str) -> Result<Reading, String> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("empty signal; write a number in gCO2e/kWh or {\"intensity\": ..} / {\"stress\": 0..3}".into());
+        return Err(
+            "empty signal; write a number in gCO2e/kWh or {\"intensity\": ..} / {\"stress\": 0..3}"
+                .into(),
+        );
     }
     if let Ok(v) = t.parse::<f64>() {
-        return intensity(v).map(|i| Reading { intensity: Some(i), stress: None });
+        return intensity(v).map(|i| Reading {
+            intensity: Some(i),
+            stress: None,
+        });
     }
-    let v: serde_json::Value =
-        serde_json::from_str(t).map_err(|_| format!("'{}' is neither a number nor a JSON object", t.chars().take(40).collect::<String>()))?;
+    let v: serde_json::Value = serde_json::from_str(t).map_err(|_| {
+        format!(
+            "'{}' is neither a number nor a JSON object",
+            t.chars().take(40).collect::<String>()
+        )
+    })?;
     let obj = v.as_object().ok_or("the JSON signal must be an object")?;
     let i = match obj.get("intensity") {
-        Some(x) => Some(intensity(x.as_f64().ok_or("\"intensity\" must be a number")?)?),
+        Some(x) => Some(intensity(
+            x.as_f64().ok_or("\"intensity\" must be a number")?,
+        )?),
         None => None,
     };
     let s = match obj.get("stress") {
         Some(x) => {
-            let n = x.as_u64().filter(|n| *n <= 3).ok_or("\"stress\" must be 0, 1, 2 or 3")?;
+            let n = x
+                .as_u64()
+                .filter(|n| *n <= 3)
+                .ok_or("\"stress\" must be 0, 1, 2 or 3")?;
             Some(n as u8)
         }
         None => None,
@@ -28,7 +43,10 @@ pub fn parse(text: &str) -> Result<Reading, String> {
     if i.is_none() && s.is_none() {
         return Err("the JSON signal has neither \"intensity\" nor \"stress\"".into());
     }
-    Ok(Reading { intensity: i, stress: s })
+    Ok(Reading {
+        intensity: i,
+        stress: s,
+    })
 }
 
 fn intensity(v: f64) -> Result<f64, String> {
@@ -45,11 +63,43 @@ mod tests {
 
     #[test]
     fn numbers_and_objects() {
-        assert_eq!(parse("  412.5\n"), Ok(Reading { intensity: Some(412.5), stress: None }));
-        assert_eq!(parse("{\"intensity\": 90}"), Ok(Reading { intensity: Some(90.0), stress: None }));
-        assert_eq!(parse("{\"stress\": 2}"), Ok(Reading { intensity: None, stress: Some(2) }));
-        assert_eq!(parse("{\"stress\": 1, \"intensity\": 300}"), Ok(Reading { intensity: Some(300.0), stress: Some(1) }));
-        for bad in ["", "lots", "-5", "{\"stress\": 7}", "{}", "[1]", "{\"intensity\": \"high\"}"] {
+        assert_eq!(
+            parse("  412.5\n"),
+            Ok(Reading {
+                intensity: Some(412.5),
+                stress: None
+            })
+        );
+        assert_eq!(
+            parse("{\"intensity\": 90}"),
+            Ok(Reading {
+                intensity: Some(90.0),
+                stress: None
+            })
+        );
+        assert_eq!(
+            parse("{\"stress\": 2}"),
+            Ok(Reading {
+                intensity: None,
+                stress: Some(2)
+            })
+        );
+        assert_eq!(
+            parse("{\"stress\": 1, \"intensity\": 300}"),
+            Ok(Reading {
+                intensity: Some(300.0),
+                stress: Some(1)
+            })
+        );
+        for bad in [
+            "",
+            "lots",
+            "-5",
+            "{\"stress\": 7}",
+            "{}",
+            "[1]",
+            "{\"intensity\": \"high\"}",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -26,9 +26,9 @@ pub enum Signal {
 
 impl Signal {
     pub fn parse(spec: &str) -> Result<Signal, String> {
-        let (kind, rest) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("grid signal '{spec}' needs a kind: file:PATH, csv:PATH or cmd:COMMAND"))?;
+        let (kind, rest) = spec.split_once(':').ok_or_else(|| {
+            format!("grid signal '{spec}' needs a kind: file:PATH, csv:PATH or cmd:COMMAND")
+        })?;
         if rest.trim().is_empty() {
             return Err(format!("grid signal '{spec}' has nothing after '{kind}:'"));
         }
@@ -36,7 +36,9 @@ impl Signal {
             "file" => Ok(Signal::File(PathBuf::from(rest))),
             "csv" => Ok(Signal::Csv(PathBuf::from(rest))),
             "cmd" => Ok(Signal::Cmd(rest.to_string())),
-            other => Err(format!("unknown grid signal kind '{other}'; use file:PATH, csv:PATH or cmd:COMMAND")),
+            other => Err(format!(
+                "unknown grid signal kind '{other}'; use file:PATH, csv:PATH or cmd:COMMAND"
+            )),
         }
     }
 
@@ -44,15 +46,25 @@ impl Signal {
     pub fn read(&self, now: f64, timeout: Duration) -> Result<Reading, String> {
         match self {
             Signal::File(p) => {
-                let t = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let t = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 file::parse(&t).map_err(|e| format!("{}: {e}", p.display()))
             }
             Signal::Csv(p) => {
-                let t = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let t = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 let series = csv::parse(&p.display().to_string(), &t)?;
                 csv::value_at(&series, now)
-                    .map(|v| Reading { intensity: Some(v), stress: None })
-                    .ok_or_else(|| format!("{}: no value at the current time (the series starts later)", p.display()))
+                    .map(|v| Reading {
+                        intensity: Some(v),
+                        stress: None,
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: no value at the current time (the series starts later)",
+                            p.display()
+                        )
+                    })
             }
             Signal::Cmd(c) => command::run(c, timeout),
         }
@@ -73,10 +85,18 @@ mod tests {
 
     #[test]
     fn specs() {
-        assert_eq!(Signal::parse("file:/run/grid"), Ok(Signal::File("/run/grid".into())));
-        assert_eq!(Signal::parse("cmd:curl -s x | jq .v"), Ok(Signal::Cmd("curl -s x | jq .v".into())));
+        assert_eq!(
+            Signal::parse("file:/run/grid"),
+            Ok(Signal::File("/run/grid".into()))
+        );
+        assert_eq!(
+            Signal::parse("cmd:curl -s x | jq .v"),
+            Ok(Signal::Cmd("curl -s x | jq .v".into()))
+        );
         assert!(Signal::parse("/run/grid").is_err());
-        assert!(Signal::parse("http:x").expect_err("kind").contains("file:PATH"));
+        assert!(Signal::parse("http:x")
+            .expect_err("kind")
+            .contains("file:PATH"));
         assert!(Signal::parse("csv:").is_err());
     }
 }

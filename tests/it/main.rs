@@ -6,5 +6,6 @@
 mod cli;
 mod fixtures;
 mod ledger;
+mod limits;
 mod monitor;
 mod rapl;

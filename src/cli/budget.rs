@@ -1,0 +1,101 @@
+//! `decompute budget status`: each project budget of the policy file against the ledger's
+//! use in the current period, with a bar and the projection to the period's end.
+
+use super::{print_stdout, FactorArgs, LedgerArgs};
+use crate::govern::policy;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct BudgetCmd {
+    #[command(subcommand)]
+    pub action: BudgetAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetAction {
+    /// Use of each project budget in its current period
+    Status {
+        /// Policy file [default: decompute.toml here or in a parent directory]
+        #[arg(long, env = "DECOMPUTE_POLICY", value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Only this project
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        /// Defaults file
+        #[arg(long, env = "DECOMPUTE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
+    let BudgetAction::Status {
+        policy: path,
+        project,
+        ledger,
+        config,
+    } = a.action;
+    let cwd = std::env::current_dir()?;
+    let path = path.or_else(|| policy::find(&cwd)).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no {} here or in a parent directory; create one or pass --policy FILE",
+            policy::FILE_NAME
+        )
+    })?;
+    let p = policy::load(&path)?;
+    let cfg = FactorArgs::config_from(config.as_deref())?;
+    let l = ledger.open(&cfg)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut projects: Vec<&str> = p.budgets.iter().map(|b| b.project.as_str()).collect();
+    projects.dedup();
+    let mut o = format!("policy {}\n", path.display());
+    for proj in projects
+        .into_iter()
+        .filter(|x| project.as_deref().is_none_or(|want| want == *x))
+    {
+        let st = policy::standings(&p, proj, now, |s, e| {
+            super::run::period_usage(l.as_ref(), proj, s, e)
+        })
+        .map_err(|e| anyhow::anyhow!(e))?;
+        o.push_str(&format!(
+            "project {proj}{}\n",
+            p.on_exceed
+                .get(proj)
+                .map(|a| format!(" (on exceed: {a:?})").to_lowercase())
+                .unwrap_or_default()
+        ));
+        for s in st {
+            let m = s.budget.metric;
+            let at = |t: i64| {
+                crate::timefmt::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+                )
+            };
+            o.push_str(&format!(
+                "  {:<7} {} {:>4.0} %  {} of {} this {} ({} to {}), projected {} by its end{}\n",
+                m.name(),
+                policy::bar(s.fraction(), 20),
+                100.0 * s.fraction(),
+                m.show(s.used),
+                m.show(s.budget.amount),
+                s.budget.period.name(),
+                &at(s.period_start)[..10],
+                &at(s.period_end)[..10],
+                m.show(s.projection(now)),
+                if s.remaining() <= 0.0 {
+                    "  USED UP: runs are refused until the period renews"
+                } else if s.projection(now) > s.budget.amount {
+                    "  on course to exceed"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    print_stdout(&o)
+}
