@@ -14,6 +14,7 @@ pub mod config;
 pub mod csvdata;
 pub mod detect;
 pub mod duration;
+pub mod estimate;
 pub mod factors;
 pub mod govern;
 pub mod ledger;

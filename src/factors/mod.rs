@@ -80,6 +80,12 @@ pub struct Constants {
     /// Load (0–1) to fraction-of-TDP points, ascending in load.
     pub cpu_curve: Vec<(f64, f64)>,
     pub cpu_curve_source: Factor,
+    /// Model FLOP utilisation for training estimates: (default, low, high).
+    pub mfu: (Factor, Factor, Factor),
+    /// Average power as a fraction of rated power: (default, low, high).
+    pub power_factor: (Factor, Factor, Factor),
+    pub lifetime_years: Factor,
+    pub lifetime_use: Factor,
 }
 
 /// A PUE preset from `data/pue.csv`.
@@ -255,6 +261,10 @@ fn parse_constants(file: &str, text: &str) -> Result<Constants, FactorError> {
         vcpu_max_w: get("vcpu_max_w")?,
         cpu_curve_source: get("cpu_curve_0")?,
         cpu_curve: curve,
+        mfu: (get("mfu_default")?, get("mfu_low")?, get("mfu_high")?),
+        power_factor: (get("power_factor_default")?, get("power_factor_low")?, get("power_factor_high")?),
+        lifetime_years: get("embodied_lifetime_years")?,
+        lifetime_use: get("embodied_utilisation")?,
     })
 }
 

@@ -1,0 +1,214 @@
+//! The inference estimator: GPU energy per output token as a function of model size and
+//! batch (concurrent requests), calibrated on the ML.ENERGY leaderboard's measurements
+//! (`data/inference_calibration.csv`: NVML energy on H100 with vLLM). For each measured
+//! model, energy per token fits `e0 + k / B` closely (a fixed per-token cost plus a cost
+//! shared by the batch); across models `k` grows in proportion to N and `e0` as a power of N.
+//! So: `E(N, B) = a·N^b + c·N / B` (N in billions of active parameters), fitted by least
+//! squares at start-up. Other accelerators are scaled by their energy per peak FLOP relative
+//! to the H100. The figure covers the GPUs only, before PUE: host CPU, memory, network and
+//! idle capacity are not included.
+
+use super::hardware::Accelerator;
+use super::{Input, Ranged};
+use crate::csvdata;
+use serde::{Deserialize, Serialize};
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub model: String,
+    pub params_b: f64,
+    pub batch: f64,
+    pub j_per_token: f64,
+}
+
+pub fn parse_calibration(text: &str) -> Result<Vec<Point>, String> {
+    let t = csvdata::parse("inference_calibration.csv", text).map_err(|e| e.to_string())?;
+    let c = |n: &str| t.column(n).map_err(|e| e.to_string());
+    let (m, p, b, j) = (c("model")?, c("params_b")?, c("batch")?, c("gpu_j_per_token")?);
+    let mut out = Vec::new();
+    for (line, r) in &t.rows {
+        let f = |col: usize| t.float(*line, r, col).map_err(|e| e.to_string());
+        out.push(Point { model: r[m].clone(), params_b: f(p)?, batch: f(b)?, j_per_token: f(j)? });
+    }
+    Ok(out)
+}
+
+/// The fitted model `E = a·N^b + c·N/B`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+}
+
+impl Fit {
+    pub fn j_per_token(&self, params_b: f64, batch: f64) -> f64 {
+        self.a * params_b.powf(self.b) + self.c * params_b / batch.max(1.0)
+    }
+}
+
+fn linreg(xs: &[f64], ys: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    (my - slope * mx, slope)
+}
+
+/// Fits per model `e0 + k/B`, then `k = c·N` and `e0 = a·N^b`.
+pub fn fit(points: &[Point]) -> Result<Fit, String> {
+    let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
+    models.dedup();
+    let mut ns = Vec::new();
+    let mut e0s = Vec::new();
+    let mut ks = Vec::new();
+    for m in &models {
+        let pts: Vec<&Point> = points.iter().filter(|p| p.model == *m).collect();
+        if pts.len() < 2 {
+            continue;
+        }
+        let xs: Vec<f64> = pts.iter().map(|p| 1.0 / p.batch).collect();
+        let ys: Vec<f64> = pts.iter().map(|p| p.j_per_token).collect();
+        let (e0, k) = linreg(&xs, &ys);
+        ns.push(pts[0].params_b);
+        e0s.push(e0.max(1e-6));
+        ks.push(k.max(0.0));
+    }
+    if ns.len() < 2 {
+        return Err("the calibration needs two models with two batch sizes each".into());
+    }
+    let c = ks.iter().zip(&ns).map(|(k, n)| k / n).sum::<f64>() / ns.len() as f64;
+    let (ln_a, b) = linreg(&ns.iter().map(|n| n.ln()).collect::<Vec<_>>(), &e0s.iter().map(|e| e.ln()).collect::<Vec<_>>());
+    Ok(Fit { a: ln_a.exp(), b, c })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InferInput {
+    pub params: f64,
+    pub active_params: Option<f64>,
+    pub hardware: Option<Accelerator>,
+    pub reference: Option<Accelerator>,
+    pub count: Option<f64>,
+    pub tokens_out: f64,
+    pub requests: Option<f64>,
+    pub batch: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferEstimate {
+    pub schema: String,
+    pub gpu_energy_per_token_j: Ranged,
+    pub tokens: f64,
+    pub it_energy_kwh: Ranged,
+    pub facility_energy_kwh: Ranged,
+    pub carbon_kg: Ranged,
+    pub water_l: Ranged,
+    pub covers: String,
+    pub fit: Fit,
+    pub inputs: Vec<Input>,
+    pub chain: Vec<String>,
+}
+
+pub const SCHEMA: &str = "decompute.estimate-infer/1";
+
+/// Band on the H100 (the leaderboard's previous serving stack used 25–40 % more energy per
+/// token) and, wider, on other hardware (scaled, not measured).
+pub const BAND_H100: (f64, f64) = (0.8, 1.4);
+pub const BAND_OTHER: (f64, f64) = (0.6, 1.8);
+
+pub fn estimate(i: &InferInput, fitted: Fit, f: &super::train::Factors) -> Result<InferEstimate, String> {
+    if !(i.batch >= 1.0 && i.batch <= 4096.0) {
+        return Err(format!("--batch {} is out of range; give the number of concurrent requests, 1 to 4096", i.batch));
+    }
+    if let Some(a) = i.active_params {
+        if a > i.params {
+            return Err("--active-params is more than --params; active parameters are a subset".into());
+        }
+    }
+    let n_b = i.active_params.unwrap_or(i.params) / 1e9;
+    let hw = i.hardware.as_ref().ok_or("--hardware is required (e.g. h100)")?;
+    let reference = i.reference.as_ref().ok_or("the H100 reference row is missing from data/hardware.csv")?;
+    let base = fitted.j_per_token(n_b, i.batch);
+    let same = hw.key == reference.key || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
+    let scale = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
+    let (lo, hi) = if same { BAND_H100 } else { BAND_OTHER };
+    let per = base * scale;
+    let per_token = Ranged { value: per, low: per * lo, high: per * hi };
+    let tokens = i.tokens_out * i.requests.unwrap_or(1.0);
+    let it = per_token.scale(tokens / 3.6e6);
+    let facility = it.scale(f.pue.value);
+    let carbon = facility.scale(f.grid.value / 1000.0);
+    let water = it.scale(f.wue.value).add(facility.scale(f.ewif.value));
+    let mut chain = vec![
+        format!(
+            "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_b}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
+            fitted.a, fitted.b, fitted.c, i.batch
+        ),
+    ];
+    if !same {
+        chain.push(format!(
+            "scaled to {} by energy per peak FLOP: ({} W / {:.3e}) / ({} W / {:.3e}) = {scale:.3}",
+            hw.name, hw.power_w, hw.peak_flops, reference.power_w, reference.peak_flops
+        ));
+    }
+    chain.push(format!("tokens = {} output tokens{}", i.tokens_out, i.requests.map(|r| format!(" × {r} requests")).unwrap_or_default()));
+    chain.push(format!("GPU energy = {per:.4} J × {tokens} = {:.4e} kWh (GPU only, before PUE)", it.value));
+    chain.push(format!("facility = × PUE {} = {:.4e} kWh; carbon = × {} g/kWh = {:.4e} kg; water = IT × {} + facility × {} = {:.4e} L", f.pue.value, facility.value, f.grid.value, carbon.value, f.wue.value, f.ewif.value, water.value));
+    let mut inputs = vec![
+        Input { name: "params".into(), value: format!("{:.3e}", i.params), source: "user".into(), given: true },
+        Input { name: "batch".into(), value: i.batch.to_string(), source: if i.batch == 64.0 { "default (the leaderboard's reference batch)".into() } else { "user".into() }, given: i.batch != 64.0 },
+        Input { name: "hardware".into(), value: hw.name.clone(), source: hw.source.clone(), given: true },
+    ];
+    if let Some(a) = i.active_params {
+        inputs.push(Input { name: "active_params".into(), value: format!("{a:.3e}"), source: "user".into(), given: true });
+    }
+    if let Some(c) = i.count {
+        inputs.push(Input {
+            name: "count".into(),
+            value: c.to_string(),
+            source: "user (recorded; the per-token figure already reflects the GPUs the model needs)".into(),
+            given: true,
+        });
+    }
+    Ok(InferEstimate {
+        schema: SCHEMA.into(),
+        gpu_energy_per_token_j: per_token,
+        tokens,
+        it_energy_kwh: it,
+        facility_energy_kwh: facility,
+        carbon_kg: carbon,
+        water_l: water,
+        covers: "GPU energy only (NVML), at steady state; host, network and idle capacity excluded; facility figures add PUE".into(),
+        fit: fitted,
+        inputs,
+        chain,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cal() -> Vec<Point> {
+        parse_calibration(include_str!("../../data/inference_calibration.csv")).expect("calibration")
+    }
+
+    #[test]
+    fn the_fit_reproduces_the_measurements() {
+        let pts = cal();
+        let f = fit(&pts).expect("fit");
+        // Every measured point within 25 %; the reference batch (64) within 12 %.
+        for p in &pts {
+            let e = f.j_per_token(p.params_b, p.batch);
+            let err = (e - p.j_per_token).abs() / p.j_per_token;
+            assert!(err < 0.25, "{} b={}: model {e:.3} vs measured {} ({:.0} %)", p.model, p.batch, p.j_per_token, err * 100.0);
+            if p.batch == 64.0 {
+                assert!(err < 0.12, "{} at b=64: {e:.3} vs {}", p.model, p.j_per_token);
+            }
+        }
+        // Batch dominates: 8 vs 256 concurrent requests differ several-fold.
+        assert!(f.j_per_token(8.0, 8.0) / f.j_per_token(8.0, 256.0) > 4.0);
+    }
+}

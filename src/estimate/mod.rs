@@ -1,0 +1,77 @@
+//! Estimates before a run: training (FLOP → device-hours → energy → carbon, water,
+//! embodied carbon) and inference (energy per output token, calibrated on published
+//! measurements), every output with a low–high range and every input with its provenance;
+//! and the notable models that place any run on the scale of AI compute.
+
+pub mod hardware;
+pub mod infer;
+pub mod models;
+pub mod train;
+
+use serde::{Deserialize, Serialize};
+
+/// A figure with the range its uncertain inputs allow.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ranged {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Ranged {
+    pub fn exact(v: f64) -> Ranged {
+        Ranged { value: v, low: v, high: v }
+    }
+
+    pub fn scale(self, k: f64) -> Ranged {
+        Ranged { value: self.value * k, low: self.low * k, high: self.high * k }
+    }
+
+    pub fn mul(self, o: Ranged) -> Ranged {
+        Ranged { value: self.value * o.value, low: self.low * o.low, high: self.high * o.high }
+    }
+
+    pub fn add(self, o: Ranged) -> Ranged {
+        Ranged { value: self.value + o.value, low: self.low + o.low, high: self.high + o.high }
+    }
+}
+
+/// One input of an estimate, where it came from, and whether the user gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub name: String,
+    pub value: String,
+    pub source: String,
+    pub given: bool,
+}
+
+/// Parses a count with an optional SI suffix: `70e9`, `70B`, `15.6T`, `7M`, `1.2k`.
+pub fn parse_count(s: &str) -> Result<f64, String> {
+    let t = s.trim().replace('_', "");
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('M') => (&t[..t.len() - 1], 1e6),
+        Some('B' | 'G') => (&t[..t.len() - 1], 1e9),
+        Some('T') => (&t[..t.len() - 1], 1e12),
+        _ => (t.as_str(), 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a number; write e.g. 70e9 or 70B"))?;
+    let v = v * mult;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' must be more than zero"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts() {
+        assert_eq!(super::parse_count("70B"), Ok(70e9));
+        assert_eq!(super::parse_count("15.6T"), Ok(15.6e12));
+        assert_eq!(super::parse_count("3.14e23"), Ok(3.14e23));
+        assert_eq!(super::parse_count("1_000"), Ok(1000.0));
+        assert!(super::parse_count("-5").is_err() && super::parse_count("lots").is_err() && super::parse_count("0").is_err());
+    }
+}
