@@ -5,9 +5,11 @@
 
 pub mod budget;
 pub mod detect;
+pub mod estimate;
 pub mod factors;
 pub mod ledger;
 pub mod run;
+pub mod scale;
 pub mod when;
 
 use crate::config::Config;
@@ -45,6 +47,10 @@ pub enum Command {
     Budget(budget::BudgetCmd),
     /// The start time with the cleanest grid for a job, from a forecast
     When(when::WhenArgs),
+    /// Estimate the footprint of training or inference before it runs
+    Estimate(estimate::EstimateCmd),
+    /// Place a piece of work on the scale of AI compute, AlexNet to the frontier
+    Scale(scale::ScaleArgs),
 }
 
 /// Where to read the machine from, and overrides of what it says.
@@ -173,7 +179,12 @@ fn parse_tdp(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Args)]
 pub struct LedgerArgs {
     /// Ledger file [default: config `ledger`, else $XDG_DATA_HOME/decompute/ledger.sqlite]
-    #[arg(long = "ledger", env = "DECOMPUTE_LEDGER", value_name = "PATH")]
+    #[arg(
+        long = "ledger",
+        env = "DECOMPUTE_LEDGER",
+        value_name = "PATH",
+        global = true
+    )]
     pub path: Option<PathBuf>,
 }
 
@@ -222,6 +233,8 @@ pub fn main() -> i32 {
         Command::Ledger(a) => (ledger::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Budget(a) => (budget::main(a).map(|()| 0), EXIT_FAILURE),
         Command::When(a) => (when::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
     };
     match result {
         Ok(code) => code,

@@ -27,7 +27,10 @@ pub struct HardwareTable {
 }
 
 fn norm(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 impl HardwareTable {
@@ -56,11 +59,20 @@ impl HardwareTable {
             rows.push(Accelerator {
                 key: r[k].trim().to_string(),
                 name: r[n].trim().to_string(),
-                aliases: r[a].split(';').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect(),
+                aliases: r[a]
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect(),
                 peak_flops: tflops * 1e12,
                 power_w: power,
                 memory_gb: t.float(*line, r, m)?,
-                embodied_kg: if r[e].trim().is_empty() { None } else { Some(t.float(*line, r, e)?) },
+                embodied_kg: if r[e].trim().is_empty() {
+                    None
+                } else {
+                    Some(t.float(*line, r, e)?)
+                },
                 embodied_source: r[es].trim().to_string(),
                 check: r[ch].trim().to_string(),
                 source: r[s].trim().to_string(),
@@ -70,13 +82,18 @@ impl HardwareTable {
     }
 
     pub fn embedded() -> HardwareTable {
-        Self::parse(include_str!("../../data/hardware.csv")).unwrap_or(HardwareTable { rows: Vec::new() })
+        Self::parse(include_str!("../../data/hardware.csv"))
+            .unwrap_or(HardwareTable { rows: Vec::new() })
     }
 
     /// Finds an accelerator by key, alias or name, ignoring case and punctuation.
     pub fn get(&self, key: &str) -> Result<&Accelerator, String> {
         let want = norm(key);
-        if let Some(a) = self.rows.iter().find(|a| norm(&a.key) == want || norm(&a.name) == want || a.aliases.iter().any(|x| norm(x) == want)) {
+        if let Some(a) = self.rows.iter().find(|a| {
+            norm(&a.key) == want
+                || norm(&a.name) == want
+                || a.aliases.iter().any(|x| norm(x) == want)
+        }) {
             return Ok(a);
         }
         let mut close: Vec<(usize, &str)> = self
@@ -87,7 +104,11 @@ impl HardwareTable {
                     .chain(a.aliases.iter())
                     .map(|x| {
                         let nx = norm(x);
-                        if nx.contains(&want) || want.contains(&nx) { 0 } else { edit_distance(&want, &nx) }
+                        if nx.contains(&want) || want.contains(&nx) {
+                            0
+                        } else {
+                            edit_distance(&want, &nx)
+                        }
                     })
                     .min()
                     .unwrap_or(usize::MAX);
@@ -97,9 +118,24 @@ impl HardwareTable {
             .collect();
         close.sort();
         let hint = if close.is_empty() {
-            format!("known: {}", self.rows.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "known: {}",
+                self.rows
+                    .iter()
+                    .map(|a| a.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         } else {
-            format!("did you mean {}?", close.iter().take(5).map(|(_, k)| *k).collect::<Vec<_>>().join(", "))
+            format!(
+                "did you mean {}?",
+                close
+                    .iter()
+                    .take(5)
+                    .map(|(_, k)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         Err(format!("unknown hardware '{key}'; {hint}"))
     }
@@ -113,10 +149,20 @@ mod tests {
     fn forgiving_keys_and_dense_figures() {
         let t = HardwareTable::embedded();
         assert!(t.rows.len() >= 20);
-        for (k, want) in [("h100", "h100-sxm"), ("H100-SXM5-80GB", "h100-sxm"), ("A100", "a100-80gb-sxm"), ("tpu v3", "tpu-v3"), ("MI300X", "mi300x")] {
+        for (k, want) in [
+            ("h100", "h100-sxm"),
+            ("H100-SXM5-80GB", "h100-sxm"),
+            ("A100", "a100-80gb-sxm"),
+            ("tpu v3", "tpu-v3"),
+            ("MI300X", "mi300x"),
+        ] {
             assert_eq!(t.get(k).map(|a| a.key.as_str()), Ok(want), "{k}");
         }
-        assert_eq!(t.get("h100").expect("h100").peak_flops, 989e12, "dense, not the sparse 1979");
+        assert_eq!(
+            t.get("h100").expect("h100").peak_flops,
+            989e12,
+            "dense, not the sparse 1979"
+        );
         let e = t.get("h10").expect_err("unknown");
         assert!(e.contains("did you mean") && e.contains("h100"), "{e}");
         assert!(t.get("abacus").expect_err("unknown").contains("known:"));

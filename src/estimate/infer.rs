@@ -25,11 +25,21 @@ pub struct Point {
 pub fn parse_calibration(text: &str) -> Result<Vec<Point>, String> {
     let t = csvdata::parse("inference_calibration.csv", text).map_err(|e| e.to_string())?;
     let c = |n: &str| t.column(n).map_err(|e| e.to_string());
-    let (m, p, b, j) = (c("model")?, c("params_b")?, c("batch")?, c("gpu_j_per_token")?);
+    let (m, p, b, j) = (
+        c("model")?,
+        c("params_b")?,
+        c("batch")?,
+        c("gpu_j_per_token")?,
+    );
     let mut out = Vec::new();
     for (line, r) in &t.rows {
         let f = |col: usize| t.float(*line, r, col).map_err(|e| e.to_string());
-        out.push(Point { model: r[m].clone(), params_b: f(p)?, batch: f(b)?, j_per_token: f(j)? });
+        out.push(Point {
+            model: r[m].clone(),
+            params_b: f(p)?,
+            batch: f(b)?,
+            j_per_token: f(j)?,
+        });
     }
     Ok(out)
 }
@@ -80,8 +90,15 @@ pub fn fit(points: &[Point]) -> Result<Fit, String> {
         return Err("the calibration needs two models with two batch sizes each".into());
     }
     let c = ks.iter().zip(&ns).map(|(k, n)| k / n).sum::<f64>() / ns.len() as f64;
-    let (ln_a, b) = linreg(&ns.iter().map(|n| n.ln()).collect::<Vec<_>>(), &e0s.iter().map(|e| e.ln()).collect::<Vec<_>>());
-    Ok(Fit { a: ln_a.exp(), b, c })
+    let (ln_a, b) = linreg(
+        &ns.iter().map(|n| n.ln()).collect::<Vec<_>>(),
+        &e0s.iter().map(|e| e.ln()).collect::<Vec<_>>(),
+    );
+    Ok(Fit {
+        a: ln_a.exp(),
+        b,
+        c,
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,29 +135,49 @@ pub const SCHEMA: &str = "decompute.estimate-infer/1";
 pub const BAND_H100: (f64, f64) = (0.8, 1.4);
 pub const BAND_OTHER: (f64, f64) = (0.6, 1.8);
 
-pub fn estimate(i: &InferInput, fitted: Fit, f: &super::train::Factors) -> Result<InferEstimate, String> {
+pub fn estimate(
+    i: &InferInput,
+    fitted: Fit,
+    f: &super::train::Factors,
+) -> Result<InferEstimate, String> {
     if !(i.batch >= 1.0 && i.batch <= 4096.0) {
-        return Err(format!("--batch {} is out of range; give the number of concurrent requests, 1 to 4096", i.batch));
+        return Err(format!(
+            "--batch {} is out of range; give the number of concurrent requests, 1 to 4096",
+            i.batch
+        ));
     }
     if let Some(a) = i.active_params {
         if a > i.params {
-            return Err("--active-params is more than --params; active parameters are a subset".into());
+            return Err(
+                "--active-params is more than --params; active parameters are a subset".into(),
+            );
         }
     }
     let n_b = i.active_params.unwrap_or(i.params) / 1e9;
-    let hw = i.hardware.as_ref().ok_or("--hardware is required (e.g. h100)")?;
-    let reference = i.reference.as_ref().ok_or("the H100 reference row is missing from data/hardware.csv")?;
+    let hw = i
+        .hardware
+        .as_ref()
+        .ok_or("--hardware is required (e.g. h100)")?;
+    let reference = i
+        .reference
+        .as_ref()
+        .ok_or("the H100 reference row is missing from data/hardware.csv")?;
     let base = fitted.j_per_token(n_b, i.batch);
-    let same = hw.key == reference.key || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
+    let same = hw.key == reference.key
+        || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
     let scale = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
     let (lo, hi) = if same { BAND_H100 } else { BAND_OTHER };
     let per = base * scale;
-    let per_token = Ranged { value: per, low: per * lo, high: per * hi };
+    let per_token = Ranged {
+        value: per,
+        low: per * lo,
+        high: per * hi,
+    };
     let tokens = i.tokens_out * i.requests.unwrap_or(1.0);
     let it = per_token.scale(tokens / 3.6e6);
     let facility = it.scale(f.pue.value);
     let carbon = facility.scale(f.grid.value / 1000.0);
-    let water = it.scale(f.wue.value).add(facility.scale(f.ewif.value));
+    let water = it.scale(f.wue.value).plus(facility.scale(f.ewif.value));
     let mut chain = vec![
         format!(
             "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_b}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
@@ -153,22 +190,57 @@ pub fn estimate(i: &InferInput, fitted: Fit, f: &super::train::Factors) -> Resul
             hw.name, hw.power_w, hw.peak_flops, reference.power_w, reference.peak_flops
         ));
     }
-    chain.push(format!("tokens = {} output tokens{}", i.tokens_out, i.requests.map(|r| format!(" × {r} requests")).unwrap_or_default()));
-    chain.push(format!("GPU energy = {per:.4} J × {tokens} = {:.4e} kWh (GPU only, before PUE)", it.value));
+    chain.push(format!(
+        "tokens = {} output tokens{}",
+        i.tokens_out,
+        i.requests
+            .map(|r| format!(" × {r} requests"))
+            .unwrap_or_default()
+    ));
+    chain.push(format!(
+        "GPU energy = {per:.4} J × {tokens} = {:.4e} kWh (GPU only, before PUE)",
+        it.value
+    ));
     chain.push(format!("facility = × PUE {} = {:.4e} kWh; carbon = × {} g/kWh = {:.4e} kg; water = IT × {} + facility × {} = {:.4e} L", f.pue.value, facility.value, f.grid.value, carbon.value, f.wue.value, f.ewif.value, water.value));
     let mut inputs = vec![
-        Input { name: "params".into(), value: format!("{:.3e}", i.params), source: "user".into(), given: true },
-        Input { name: "batch".into(), value: i.batch.to_string(), source: if i.batch == 64.0 { "default (the leaderboard's reference batch)".into() } else { "user".into() }, given: i.batch != 64.0 },
-        Input { name: "hardware".into(), value: hw.name.clone(), source: hw.source.clone(), given: true },
+        Input {
+            name: "params".into(),
+            value: format!("{:.3e}", i.params),
+            source: "user".into(),
+            given: true,
+        },
+        Input {
+            name: "batch".into(),
+            value: i.batch.to_string(),
+            source: if i.batch == 64.0 {
+                "default (the leaderboard's reference batch)".into()
+            } else {
+                "user".into()
+            },
+            given: i.batch != 64.0,
+        },
+        Input {
+            name: "hardware".into(),
+            value: hw.name.clone(),
+            source: hw.source.clone(),
+            given: true,
+        },
     ];
     if let Some(a) = i.active_params {
-        inputs.push(Input { name: "active_params".into(), value: format!("{a:.3e}"), source: "user".into(), given: true });
+        inputs.push(Input {
+            name: "active_params".into(),
+            value: format!("{a:.3e}"),
+            source: "user".into(),
+            given: true,
+        });
     }
     if let Some(c) = i.count {
         inputs.push(Input {
             name: "count".into(),
             value: c.to_string(),
-            source: "user (recorded; the per-token figure already reflects the GPUs the model needs)".into(),
+            source:
+                "user (recorded; the per-token figure already reflects the GPUs the model needs)"
+                    .into(),
             given: true,
         });
     }
@@ -192,7 +264,8 @@ mod tests {
     use super::*;
 
     fn cal() -> Vec<Point> {
-        parse_calibration(include_str!("../../data/inference_calibration.csv")).expect("calibration")
+        parse_calibration(include_str!("../../data/inference_calibration.csv"))
+            .expect("calibration")
     }
 
     #[test]
@@ -203,9 +276,21 @@ mod tests {
         for p in &pts {
             let e = f.j_per_token(p.params_b, p.batch);
             let err = (e - p.j_per_token).abs() / p.j_per_token;
-            assert!(err < 0.25, "{} b={}: model {e:.3} vs measured {} ({:.0} %)", p.model, p.batch, p.j_per_token, err * 100.0);
+            assert!(
+                err < 0.25,
+                "{} b={}: model {e:.3} vs measured {} ({:.0} %)",
+                p.model,
+                p.batch,
+                p.j_per_token,
+                err * 100.0
+            );
             if p.batch == 64.0 {
-                assert!(err < 0.12, "{} at b=64: {e:.3} vs {}", p.model, p.j_per_token);
+                assert!(
+                    err < 0.12,
+                    "{} at b=64: {e:.3} vs {}",
+                    p.model,
+                    p.j_per_token
+                );
             }
         }
         // Batch dominates: 8 vs 256 concurrent requests differ several-fold.

@@ -20,19 +20,35 @@ pub struct Ranged {
 
 impl Ranged {
     pub fn exact(v: f64) -> Ranged {
-        Ranged { value: v, low: v, high: v }
+        Ranged {
+            value: v,
+            low: v,
+            high: v,
+        }
     }
 
     pub fn scale(self, k: f64) -> Ranged {
-        Ranged { value: self.value * k, low: self.low * k, high: self.high * k }
+        Ranged {
+            value: self.value * k,
+            low: self.low * k,
+            high: self.high * k,
+        }
     }
 
-    pub fn mul(self, o: Ranged) -> Ranged {
-        Ranged { value: self.value * o.value, low: self.low * o.low, high: self.high * o.high }
+    pub fn times(self, o: Ranged) -> Ranged {
+        Ranged {
+            value: self.value * o.value,
+            low: self.low * o.low,
+            high: self.high * o.high,
+        }
     }
 
-    pub fn add(self, o: Ranged) -> Ranged {
-        Ranged { value: self.value + o.value, low: self.low + o.low, high: self.high + o.high }
+    pub fn plus(self, o: Ranged) -> Ranged {
+        Ranged {
+            value: self.value + o.value,
+            low: self.low + o.low,
+            high: self.high + o.high,
+        }
     }
 }
 
@@ -55,7 +71,9 @@ pub fn parse_count(s: &str) -> Result<f64, String> {
         Some('T') => (&t[..t.len() - 1], 1e12),
         _ => (t.as_str(), 1.0),
     };
-    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a number; write e.g. 70e9 or 70B"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number; write e.g. 70e9 or 70B"))?;
     let v = v * mult;
     if v.is_finite() && v > 0.0 {
         Ok(v)
@@ -72,6 +90,10 @@ mod tests {
         assert_eq!(super::parse_count("15.6T"), Ok(15.6e12));
         assert_eq!(super::parse_count("3.14e23"), Ok(3.14e23));
         assert_eq!(super::parse_count("1_000"), Ok(1000.0));
-        assert!(super::parse_count("-5").is_err() && super::parse_count("lots").is_err() && super::parse_count("0").is_err());
+        assert!(
+            super::parse_count("-5").is_err()
+                && super::parse_count("lots").is_err()
+                && super::parse_count("0").is_err()
+        );
     }
 }

@@ -15,7 +15,14 @@ pub struct NotableModel {
 
 pub fn parse(text: &str) -> Result<Vec<NotableModel>, CsvError> {
     let t = csvdata::parse("notable_models.csv", text)?;
-    let (n, y, f, p, tk, s) = (t.column("name")?, t.column("year")?, t.column("training_flop")?, t.column("params")?, t.column("tokens")?, t.column("source")?);
+    let (n, y, f, p, tk, s) = (
+        t.column("name")?,
+        t.column("year")?,
+        t.column("training_flop")?,
+        t.column("params")?,
+        t.column("tokens")?,
+        t.column("source")?,
+    );
     let opt = |line: usize, r: &[String], c: usize| -> Result<Option<f64>, CsvError> {
         if r[c].trim().is_empty() {
             Ok(None)
@@ -53,7 +60,9 @@ pub fn compare(flop: f64, models: &[NotableModel]) -> String {
             format!("1/{} of {name}", human_ratio(1.0 / r))
         }
     };
-    let (Some(first), Some(last)) = (models.first(), models.last()) else { return String::new() };
+    let (Some(first), Some(last)) = (models.first(), models.last()) else {
+        return String::new();
+    };
     let below = models.iter().rev().find(|m| m.flop <= flop);
     let above = models.iter().find(|m| m.flop > flop);
     let mut parts = Vec::new();
@@ -83,7 +92,7 @@ pub fn human_ratio(r: f64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -102,7 +111,10 @@ mod tests {
         assert_eq!(m[0].name, "AlexNet");
         assert!(m.last().expect("last").flop >= 1e25);
         let s = compare(3.2e18, &m);
-        assert!(s.starts_with("6.8× AlexNet") && s.contains("1/12,000,000 of Llama 3.1 405B"), "{s}");
+        assert!(
+            s.starts_with("6.8× AlexNet") && s.contains("1/12,000,000 of Llama 3.1 405B"),
+            "{s}"
+        );
         assert_eq!(human_ratio(7.02), "7");
         assert_eq!(human_ratio(11_875_000.0), "12,000,000");
         let big = compare(1e26, &m);

@@ -58,25 +58,58 @@ pub const SCHEMA: &str = "decompute.estimate/1";
 
 fn check(name: &str, v: Option<f64>, lo: f64, hi: f64, hint: &str) -> Result<(), String> {
     match v {
-        Some(x) if !(x.is_finite() && x > lo && x <= hi) => Err(format!("{name} {x} is out of range; {hint}")),
+        Some(x) if !(x.is_finite() && x > lo && x <= hi) => {
+            Err(format!("{name} {x} is out of range; {hint}"))
+        }
         _ => Ok(()),
     }
 }
 
 pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstimate, String> {
-    check("--mfu", i.mfu, 0.0, 1.0, "model FLOP utilisation is a fraction of peak, above 0 and at most 1 (typical 0.3–0.5)")?;
-    check("--power-w", i.power_w, 0.0, 5000.0, "give the average power of one device in watts")?;
+    check(
+        "--mfu",
+        i.mfu,
+        0.0,
+        1.0,
+        "model FLOP utilisation is a fraction of peak, above 0 and at most 1 (typical 0.3–0.5)",
+    )?;
+    check(
+        "--power-w",
+        i.power_w,
+        0.0,
+        5000.0,
+        "give the average power of one device in watts",
+    )?;
     check("--count", i.count, 0.0, 1e8, "give the number of devices")?;
-    check("--days", i.days, 0.0, 36500.0, "give the wall-clock days of training")?;
-    check("--device-hours", i.device_hours, 0.0, 1e12, "give the total device-hours")?;
+    check(
+        "--days",
+        i.days,
+        0.0,
+        36500.0,
+        "give the wall-clock days of training",
+    )?;
+    check(
+        "--device-hours",
+        i.device_hours,
+        0.0,
+        1e12,
+        "give the total device-hours",
+    )?;
     if let (Some(a), Some(n)) = (i.active_params, i.params) {
         if a > n {
-            return Err(format!("--active-params {a:e} is more than --params {n:e}; active parameters are a subset"));
+            return Err(format!(
+                "--active-params {a:e} is more than --params {n:e}; active parameters are a subset"
+            ));
         }
     }
     let mut inputs = Vec::new();
     let mut chain = Vec::new();
-    let given = |name: &str, v: String| Input { name: name.into(), value: v, source: "user".into(), given: true };
+    let given = |name: &str, v: String| Input {
+        name: name.into(),
+        value: v,
+        source: "user".into(),
+        given: true,
+    };
     let cite = |x: &Factor| match x.year {
         Some(y) => format!("{} ({y})", x.source),
         None => x.source.clone(),
@@ -120,10 +153,14 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             inputs.push(given("days", format!("{d}")));
             inputs.push(given("count", format!("{c}")));
             let h = d * 24.0 * c;
-            chain.push(format!("device-hours = days × 24 × count = {d} × 24 × {c} = {h}"));
+            chain.push(format!(
+                "device-hours = days × 24 × count = {d} × 24 × {c} = {h}"
+            ));
             Ranged::exact(h)
         }
-        (None, Some(_), None) => return Err("--days needs --count (how many devices ran for those days)".into()),
+        (None, Some(_), None) => {
+            return Err("--days needs --count (how many devices ran for those days)".into())
+        }
         _ => {
             let (Some(fl), Some(hw)) = (flop, &i.hardware) else {
                 return Err(
@@ -139,7 +176,10 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
                 None => {
                     inputs.push(Input {
                         name: "mfu".into(),
-                        value: format!("{} (range {}–{})", mfu_default.0, mfu_default.1, mfu_default.2),
+                        value: format!(
+                            "{} (range {}–{})",
+                            mfu_default.0, mfu_default.1, mfu_default.2
+                        ),
                         source: cite(&k.mfu.0),
                         given: false,
                     });
@@ -154,7 +194,11 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
                 hw.name,
                 hw.source
             ));
-            Ranged { value: per(mfu), low: per(hi), high: per(lo) }
+            Ranged {
+                value: per(mfu),
+                low: per(hi),
+                high: per(lo),
+            }
         }
     };
 
@@ -166,26 +210,62 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             Ranged::exact(p)
         }
         (None, Some(hw)) => {
-            let (d, lo, hi) = (k.power_factor.0.value, k.power_factor.1.value, k.power_factor.2.value);
+            let (d, lo, hi) = (
+                k.power_factor.0.value,
+                k.power_factor.1.value,
+                k.power_factor.2.value,
+            );
             inputs.push(Input {
                 name: "power_w".into(),
-                value: format!("{} × {d} (range {lo}–{hi}) = {} W", hw.power_w, hw.power_w * d),
-                source: format!("rated power: {}; utilisation factor: {}", hw.source, cite(&k.power_factor.0)),
+                value: format!(
+                    "{} × {d} (range {lo}–{hi}) = {} W",
+                    hw.power_w,
+                    hw.power_w * d
+                ),
+                source: format!(
+                    "rated power: {}; utilisation factor: {}",
+                    hw.source,
+                    cite(&k.power_factor.0)
+                ),
                 given: false,
             });
-            chain.push(format!("average power = rated {} W × {d} = {} W (range {}–{} W)", hw.power_w, hw.power_w * d, hw.power_w * lo, hw.power_w * hi));
-            Ranged { value: hw.power_w * d, low: hw.power_w * lo, high: hw.power_w * hi }
+            chain.push(format!(
+                "average power = rated {} W × {d} = {} W (range {}–{} W)",
+                hw.power_w,
+                hw.power_w * d,
+                hw.power_w * lo,
+                hw.power_w * hi
+            ));
+            Ranged {
+                value: hw.power_w * d,
+                low: hw.power_w * lo,
+                high: hw.power_w * hi,
+            }
         }
         (None, None) => return Err("cannot get power: give --power-w or --hardware".into()),
     };
     if let Some(hw) = &i.hardware {
-        inputs.push(Input { name: "hardware".into(), value: hw.name.clone(), source: hw.source.clone(), given: true });
+        inputs.push(Input {
+            name: "hardware".into(),
+            value: hw.name.clone(),
+            source: hw.source.clone(),
+            given: true,
+        });
     }
 
-    let it = hours.mul(power).scale(1e-3);
-    chain.push(format!("IT energy = device-hours × power = {:.4e} kWh", it.value));
+    let it = hours.times(power).scale(1e-3);
+    chain.push(format!(
+        "IT energy = device-hours × power = {:.4e} kWh",
+        it.value
+    ));
     let facility = it.scale(f.pue.value);
-    chain.push(format!("facility energy = IT × PUE = {:.4e} × {} = {:.4e} kWh (PUE: {})", it.value, f.pue.value, facility.value, cite(&f.pue)));
+    chain.push(format!(
+        "facility energy = IT × PUE = {:.4e} × {} = {:.4e} kWh (PUE: {})",
+        it.value,
+        f.pue.value,
+        facility.value,
+        cite(&f.pue)
+    ));
     let carbon = facility.scale(f.grid.value / 1000.0);
     chain.push(format!(
         "carbon = facility kWh × intensity = {:.4e} × {} g/kWh = {:.4e} kg ({}: {})",
@@ -195,7 +275,7 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
         f.zone,
         cite(&f.grid)
     ));
-    let water = it.scale(f.wue.value).add(facility.scale(f.ewif.value));
+    let water = it.scale(f.wue.value).plus(facility.scale(f.ewif.value));
     chain.push(format!(
         "water = IT × WUE + facility × EWIF = {:.4e} × {} + {:.4e} × {} = {:.4e} L (EWIF: {})",
         it.value,
@@ -205,12 +285,30 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
         water.value,
         cite(&f.ewif)
     ));
-    for (name, x) in [("pue", &f.pue), ("grid_gco2_per_kwh", &f.grid), ("wue_l_per_kwh", &f.wue), ("ewif_l_per_kwh", &f.ewif)] {
-        inputs.push(Input { name: name.into(), value: x.value.to_string(), source: cite(x), given: x.source.starts_with("user") });
+    for (name, x) in [
+        ("pue", &f.pue),
+        ("grid_gco2_per_kwh", &f.grid),
+        ("wue_l_per_kwh", &f.wue),
+        ("ewif_l_per_kwh", &f.ewif),
+    ] {
+        inputs.push(Input {
+            name: name.into(),
+            value: x.value.to_string(),
+            source: cite(x),
+            given: x.source.starts_with("user"),
+        });
     }
     let embodied = if i.embodied {
-        let hw = i.hardware.as_ref().ok_or("--embodied needs --hardware (embodied carbon is per device)")?;
-        let per = hw.embodied_kg.ok_or_else(|| format!("no published embodied carbon for {} in data/hardware.csv", hw.name))?;
+        let hw = i
+            .hardware
+            .as_ref()
+            .ok_or("--embodied needs --hardware (embodied carbon is per device)")?;
+        let per = hw.embodied_kg.ok_or_else(|| {
+            format!(
+                "no published embodied carbon for {} in data/hardware.csv",
+                hw.name
+            )
+        })?;
         let life_h = k.lifetime_years.value * 8766.0 * k.lifetime_use.value;
         chain.push(format!(
             "embodied = {per} kg per device × device-hours / ({} y × 8766 h × {}) = {:.4e} kg ({})",
@@ -219,7 +317,12 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             per * hours.value / life_h,
             hw.embodied_source
         ));
-        inputs.push(Input { name: "embodied_kg_per_device".into(), value: per.to_string(), source: hw.embodied_source.clone(), given: false });
+        inputs.push(Input {
+            name: "embodied_kg_per_device".into(),
+            value: per.to_string(),
+            source: hw.embodied_source.clone(),
+            given: false,
+        });
         Some(hours.scale(per / life_h))
     } else {
         None
@@ -267,16 +370,40 @@ mod tests {
     #[test]
     fn published_runs_from_their_own_inputs() {
         // BLOOM-176B: 1,082,990 A100-hours at 400 W → 433.2 MWh; × 57 g/kWh → 24.7 t (no PUE).
-        let e = estimate(&TrainInput { device_hours: Some(1_082_990.0), power_w: Some(400.0), ..Default::default() }, &factors(1.0, 57.0), &k()).expect("bloom");
+        let e = estimate(
+            &TrainInput {
+                device_hours: Some(1_082_990.0),
+                power_w: Some(400.0),
+                ..Default::default()
+            },
+            &factors(1.0, 57.0),
+            &k(),
+        )
+        .expect("bloom");
         assert!((e.it_energy_kwh.value / 1e3 - 433.2).abs() / 433.2 < 0.01);
         assert!((e.carbon_kg.value / 1e3 - 24.7).abs() / 24.7 < 0.01);
         // Llama 2 70B: 1,720,320 A100-80GB hours × 400 W × PUE 1.1 × 0.385 kg/kWh → 291.42 t.
-        let e = estimate(&TrainInput { device_hours: Some(1_720_320.0), power_w: Some(400.0), ..Default::default() }, &factors(1.1, 385.0), &k()).expect("llama2");
+        let e = estimate(
+            &TrainInput {
+                device_hours: Some(1_720_320.0),
+                power_w: Some(400.0),
+                ..Default::default()
+            },
+            &factors(1.1, 385.0),
+            &k(),
+        )
+        .expect("llama2");
         assert!((e.carbon_kg.value / 1e3 - 291.42).abs() / 291.42 < 0.001);
         // GPT-3 175B: 6·175e9·300e9 ≈ 3.15e23 FLOP (3.14e23 published); 3.55 M V100-hours at
         // 330 W × PUE 1.1 → 1,287 MWh; × 0.429 kg/kWh → 552 t.
         let e = estimate(
-            &TrainInput { params: Some(175e9), tokens: Some(300e9), device_hours: Some(3.55e6), power_w: Some(330.0), ..Default::default() },
+            &TrainInput {
+                params: Some(175e9),
+                tokens: Some(300e9),
+                device_hours: Some(3.55e6),
+                power_w: Some(330.0),
+                ..Default::default()
+            },
             &factors(1.1, 429.0),
             &k(),
         )
@@ -287,14 +414,34 @@ mod tests {
         assert!((e.carbon_kg.value / 1e3 - 552.0).abs() / 552.0 < 0.01);
         // T5-11B: 512 TPU v3 for 20 days at 310 W, PUE 1.12 → 85.7 MWh (the paper rounds its
         // inputs: 512 × 480 h × 310 W × 1.12 = 85.3 MWh, 0.5 % below).
-        let e = estimate(&TrainInput { days: Some(20.0), count: Some(512.0), power_w: Some(310.0), ..Default::default() }, &factors(1.12, 0.0), &k()).expect("t5");
-        assert!((e.facility_energy_kwh.value / 1e3 - 85.7).abs() / 85.7 < 0.01, "{}", e.facility_energy_kwh.value);
+        let e = estimate(
+            &TrainInput {
+                days: Some(20.0),
+                count: Some(512.0),
+                power_w: Some(310.0),
+                ..Default::default()
+            },
+            &factors(1.12, 0.0),
+            &k(),
+        )
+        .expect("t5");
+        assert!(
+            (e.facility_energy_kwh.value / 1e3 - 85.7).abs() / 85.7 < 0.01,
+            "{}",
+            e.facility_energy_kwh.value
+        );
     }
 
     #[test]
     fn defaults_give_ranges_and_mixture_of_experts_uses_active_params() {
         let e = estimate(
-            &TrainInput { params: Some(671e9), active_params: Some(37e9), tokens: Some(14.8e12), hardware: hw("h800"), ..Default::default() },
+            &TrainInput {
+                params: Some(671e9),
+                active_params: Some(37e9),
+                tokens: Some(14.8e12),
+                hardware: hw("h800"),
+                ..Default::default()
+            },
             &factors(1.0, 500.0),
             &k(),
         )
@@ -304,7 +451,10 @@ mod tests {
         let h = e.device_hours;
         assert!(h.low < h.value && h.value < h.high, "{h:?}");
         assert!((h.value - fl / (989e12 * 0.4) / 3600.0).abs() / h.value < 1e-12);
-        assert!(e.it_energy_kwh.low < e.it_energy_kwh.value && e.it_energy_kwh.value < e.it_energy_kwh.high);
+        assert!(
+            e.it_energy_kwh.low < e.it_energy_kwh.value
+                && e.it_energy_kwh.value < e.it_energy_kwh.high
+        );
         assert!(e.inputs.iter().any(|x| x.name == "mfu" && !x.given));
     }
 
@@ -312,12 +462,57 @@ mod tests {
     fn bad_or_insufficient_inputs_say_what_would_work() {
         let f = factors(1.0, 100.0);
         let cases: Vec<(TrainInput, &str)> = vec![
-            (TrainInput { params: Some(1e9), ..Default::default() }, "--device-hours, or --days with --count"),
-            (TrainInput { flop: Some(1e20), mfu: Some(1.5), hardware: hw("h100"), ..Default::default() }, "--mfu"),
-            (TrainInput { device_hours: Some(10.0), ..Default::default() }, "--power-w or --hardware"),
-            (TrainInput { days: Some(3.0), power_w: Some(100.0), ..Default::default() }, "--days needs --count"),
-            (TrainInput { params: Some(1e9), active_params: Some(2e9), tokens: Some(1e9), device_hours: Some(1.0), power_w: Some(1.0), ..Default::default() }, "subset"),
-            (TrainInput { device_hours: Some(1.0), power_w: Some(1.0), embodied: true, ..Default::default() }, "--embodied needs --hardware"),
+            (
+                TrainInput {
+                    params: Some(1e9),
+                    ..Default::default()
+                },
+                "--device-hours, or --days with --count",
+            ),
+            (
+                TrainInput {
+                    flop: Some(1e20),
+                    mfu: Some(1.5),
+                    hardware: hw("h100"),
+                    ..Default::default()
+                },
+                "--mfu",
+            ),
+            (
+                TrainInput {
+                    device_hours: Some(10.0),
+                    ..Default::default()
+                },
+                "--power-w or --hardware",
+            ),
+            (
+                TrainInput {
+                    days: Some(3.0),
+                    power_w: Some(100.0),
+                    ..Default::default()
+                },
+                "--days needs --count",
+            ),
+            (
+                TrainInput {
+                    params: Some(1e9),
+                    active_params: Some(2e9),
+                    tokens: Some(1e9),
+                    device_hours: Some(1.0),
+                    power_w: Some(1.0),
+                    ..Default::default()
+                },
+                "subset",
+            ),
+            (
+                TrainInput {
+                    device_hours: Some(1.0),
+                    power_w: Some(1.0),
+                    embodied: true,
+                    ..Default::default()
+                },
+                "--embodied needs --hardware",
+            ),
         ];
         for (i, needle) in cases {
             let e = estimate(&i, &f, &k()).expect_err(needle);
@@ -327,8 +522,20 @@ mod tests {
 
     #[test]
     fn embodied_is_amortised_over_the_lifetime() {
-        let e = estimate(&TrainInput { device_hours: Some(8766.0 * 6.0 * 0.85), hardware: hw("h100"), embodied: true, ..Default::default() }, &factors(1.0, 0.0), &k())
-            .expect("embodied");
-        assert!((e.embodied_kg.expect("embodied").value - 164.0).abs() < 1e-6, "a whole lifetime = one device's embodied carbon");
+        let e = estimate(
+            &TrainInput {
+                device_hours: Some(8766.0 * 6.0 * 0.85),
+                hardware: hw("h100"),
+                embodied: true,
+                ..Default::default()
+            },
+            &factors(1.0, 0.0),
+            &k(),
+        )
+        .expect("embodied");
+        assert!(
+            (e.embodied_kg.expect("embodied").value - 164.0).abs() < 1e-6,
+            "a whole lifetime = one device's embodied carbon"
+        );
     }
 }

@@ -262,7 +262,11 @@ fn parse_constants(file: &str, text: &str) -> Result<Constants, FactorError> {
         cpu_curve_source: get("cpu_curve_0")?,
         cpu_curve: curve,
         mfu: (get("mfu_default")?, get("mfu_low")?, get("mfu_high")?),
-        power_factor: (get("power_factor_default")?, get("power_factor_low")?, get("power_factor_high")?),
+        power_factor: (
+            get("power_factor_default")?,
+            get("power_factor_low")?,
+            get("power_factor_high")?,
+        ),
         lifetime_years: get("embodied_lifetime_years")?,
         lifetime_use: get("embodied_utilisation")?,
     })

@@ -212,6 +212,13 @@ pub fn show(r: &RunRecord) -> String {
         GramsCo2e(p.carbon_g.value),
         Litres(p.water_l.value)
     ));
+    if let Some((flop, how)) = crate::cli::scale::run_flop(&id.tags) {
+        let models = crate::estimate::models::embedded();
+        o.push_str(&format!(
+            "  compute   {flop:.2e} FLOP ({how}): {}\n",
+            crate::estimate::models::compare(flop, &models)
+        ));
+    }
     let f = &p.factors;
     o.push_str(&format!("  factors   zone {} ({})\n", f.zone, f.zone_name));
     for (name, x) in [

@@ -1,0 +1,313 @@
+//! `decompute estimate train|infer`: the footprint of AI before it runs, every assumption
+//! shown. Bad or insufficient inputs get one line saying what would work.
+
+use super::{print_stdout, FactorArgs};
+use crate::estimate::hardware::HardwareTable;
+use crate::estimate::{infer, parse_count, train, Ranged};
+use crate::factors;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct EstimateCmd {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum What {
+    /// A training run: FLOP, device-hours, energy, carbon, water (and embodied carbon)
+    Train(Box<TrainArgs>),
+    /// Inference: energy per output token and in total
+    Infer(Box<InferArgs>),
+}
+
+/// Conversion and output options shared by both estimates.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Power usage effectiveness: a number or a preset (personal, hyperscale, average)
+    #[arg(long, value_name = "PUE|PRESET")]
+    pub pue: Option<String>,
+    /// Grid zone (ISO 3166 code or WORLD)
+    #[arg(long, env = "DECOMPUTE_ZONE", value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Grid carbon intensity in gCO2e/kWh
+    #[arg(long, value_name = "G")]
+    pub grid_intensity: Option<f64>,
+    /// On-site water usage effectiveness, L/kWh of IT energy
+    #[arg(long, value_name = "L_PER_KWH")]
+    pub wue: Option<f64>,
+    /// Off-site water intensity of electricity, L/kWh
+    #[arg(long, value_name = "L_PER_KWH")]
+    pub ewif: Option<f64>,
+    /// Write the JSON estimate to FILE ("-" for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Print the calculation with every input and its source
+    #[arg(long)]
+    pub explain: bool,
+    /// Directory of factor data files replacing the shipped ones
+    #[arg(long, env = "DECOMPUTE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Total parameters (70e9, 70B)
+    #[arg(long, value_parser = parse_count)]
+    pub params: Option<f64>,
+    /// Active parameters per token (mixture-of-experts)
+    #[arg(long, value_parser = parse_count)]
+    pub active_params: Option<f64>,
+    /// Training tokens (2T, 2e12)
+    #[arg(long, value_parser = parse_count)]
+    pub tokens: Option<f64>,
+    /// Training compute in FLOP, instead of 6·N·D
+    #[arg(long, value_parser = parse_count)]
+    pub flop: Option<f64>,
+    /// Accelerator (h100, a100, tpu-v4, mi300x…; see `decompute estimate train --hardware list`)
+    #[arg(long, value_name = "KEY")]
+    pub hardware: Option<String>,
+    /// Number of devices (with --days)
+    #[arg(long, value_parser = parse_count)]
+    pub count: Option<f64>,
+    /// Total device-hours
+    #[arg(long, value_parser = parse_count)]
+    pub device_hours: Option<f64>,
+    /// Wall-clock days (with --count)
+    #[arg(long)]
+    pub days: Option<f64>,
+    /// Model FLOP utilisation, 0–1 [default: 0.4, range 0.3–0.5]
+    #[arg(long)]
+    pub mfu: Option<f64>,
+    /// Average power per device, W [default: rated power × 0.8, range 0.6–1.0]
+    #[arg(long)]
+    pub power_w: Option<f64>,
+    /// Add amortised manufacturing (embodied) carbon of the devices
+    #[arg(long)]
+    pub embodied: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Total parameters (8e9, 8B)
+    #[arg(long, value_parser = parse_count)]
+    pub params: f64,
+    /// Active parameters per token (mixture-of-experts)
+    #[arg(long, value_parser = parse_count)]
+    pub active_params: Option<f64>,
+    /// Accelerator (h100 is what the calibration measured)
+    #[arg(long, default_value = "h100", value_name = "KEY")]
+    pub hardware: String,
+    /// Number of devices serving the model (recorded)
+    #[arg(long, value_parser = parse_count)]
+    pub count: Option<f64>,
+    /// Output tokens (per request when --requests is given)
+    #[arg(long, value_parser = parse_count)]
+    pub tokens_out: f64,
+    /// Number of requests
+    #[arg(long, value_parser = parse_count)]
+    pub requests: Option<f64>,
+    /// Concurrent requests served together (the dominant variable)
+    #[arg(long, default_value_t = 64.0)]
+    pub batch: f64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
+    let fa = FactorArgs {
+        zone: c.zone.clone(),
+        pue: c.pue.clone(),
+        grid_intensity: c.grid_intensity,
+        wue: c.wue,
+        ewif: c.ewif,
+        data_dir: c.data_dir.clone(),
+        config: None,
+    };
+    let cfg = fa.load_config()?;
+    let data = fa.data()?;
+    let conv = factors::resolve(&data, &fa.request(&cfg))?;
+    Ok(train::Factors {
+        pue: conv.pue,
+        grid: conv.grid,
+        wue: conv.wue,
+        ewif: conv.ewif,
+        zone: conv.zone,
+    })
+}
+
+fn r(x: &Ranged, unit: &str) -> String {
+    let f = |v: f64| {
+        if v.abs() >= 1e5 {
+            format!("{v:.3e}")
+        } else {
+            crate::units::sig3(v)
+        }
+    };
+    if x.low == x.high {
+        format!("{} {unit}", f(x.value))
+    } else {
+        format!("{} {unit} ({}–{})", f(x.value), f(x.low), f(x.high))
+    }
+}
+
+fn emit(json: &Option<PathBuf>, text: String) -> anyhow::Result<()> {
+    match json {
+        Some(p) if p.as_os_str() == "-" => print_stdout(&text),
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display())),
+        None => Ok(()),
+    }
+}
+
+pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
+    let hw = HardwareTable::embedded();
+    match a.what {
+        What::Train(t) => {
+            if t.hardware.as_deref() == Some("list") {
+                let mut o = String::from("key               dense 16-bit TFLOP/s  power W  memory GB  embodied kg  name\n");
+                for x in &hw.rows {
+                    o.push_str(&format!(
+                        "{:<17} {:>20} {:>8} {:>10} {:>12}  {}\n",
+                        x.key,
+                        x.peak_flops / 1e12,
+                        x.power_w,
+                        x.memory_gb,
+                        x.embodied_kg
+                            .map(|k| k.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        x.name
+                    ));
+                }
+                return print_stdout(&o);
+            }
+            let f = factors_for(&t.common)?;
+            let data = match &t.common.data_dir {
+                Some(d) => factors::FactorData::from_dir(d)?,
+                None => factors::FactorData::embedded()?,
+            };
+            let hardware = match &t.hardware {
+                Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
+                None => None,
+            };
+            let input = train::TrainInput {
+                params: t.params,
+                active_params: t.active_params,
+                tokens: t.tokens,
+                flop: t.flop,
+                hardware,
+                count: t.count,
+                device_hours: t.device_hours,
+                days: t.days,
+                mfu: t.mfu,
+                power_w: t.power_w,
+                embodied: t.embodied,
+            };
+            let e = train::estimate(&input, &f, &data.constants).map_err(|e| anyhow::anyhow!(e))?;
+            let mut o = String::from("training estimate\n");
+            if let Some(fl) = &e.flop {
+                let models = crate::estimate::models::embedded();
+                o.push_str(&format!(
+                    "  compute          {:.3e} FLOP ({})\n",
+                    fl.value,
+                    crate::estimate::models::compare(fl.value, &models)
+                ));
+            }
+            o.push_str(&format!("  device-hours     {}\n", r(&e.device_hours, "h")));
+            o.push_str(&format!(
+                "  IT energy        {}\n",
+                r(&e.it_energy_kwh, "kWh")
+            ));
+            o.push_str(&format!(
+                "  facility energy  {}\n",
+                r(&e.facility_energy_kwh, "kWh")
+            ));
+            o.push_str(&format!(
+                "  carbon           {}  ({} at {} g/kWh)\n",
+                r(&e.carbon_kg, "kg CO2e"),
+                f.zone,
+                f.grid.value
+            ));
+            o.push_str(&format!("  water            {}\n", r(&e.water_l, "L")));
+            if let Some(em) = &e.embodied_kg {
+                o.push_str(&format!("  embodied carbon  {}\n", r(em, "kg CO2e")));
+            }
+            if t.common.explain {
+                o.push_str("how\n");
+                for l in &e.chain {
+                    o.push_str(&format!("  {l}\n"));
+                }
+                o.push_str("inputs\n");
+                for i in &e.inputs {
+                    o.push_str(&format!(
+                        "  {:<24} {:<28} {} — {}\n",
+                        i.name,
+                        i.value,
+                        if i.given { "given" } else { "default" },
+                        i.source
+                    ));
+                }
+            }
+            if t.common.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+                eprint!("{o}");
+            } else {
+                print_stdout(&o)?;
+            }
+            emit(&t.common.json, serde_json::to_string_pretty(&e)? + "\n")
+        }
+        What::Infer(i) => {
+            let f = factors_for(&i.common)?;
+            let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
+            let reference = hw.get("h100-sxm").ok().cloned();
+            let pts =
+                infer::parse_calibration(include_str!("../../data/inference_calibration.csv"))
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            let fit = infer::fit(&pts).map_err(|e| anyhow::anyhow!(e))?;
+            let input = infer::InferInput {
+                params: i.params,
+                active_params: i.active_params,
+                hardware: Some(hardware),
+                reference,
+                count: i.count,
+                tokens_out: i.tokens_out,
+                requests: i.requests,
+                batch: i.batch,
+            };
+            let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
+            let mut o = String::from("inference estimate\n");
+            o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", r(&e.gpu_energy_per_token_j, "J")));
+            o.push_str(&format!("  tokens           {}\n", e.tokens));
+            o.push_str(&format!(
+                "  IT energy        {}\n",
+                r(&e.it_energy_kwh, "kWh")
+            ));
+            o.push_str(&format!(
+                "  facility energy  {}\n",
+                r(&e.facility_energy_kwh, "kWh")
+            ));
+            o.push_str(&format!(
+                "  carbon           {}  ({} at {} g/kWh)\n",
+                r(&e.carbon_kg, "kg CO2e"),
+                f.zone,
+                f.grid.value
+            ));
+            o.push_str(&format!("  water            {}\n", r(&e.water_l, "L")));
+            o.push_str(&format!("  covers           {}\n", e.covers));
+            if i.common.explain {
+                o.push_str("how\n");
+                for l in &e.chain {
+                    o.push_str(&format!("  {l}\n"));
+                }
+            }
+            if i.common.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+                eprint!("{o}");
+            } else {
+                print_stdout(&o)?;
+            }
+            emit(&i.common.json, serde_json::to_string_pretty(&e)? + "\n")
+        }
+    }
+}

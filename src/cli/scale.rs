@@ -1,0 +1,95 @@
+//! `decompute scale [--flop F | --run ID | --estimate FILE.json] [--svg FILE]`: where a piece
+//! of work sits among the notable models, from AlexNet to the frontier.
+
+use super::{print_stdout, FactorArgs, LedgerArgs};
+use crate::estimate::models;
+use crate::render;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Training compute of the work, FLOP
+    #[arg(long, value_parser = crate::estimate::parse_count, conflicts_with_all = ["run", "estimate"])]
+    pub flop: Option<f64>,
+    /// A ledger run whose tags give flop=… or params=… and tokens=…
+    #[arg(long, value_name = "ID", conflicts_with = "estimate")]
+    pub run: Option<String>,
+    /// A decompute.estimate/1 JSON file
+    #[arg(long, value_name = "FILE")]
+    pub estimate: Option<PathBuf>,
+    /// Write the chart as a standalone SVG to FILE
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+/// The FLOP of a ledger run, from its tags: `flop`, or 6 × `params` × `tokens`.
+pub fn run_flop(tags: &std::collections::BTreeMap<String, String>) -> Option<(f64, String)> {
+    let num = |k: &str| {
+        tags.get(k)
+            .and_then(|v| crate::estimate::parse_count(v).ok())
+    };
+    if let Some(f) = num("flop") {
+        return Some((f, "tag flop".into()));
+    }
+    match (num("active_params").or(num("params")), num("tokens")) {
+        (Some(n), Some(d)) => Some((
+            6.0 * n * d,
+            "6 × params × tokens from the run's tags".into(),
+        )),
+        _ => None,
+    }
+}
+
+pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
+    let all = models::embedded();
+    let work: Option<(String, f64, u32)> = if let Some(f) = a.flop {
+        Some(("this work".into(), f, current_year()))
+    } else if let Some(id) = &a.run {
+        let cfg = FactorArgs::config_from(None)?;
+        let l = a.ledger.open(&cfg)?;
+        let rec = l.get(id)?;
+        let (f, _) = run_flop(&rec.identity.tags)
+            .ok_or_else(|| anyhow::anyhow!("run {} has no FLOP: record it with --tag flop=3e18, or --tag params=… --tag tokens=…", rec.identity.id))?;
+        let year = rec
+            .report
+            .started_at
+            .get(..4)
+            .and_then(|y| y.parse().ok())
+            .unwrap_or_else(current_year);
+        Some((format!("run {}", &rec.identity.id[..10]), f, year))
+    } else if let Some(p) = &a.estimate {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not JSON ({e})", p.display()))?;
+        let f = v["flop"]["value"].as_f64().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no flop.value; give a decompute.estimate/1 file from `estimate train --json`",
+                p.display()
+            )
+        })?;
+        Some(("estimate".into(), f, current_year()))
+    } else {
+        None
+    };
+    print_stdout(&render::scale::terminal(
+        &all,
+        work.as_ref().map(|(l, f, _)| (l.as_str(), *f)),
+        48,
+    ))?;
+    if let Some(path) = &a.svg {
+        let svg = render::scale::svg(&all, work.as_ref().map(|(l, f, y)| (l.as_str(), *f, *y)));
+        std::fs::write(path, svg)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("decompute: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn current_year() -> u32 {
+    let s = crate::timefmt::rfc3339(std::time::SystemTime::now());
+    s[..4].parse().unwrap_or(2026)
+}

@@ -1,0 +1,366 @@
+//! `estimate` and `scale` end to end: JSON schemas, the default-assumption comparison
+//! documented in docs/validation.md, one-line errors, the SVG chart, FLOP from run tags.
+
+use crate::cli::decompute;
+use serde_json::Value;
+
+fn est(args: &[&str]) -> Value {
+    let o = decompute()
+        .args(["estimate"])
+        .args(args)
+        .args(["--json", "-"])
+        .output()
+        .expect("runs");
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b) / b
+}
+
+#[test]
+fn training_json_has_every_figure_with_a_range_and_provenance() {
+    let e = est(&[
+        "train",
+        "--params",
+        "70B",
+        "--tokens",
+        "2T",
+        "--hardware",
+        "H100-SXM5-80GB",
+        "--zone",
+        "FR",
+        "--embodied",
+        "--wue",
+        "0.5",
+    ]);
+    assert_eq!(e["schema"], "decompute.estimate/1");
+    for k in [
+        "flop",
+        "device_hours",
+        "it_energy_kwh",
+        "facility_energy_kwh",
+        "carbon_kg",
+        "water_l",
+        "embodied_kg",
+    ] {
+        let (v, lo, hi) = (
+            e[k]["value"].as_f64().expect(k),
+            e[k]["low"].as_f64().expect(k),
+            e[k]["high"].as_f64().expect(k),
+        );
+        assert!(lo <= v && v <= hi, "{k}: {lo} {v} {hi}");
+    }
+    assert_eq!(e["flop"]["value"], 6.0 * 70e9 * 2e12);
+    let inputs = e["inputs"].as_array().expect("inputs");
+    let mfu = inputs.iter().find(|i| i["name"] == "mfu").expect("mfu");
+    assert_eq!(mfu["given"], false);
+    assert!(mfu["source"].as_str().expect("src").contains("PaLM"));
+    assert!(inputs
+        .iter()
+        .any(|i| i["name"] == "wue_l_per_kwh" && i["given"] == true));
+}
+
+/// The table of docs/validation.md, section 2 (±1 percentage point).
+#[test]
+fn default_assumptions_miss_published_runs_as_documented() {
+    let cases: [(&[&str], f64, f64, &str, f64); 4] = [
+        (
+            &[
+                "--params",
+                "176B",
+                "--tokens",
+                "366B",
+                "--hardware",
+                "a100",
+                "--grid-intensity",
+                "57",
+            ],
+            1_082_990.0,
+            -0.21,
+            "it_energy_kwh",
+            433_200.0,
+        ),
+        (
+            &[
+                "--params",
+                "69B",
+                "--tokens",
+                "2T",
+                "--hardware",
+                "a100",
+                "--pue",
+                "1.1",
+                "--grid-intensity",
+                "385",
+            ],
+            1_720_320.0,
+            0.07,
+            "carbon_kg",
+            291_420.0,
+        ),
+        (
+            &[
+                "--params",
+                "175B",
+                "--tokens",
+                "300B",
+                "--hardware",
+                "v100",
+                "--pue",
+                "1.1",
+                "--grid-intensity",
+                "429",
+            ],
+            3.55e6,
+            -0.51,
+            "facility_energy_kwh",
+            1_287_000.0,
+        ),
+        (
+            &[
+                "--flop",
+                "4.05e22",
+                "--hardware",
+                "tpu-v3",
+                "--pue",
+                "1.12",
+                "--grid-intensity",
+                "0",
+            ],
+            245_760.0,
+            -0.07,
+            "facility_energy_kwh",
+            85_700.0,
+        ),
+    ];
+    let documented_second = [-0.36, -0.14, -0.64, 0.08];
+    for ((args, hours, err_h, key, published), err2) in cases.iter().zip(documented_second) {
+        let e = est(&[&["train"], *args].concat());
+        let h = rel(e["device_hours"]["value"].as_f64().expect("h"), *hours);
+        assert!(
+            (h - err_h).abs() < 0.01,
+            "{args:?}: hours error {h:.3} vs documented {err_h}"
+        );
+        let x = rel(e[*key]["value"].as_f64().expect("x"), *published);
+        assert!(
+            (x - err2).abs() < 0.01,
+            "{args:?}: {key} error {x:.3} vs documented {err2}"
+        );
+    }
+}
+
+#[test]
+fn inference_per_token_matches_the_leaderboard_and_batch_dominates() {
+    let e = est(&[
+        "infer",
+        "--params",
+        "8B",
+        "--tokens-out",
+        "1000",
+        "--requests",
+        "10",
+        "--batch",
+        "64",
+    ]);
+    assert_eq!(e["schema"], "decompute.estimate-infer/1");
+    let j = e["gpu_energy_per_token_j"]["value"].as_f64().expect("j");
+    assert!(
+        (j - 0.119).abs() / 0.119 < 0.1,
+        "Qwen3-8B at 64 concurrent requests: 0.119 J measured, {j} modelled"
+    );
+    assert_eq!(e["tokens"], 10000.0);
+    let kwh = e["it_energy_kwh"]["value"].as_f64().expect("kwh");
+    assert!((kwh - j * 10000.0 / 3.6e6).abs() < 1e-12);
+    for k in ["facility_energy_kwh", "carbon_kg", "water_l"] {
+        assert!(
+            e[k]["low"].as_f64() <= e[k]["value"].as_f64()
+                && e[k]["value"].as_f64() <= e[k]["high"].as_f64(),
+            "{k}"
+        );
+    }
+    let small = est(&[
+        "infer",
+        "--params",
+        "70B",
+        "--tokens-out",
+        "1",
+        "--batch",
+        "8",
+    ]);
+    let big = est(&[
+        "infer",
+        "--params",
+        "70B",
+        "--tokens-out",
+        "1",
+        "--batch",
+        "256",
+    ]);
+    let r = small["gpu_energy_per_token_j"]["value"]
+        .as_f64()
+        .expect("s")
+        / big["gpu_energy_per_token_j"]["value"].as_f64().expect("b");
+    assert!(r > 4.0, "8 vs 256 concurrent requests: {r}×");
+}
+
+#[test]
+fn bad_estimate_inputs_name_what_would_work() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["train", "--params", "7B"],
+            "--device-hours, or --days with --count",
+        ),
+        (
+            &["train", "--flop", "1e21", "--hardware", "h10"],
+            "did you mean",
+        ),
+        (
+            &[
+                "train",
+                "--flop",
+                "1e21",
+                "--hardware",
+                "h100",
+                "--mfu",
+                "2",
+            ],
+            "--mfu",
+        ),
+        (
+            &[
+                "train",
+                "--device-hours",
+                "100",
+                "--power-w",
+                "300",
+                "--pue",
+                "0.9",
+            ],
+            "1.0 to 4.0",
+        ),
+        (&["train", "--params=-3"], "more than zero"),
+        (
+            &[
+                "infer",
+                "--params",
+                "8B",
+                "--tokens-out",
+                "10",
+                "--batch",
+                "0",
+            ],
+            "--batch",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = decompute()
+            .arg("estimate")
+            .args(args)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn scale_places_work_in_text_and_svg_and_reads_runs() {
+    let d = tempfile::tempdir().expect("tmp");
+    let svg = d.path().join("scale.svg");
+    let o = decompute()
+        .args(["scale", "--flop", "3.2e18", "--svg"])
+        .arg(&svg)
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("AlexNet")
+            && out.contains("◀")
+            && out.contains("6.8× AlexNet")
+            && out.contains("of Llama 3.1 405B"),
+        "{out}"
+    );
+    let s = std::fs::read_to_string(&svg).expect("svg");
+    assert!(s.starts_with("<svg") && s.contains("this work") && s.contains("GPT-3 175B"));
+    // A run recorded with its FLOP as tags.
+    let ledger = d.path().join("l.sqlite");
+    let o = decompute()
+        .env("DECOMPUTE_LEDGER", &ledger)
+        .args([
+            "run",
+            "--no-gpu",
+            "--tag",
+            "params=7B",
+            "--tag",
+            "tokens=1T",
+            "--",
+            "true",
+        ])
+        .output()
+        .expect("runs");
+    assert!(o.status.success());
+    let list = decompute()
+        .env("DECOMPUTE_LEDGER", &ledger)
+        .args(["ledger", "list"])
+        .output()
+        .expect("list");
+    let id = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .nth(1)
+        .expect("row")[..26]
+        .to_string();
+    let show = decompute()
+        .env("DECOMPUTE_LEDGER", &ledger)
+        .args(["ledger", "show", &id])
+        .output()
+        .expect("show");
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("4.20e22 FLOP"),
+        "{}",
+        String::from_utf8_lossy(&show.stdout)
+    );
+    let sc = decompute()
+        .env("DECOMPUTE_LEDGER", &ledger)
+        .args(["scale", "--run", &id])
+        .output()
+        .expect("scale");
+    assert!(
+        String::from_utf8_lossy(&sc.stdout).contains("4.2e22 FLOP"),
+        "{}",
+        String::from_utf8_lossy(&sc.stdout)
+    );
+    let est_file = d.path().join("e.json");
+    let o = decompute()
+        .args([
+            "estimate",
+            "train",
+            "--flop",
+            "1e24",
+            "--device-hours",
+            "1000",
+            "--power-w",
+            "500",
+            "--json",
+        ])
+        .arg(&est_file)
+        .output()
+        .expect("est");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sc = decompute()
+        .args(["scale", "--estimate"])
+        .arg(&est_file)
+        .output()
+        .expect("scale");
+    assert!(
+        String::from_utf8_lossy(&sc.stdout).contains("1.0e24 FLOP"),
+        "{}",
+        String::from_utf8_lossy(&sc.stdout)
+    );
+}
