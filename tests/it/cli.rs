@@ -144,8 +144,9 @@ fn short_command_still_gets_a_footprint_and_a_versioned_report() {
 
 #[test]
 fn cpu_heavy_tree_is_credited_and_children_are_followed() {
-    // Two grandchildren burn CPU for about a second while the shell waits.
-    let burn = "end=$(( $(date +%s%N) + 900000000 )); while [ $(date +%s%N) -lt $end ]; do :; done";
+    // Two grandchildren do a fixed amount of work (about 0.4 s of CPU each, however busy
+    // the machine is) while the shell waits.
+    let burn = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done";
     let script = format!("sh -c '{burn}' & sh -c '{burn}' & wait");
     let (o, _t) = run_modelled(&[
         "--interval",
@@ -174,7 +175,10 @@ fn cpu_heavy_tree_is_credited_and_children_are_followed() {
     );
     assert!(work > 0.0 && work <= host, "{work} of {host}");
     let cpu_s = r["cpu_time_s"].as_f64().expect("cpu time");
-    assert!(cpu_s > 0.5, "two burners of 0.9 s each: {cpu_s} s");
+    assert!(
+        cpu_s > 0.5,
+        "two burners of about 0.4 s of CPU each: {cpu_s} s"
+    );
     assert!(
         r["samples"].as_array().expect("s").len() >= 3,
         "sampled every 200 ms"
@@ -187,9 +191,18 @@ fn cpu_heavy_tree_is_credited_and_children_are_followed() {
 
 #[test]
 fn daemonised_descendant_is_still_followed() {
-    // The inner shell double-forks a CPU burner into its own session, then exits at once.
-    let burn = "end=$(( $(date +%s%N) + 600000000 )); while [ $(date +%s%N) -lt $end ]; do :; done";
-    let script = format!("(setsid sh -c '{burn}' &); sleep 0.8");
+    // The inner shell double-forks a burner (a fixed ~0.3 s of CPU) into its own session
+    // and exits at once; the command waits for the burner's flag file.
+    let d = tempfile::tempdir().expect("tmp");
+    let flag = d.path().join("done");
+    let burn = format!(
+        "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; touch {}",
+        flag.display()
+    );
+    let script = format!(
+        "(setsid sh -c '{burn}' &); while [ ! -f {} ]; do sleep 0.05; done; sleep 0.1",
+        flag.display()
+    );
     let (o, _t) = run_modelled(&[
         "--interval",
         "100ms",
@@ -201,8 +214,7 @@ fn daemonised_descendant_is_still_followed() {
         &script,
     ]);
     let r = json_of(&o);
-    // The burner spins for 0.6 s of wall time; without following it the tree would have
-    // used a few milliseconds (other tests may compete for the two cores).
+    // Without following the daemon the tree would have used a few milliseconds.
     let cpu_s = r["cpu_time_s"].as_f64().expect("cpu time");
     assert!(cpu_s > 0.2, "the daemon's CPU time must count: {cpu_s} s");
     assert!(r["processes_followed"].as_u64().expect("n") >= 3);

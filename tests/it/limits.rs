@@ -193,7 +193,7 @@ fn a_budget_stops_the_tree_within_one_interval_and_it_is_gone_after_the_grace() 
 #[test]
 fn energy_budget_warns_at_80_percent_and_warn_mode_continues() {
     let d = tempfile::tempdir().expect("tmp");
-    let burn = "end=$(( $(date +%s%N) + 800000000 )); while [ $(date +%s%N) -lt $end ]; do :; done";
+    let burn = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done";
     let o = run_cmd(
         d.path(),
         &[
