@@ -108,7 +108,7 @@ impl Context<'_> {
 
 /// Runs the command and measures it, telling `observer` as it goes.
 pub fn execute(
-    opts: &RunOptions,
+    mut opts: RunOptions,
     detection: Detection,
     conv: &Conversion,
     observer: &mut dyn Observer,
@@ -151,7 +151,25 @@ pub fn execute(
         }
         _ => None,
     };
-    let mut running = child::spawn(&opts.argv, join.as_deref())?;
+    let mut running = match child::spawn(&opts.argv, join.as_deref()) {
+        Ok(r) => r,
+        // Joining the workload's cgroup can fail where the hierarchy forbids it (controllers
+        // enabled above us): run without it and freeze with signals instead.
+        Err(
+            child::SpawnError::Other(..)
+            | child::SpawnError::NotExecutable(_)
+            | child::SpawnError::Setup(_),
+        ) if join.is_some() => {
+            if let Some(Freezer::Cgroup(c)) = &opts.freezer {
+                c.remove();
+            }
+            opts.freezer = Some(Freezer::Signals);
+            monitor.tree.cgroup_dir = None;
+            notes.push("could not place the workload in its own cgroup; freezing with SIGSTOP/SIGCONT instead".into());
+            child::spawn(&opts.argv, None)?
+        }
+        Err(e) => return Err(e),
+    };
     let ctx = Context {
         argv: opts.argv.clone(),
         interval_s: opts.interval.as_secs_f64(),

@@ -357,7 +357,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         live,
         measured_cpu: detection.cpu_measured(),
     };
-    let outcome = match execute(&opts, detection, &conv, &mut recorder) {
+    let outcome = match execute(opts, detection, &conv, &mut recorder) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("decompute: error: {e}");
