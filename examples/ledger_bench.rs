@@ -164,6 +164,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
+    drop(ledger);
+    let mut opens = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let mut l = SqliteLedger::open(&path)?;
+        l.recover()?;
+        drop(l);
+        opens.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    opens.sort_by(f64::total_cmp);
+    println!(
+        "open + recover + close of the ledger: median {:.3} ms",
+        opens[opens.len() / 2]
+    );
     println!(
         "checkpoint (10 new rows): median {:.3} ms, p90 {:.3} ms, max {:.3} ms over {} checkpoints",
         times[times.len() / 2],

@@ -75,7 +75,7 @@ pub fn main(a: FactorsArgs) -> anyhow::Result<()> {
 
 fn render_zones(data: &FactorData) -> String {
     let mut o = String::from("zone  a2  grid gCO2e/kWh (year)  water L/kWh  name\n");
-    for g in &data.grid.rows {
+    for g in data.grid.rows() {
         let w = data.water.get(&g.code).ok();
         o.push_str(&format!(
             "{:<5} {:<3} {:>8} ({})          {:<12} {}\n",

@@ -130,7 +130,7 @@ fn embedded_text(name: &str) -> &'static str {
 impl FactorData {
     /// The data compiled into the binary.
     pub fn embedded() -> Result<FactorData, FactorError> {
-        Self::from_texts(|name| Ok(embedded_text(name).to_string()), None)
+        Self::from_texts(|_| Ok(None), None)
     }
 
     /// Data from `dir`, file by file, falling back to the embedded copy for files absent there.
@@ -150,26 +150,25 @@ impl FactorData {
         let tdp = read("cpu_tdp.csv")?
             .map(|t| TdpTable::parse("cpu_tdp.csv", &t))
             .transpose()?;
-        Self::from_texts(
-            |name| Ok(read(name)?.unwrap_or_else(|| embedded_text(name).to_string())),
-            tdp,
-        )
+        Self::from_texts(read, tdp)
     }
 
+    /// `read` gives a file's text, or None for the shipped copy.
     fn from_texts(
-        read: impl Fn(&str) -> Result<String, FactorError>,
+        read: impl Fn(&str) -> Result<Option<String>, FactorError>,
         tdp: Option<TdpTable>,
     ) -> Result<FactorData, FactorError> {
-        let grid = ZoneTable::parse(
-            "grid_intensity.csv",
-            &read("grid_intensity.csv")?,
-            "g_co2e_per_kwh",
-        )?;
-        let water = ZoneTable::parse(
-            "water_intensity.csv",
-            &read("water_intensity.csv")?,
-            "l_per_kwh",
-        )?;
+        let zones = |name: &'static str, col: &'static str| -> Result<ZoneTable, FactorError> {
+            Ok(match read(name)? {
+                Some(t) => ZoneTable::parse(name, &t, col)?,
+                None => ZoneTable::embedded(name, embedded_text(name), col),
+            })
+        };
+        let grid = zones("grid_intensity.csv", "g_co2e_per_kwh")?;
+        let water = zones("water_intensity.csv", "l_per_kwh")?;
+        let read = |name: &str| -> Result<String, FactorError> {
+            Ok(read(name)?.unwrap_or_else(|| embedded_text(name).to_string()))
+        };
         let cpu_tdp = match tdp {
             Some(t) => TdpSource::Parsed(t),
             None => TdpSource::embedded(embedded_text("cpu_tdp.csv")),
@@ -335,7 +334,7 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
         None => Factor::new(
             grid_row.value,
             "gCO2e/kWh",
-            grid_source(grid_row),
+            grid_source(&grid_row),
             grid_row.year,
         ),
     };
@@ -464,9 +463,9 @@ mod tests {
     #[test]
     fn shipped_tables_cover_about_two_hundred_countries() {
         let d = data();
-        assert!(d.grid.rows.len() >= 200, "{}", d.grid.rows.len());
-        assert!(d.water.rows.len() >= 200);
-        assert!(d.grid.rows.iter().all(|r| r.year.is_some()));
+        assert!(d.grid.rows().len() >= 200, "{}", d.grid.rows().len());
+        assert!(d.water.rows().len() >= 200);
+        assert!(d.grid.rows().iter().all(|r| r.year.is_some()));
         assert_eq!(d.constants.cpu_curve.first(), Some(&(0.0, 0.12)));
     }
 
@@ -537,7 +536,7 @@ mod tests {
         .expect("write");
         let d = FactorData::from_dir(dir.path()).expect("loads");
         assert_eq!(resolve_pue(&d, Some("lab")).expect("lab").value, 1.3);
-        assert!(d.grid.rows.len() > 200);
+        assert!(d.grid.rows().len() > 200);
         std::fs::write(dir.path().join("grid_intensity.csv"), "zone,alpha2\nFRA\n").expect("write");
         let e = FactorData::from_dir(dir.path()).expect_err("malformed");
         assert!(e.to_string().contains("grid_intensity.csv: line 2"), "{e}");

@@ -27,10 +27,49 @@ pub enum ZoneError {
 
 #[derive(Debug, Clone)]
 pub struct ZoneTable {
-    pub rows: Vec<ZoneRow>,
+    rows: std::sync::Arc<std::sync::OnceLock<Vec<ZoneRow>>>,
+    /// For the shipped tables: the text, parsed only when a lookup needs it (every run
+    /// looks up one zone; parsing ~215 rows would cost a millisecond of each).
+    lazy: Option<(&'static str, &'static str, &'static str)>,
 }
 
 impl ZoneTable {
+    /// A shipped table, validated by the test suite and parsed on demand.
+    pub fn embedded(file: &'static str, text: &'static str, value_col: &'static str) -> ZoneTable {
+        ZoneTable {
+            rows: Default::default(),
+            lazy: Some((file, text, value_col)),
+        }
+    }
+
+    /// Every row (parsing a lazy table now).
+    pub fn rows(&self) -> &[ZoneRow] {
+        self.rows.get_or_init(|| match self.lazy {
+            Some((file, text, col)) => Self::parse(file, text, col)
+                .map(|t| t.rows().to_vec())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        })
+    }
+
+    /// A lazy table's row for a code, parsing only the header and that line.
+    fn quick(&self, up: &str) -> Option<ZoneRow> {
+        let (file, text, col) = self.lazy?;
+        if self.rows.get().is_some() {
+            return None;
+        }
+        let header = text.lines().next()?;
+        let line = text.lines().skip(1).find(|l| {
+            let mut it = l.split(',');
+            let (code, a2) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+            code.eq_ignore_ascii_case(up) || (!a2.is_empty() && a2.eq_ignore_ascii_case(up))
+        })?;
+        Self::parse(file, &format!("{header}\n{line}\n"), col)
+            .ok()?
+            .rows()
+            .first()
+            .cloned()
+    }
     /// Parses a table with columns `zone,alpha2,name,<value_col>[,year],basis`. Values must be
     /// finite and non-negative.
     pub fn parse(file: &str, text: &str, value_col: &str) -> Result<ZoneTable, ZoneError> {
@@ -72,17 +111,26 @@ impl ZoneTable {
                 basis: r[bc].trim().to_string(),
             });
         }
-        Ok(ZoneTable { rows })
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(rows);
+        Ok(ZoneTable {
+            rows: std::sync::Arc::new(cell),
+            lazy: None,
+        })
     }
 
     /// Finds a zone by alpha-3, alpha-2 or exact name, ignoring case.
-    pub fn get(&self, zone: &str) -> Result<&ZoneRow, ZoneError> {
+    pub fn get(&self, zone: &str) -> Result<ZoneRow, ZoneError> {
         let z = zone.trim();
         let up = z.to_ascii_uppercase();
-        self.rows
+        if let Some(r) = self.quick(&up) {
+            return Ok(r);
+        }
+        self.rows()
             .iter()
             .find(|r| r.code == up || (!r.alpha2.is_empty() && r.alpha2 == up))
-            .or_else(|| self.rows.iter().find(|r| r.name.eq_ignore_ascii_case(z)))
+            .or_else(|| self.rows().iter().find(|r| r.name.eq_ignore_ascii_case(z)))
+            .cloned()
             .ok_or_else(|| ZoneError::Unknown {
                 zone: z.to_string(),
                 hint: self.hint(z),
@@ -105,7 +153,7 @@ impl ZoneTable {
     pub fn close_matches(&self, zone: &str, n: usize) -> Vec<String> {
         let z = zone.to_ascii_lowercase();
         let mut scored: Vec<(usize, String)> = self
-            .rows
+            .rows()
             .iter()
             .filter_map(|r| {
                 let name = r.name.to_ascii_lowercase();
