@@ -25,30 +25,14 @@ pub enum What {
 /// Conversion and output options shared by both estimates.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Power usage effectiveness: a number or a preset (personal, hyperscale, average)
-    #[arg(long, value_name = "PUE|PRESET")]
-    pub pue: Option<String>,
-    /// Grid zone (ISO 3166 code or WORLD)
-    #[arg(long, env = "DECOMPUTE_ZONE", value_name = "ZONE")]
-    pub zone: Option<String>,
-    /// Grid carbon intensity in gCO2e/kWh
-    #[arg(long, value_name = "G")]
-    pub grid_intensity: Option<f64>,
-    /// On-site water usage effectiveness, L/kWh of IT energy
-    #[arg(long, value_name = "L_PER_KWH")]
-    pub wue: Option<f64>,
-    /// Off-site water intensity of electricity, L/kWh
-    #[arg(long, value_name = "L_PER_KWH")]
-    pub ewif: Option<f64>,
+    #[command(flatten)]
+    pub factors: FactorArgs,
     /// Write the JSON estimate to FILE ("-" for stdout)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Print the calculation with every input and its source
     #[arg(long)]
     pub explain: bool,
-    /// Directory of factor data files replacing the shipped ones
-    #[arg(long, env = "DECOMPUTE_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -118,18 +102,9 @@ pub struct InferArgs {
 }
 
 fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
-    let fa = FactorArgs {
-        zone: c.zone.clone(),
-        pue: c.pue.clone(),
-        grid_intensity: c.grid_intensity,
-        wue: c.wue,
-        ewif: c.ewif,
-        data_dir: c.data_dir.clone(),
-        config: None,
-    };
-    let cfg = fa.load_config()?;
-    let data = fa.data()?;
-    let conv = factors::resolve(&data, &fa.request(&cfg))?;
+    let cfg = c.factors.load_config()?;
+    let data = c.factors.data()?;
+    let conv = factors::resolve(&data, &c.factors.request(&cfg))?;
     Ok(train::Factors {
         pue: conv.pue,
         grid: conv.grid,
@@ -185,10 +160,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 return print_stdout(&o);
             }
             let f = factors_for(&t.common)?;
-            let data = match &t.common.data_dir {
-                Some(d) => factors::FactorData::from_dir(d)?,
-                None => factors::FactorData::embedded()?,
-            };
+            let data = t.common.factors.data()?;
             let hardware = match &t.hardware {
                 Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
                 None => None,
