@@ -543,7 +543,8 @@ fn govern_setup(
                     .clone()
                     .or_else(|| _cfg.ledger.clone())
                     .or_else(ledger::default_path);
-                Some(Box::new(move |used: &Usage| {
+                let run_id = identity.id.clone();
+                Some(Box::new(move |_used: &Usage| {
                     let p = policy::load(&path).ok()?;
                     let lg =
                         crate::ledger::sqlite::SqliteLedger::open(ledger_path.as_ref()?).ok()?;
@@ -551,13 +552,25 @@ fn govern_setup(
                         period_usage(&lg, &project, s, e)
                     })
                     .ok()?;
-                    // What is left in the period, on top of what this run has used so far
-                    // (its last checkpoint is already in the ledger's totals).
+                    // The period's budget less what *other* runs used: this run's own row (at
+                    // its last checkpoint) is in the ledger's totals and must not count twice.
+                    let mine = lg
+                        .get(&run_id)
+                        .map(|r| Usage {
+                            energy_j: r.report.energy_j.workload,
+                            carbon_g: r.report.carbon_g.value,
+                            water_l: r.report.water_l.value,
+                            time_s: r.report.duration_s,
+                        })
+                        .unwrap_or_default();
                     let more: Vec<Limit> = st
                         .iter()
-                        .map(|s| Limit {
-                            metric: s.budget.metric,
-                            value: used.get(s.budget.metric) + s.remaining().max(0.0),
+                        .map(|s| {
+                            let m = s.budget.metric;
+                            Limit {
+                                metric: m,
+                                value: s.budget.amount - (s.used - mine.get(m)).max(0.0),
+                            }
                         })
                         .collect();
                     Some(budget::tightest(&run_limits, &more))

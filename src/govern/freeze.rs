@@ -54,9 +54,18 @@ impl Cgroup {
         Ok(dir)
     }
 
-    /// Creates `decompute-<id>` under decompute's cgroup.
+    /// Creates `decompute-<id>` under decompute's cgroup. Empty `decompute-*` cgroups left
+    /// by earlier runs (whose trees outlived them) are removed first; populated ones stay.
     pub fn create(procfs: &Path, id: &str) -> Result<Cgroup, String> {
-        let dir = Self::parent_dir(procfs)?.join(format!("decompute-{id}"));
+        let parent = Self::parent_dir(procfs)?;
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("decompute-") {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        let dir = parent.join(format!("decompute-{id}"));
         std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         if !dir.join("cgroup.freeze").exists() {
             let _ = std::fs::remove_dir(&dir);

@@ -55,6 +55,31 @@ fn processes_with(marker: &str) -> Vec<(i32, char)> {
     out
 }
 
+/// Polls `cond` for up to 5 s: on a loaded 2-core machine a tick can come late.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Ends a spawned decompute (and thaws its workload) if a test fails half-way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill(2) on a child this test spawned.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn counter_workload(dir: &Path, marker: &str) -> String {
     format!("i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i > {}/counter; sleep 0.02; done # {marker}", dir.display())
 }
@@ -90,9 +115,11 @@ fn frozen_then_resumed(freezer: Option<&str>) {
     if let Some(f) = freezer {
         c.env("DECOMPUTE_FREEZER", f);
     }
-    let mut child: Child = c.stderr(Stdio::null()).spawn().expect("spawn");
-    std::thread::sleep(Duration::from_millis(600));
-    assert!(read_counter(&counter) > 0, "the workload runs");
+    let mut child = KillOnDrop(c.stderr(Stdio::null()).spawn().expect("spawn"));
+    assert!(
+        eventually(|| read_counter(&counter) > 0),
+        "the workload runs"
+    );
     std::fs::write(&sig, "500").expect("dirty grid");
     std::thread::sleep(Duration::from_millis(500));
     let a = read_counter(&counter);
@@ -100,9 +127,11 @@ fn frozen_then_resumed(freezer: Option<&str>) {
     let b = read_counter(&counter);
     assert_eq!(a, b, "the counter must not advance while frozen");
     std::fs::write(&sig, "50").expect("clean grid");
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(read_counter(&counter) > b, "the workload resumes");
-    let o = child.wait().expect("wait");
+    assert!(
+        eventually(|| read_counter(&counter) > b),
+        "the workload resumes"
+    );
+    let o = child.0.wait().expect("wait");
     assert!(o.success());
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).expect("report"))
@@ -461,4 +490,65 @@ fn when_finds_the_cleanest_window() {
         .expect("runs");
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("covers no"), "{}", err(&o));
+}
+
+#[test]
+fn a_policy_pause_resumes_when_the_budget_is_raised() {
+    let d = tempfile::tempdir().expect("tmp");
+    let policy = d.path().join("decompute.toml");
+    std::fs::write(
+        &policy,
+        "[project.p]\ntime = \"1 s / day\"\non_exceed = \"pause\"\n",
+    )
+    .expect("policy");
+    let counter = d.path().join("counter");
+    let script = counter_workload(d.path(), "policy-pause");
+    let child = run_cmd(
+        d.path(),
+        &[
+            "--quiet",
+            "--project",
+            "p",
+            "--interval",
+            "100ms",
+            "--checkpoint",
+            "1s",
+            "--json",
+            "r.json",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let mut child = KillOnDrop(child);
+    std::thread::sleep(Duration::from_millis(2000));
+    let a = read_counter(&counter);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        read_counter(&counter),
+        a,
+        "paused once the day's 1 s is used"
+    );
+    std::fs::write(
+        &policy,
+        "[project.p]\ntime = \"1 h / day\"\non_exceed = \"pause\"\n",
+    )
+    .expect("raise");
+    assert!(
+        eventually(|| read_counter(&counter) > a),
+        "resumed after the budget was raised"
+    );
+    // SAFETY: kill(2) on a child we spawned; SIGTERM reaches the shell (a shell ignores a
+    // SIGINT its foreground child did not die of).
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let _ = child.0.wait();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).expect("report"))
+            .expect("json");
+    let pauses = r["governance"]["pauses"].as_array().expect("pauses");
+    assert!(pauses.iter().any(|p| p["cause"] == "budget"), "{pauses:?}");
 }
