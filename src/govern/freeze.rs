@@ -117,8 +117,11 @@ impl Cgroup {
     pub fn remove(&self) -> bool {
         let _ = self.set_frozen(false);
         for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return true;
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return true,
+                // Already gone: another run tidied it once it was empty.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(_) => {}
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
