@@ -326,8 +326,17 @@ fn unreadable_energy_uj_falls_back_to_the_model_with_the_fixes() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
     let mut cmd;
+    // Kept alive until the command has run (the copy of the binary lives in it).
+    let bin_dir = tempfile::tempdir().expect("tmp");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
+        // The build may sit under a directory nobody cannot enter (CI clones anywhere):
+        // run a copy from a world-readable place.
+        let bin = bin_dir.path().join("decompute");
+        std::fs::copy(env!("CARGO_BIN_EXE_decompute"), &bin).expect("copy binary");
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod dir");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
         // Root reads anything: run as nobody, as a real user would be.
         for p in [
             s.root().to_path_buf(),
@@ -336,18 +345,15 @@ fn unreadable_energy_uj_falls_back_to_the_model_with_the_fixes() {
             let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
         }
         cmd = Command::new("setpriv");
-        cmd.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_decompute"),
-        ]);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        cmd.arg(&bin);
     } else {
         cmd = decompute();
     }
     let o = cmd
         .args(["detect", "--no-gpu", "--sysfs-root"])
         .arg(s.root())
+        .current_dir("/")
         .env_remove("DECOMPUTE_SYSFS_ROOT")
         .env("XDG_CONFIG_HOME", "/nonexistent-decompute-test-config")
         .output()
