@@ -129,12 +129,32 @@ fn r(x: &Ranged, unit: &str) -> String {
     }
 }
 
-fn emit(json: &Option<PathBuf>, text: String) -> anyhow::Result<()> {
-    match json {
-        Some(p) if p.as_os_str() == "-" => print_stdout(&text),
-        Some(p) => std::fs::write(p, text)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display())),
-        None => Ok(()),
+/// The IT, facility, carbon and water lines both estimates print.
+fn footprint(o: &mut String, [it, facility, carbon, water]: [&Ranged; 4], f: &train::Factors) {
+    o.push_str(&format!("  IT energy        {}\n", r(it, "kWh")));
+    o.push_str(&format!("  facility energy  {}\n", r(facility, "kWh")));
+    o.push_str(&format!(
+        "  carbon           {}  ({} at {} g/kWh)\n",
+        r(carbon, "kg CO2e"),
+        f.zone,
+        f.grid.value
+    ));
+    o.push_str(&format!("  water            {}\n", r(water, "L")));
+}
+
+/// The text summary (on stderr when the JSON goes to stdout) and the JSON, if asked for.
+fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
+    match &c.json {
+        Some(p) if p.as_os_str() == "-" => {
+            eprint!("{text}");
+            print_stdout(&json)
+        }
+        Some(p) => {
+            print_stdout(text)?;
+            std::fs::write(p, json)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))
+        }
+        None => print_stdout(text),
     }
 }
 
@@ -189,21 +209,16 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 ));
             }
             o.push_str(&format!("  device-hours     {}\n", r(&e.device_hours, "h")));
-            o.push_str(&format!(
-                "  IT energy        {}\n",
-                r(&e.it_energy_kwh, "kWh")
-            ));
-            o.push_str(&format!(
-                "  facility energy  {}\n",
-                r(&e.facility_energy_kwh, "kWh")
-            ));
-            o.push_str(&format!(
-                "  carbon           {}  ({} at {} g/kWh)\n",
-                r(&e.carbon_kg, "kg CO2e"),
-                f.zone,
-                f.grid.value
-            ));
-            o.push_str(&format!("  water            {}\n", r(&e.water_l, "L")));
+            footprint(
+                &mut o,
+                [
+                    &e.it_energy_kwh,
+                    &e.facility_energy_kwh,
+                    &e.carbon_kg,
+                    &e.water_l,
+                ],
+                &f,
+            );
             if let Some(em) = &e.embodied_kg {
                 o.push_str(&format!("  embodied carbon  {}\n", r(em, "kg CO2e")));
             }
@@ -223,12 +238,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                     ));
                 }
             }
-            if t.common.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
-                eprint!("{o}");
-            } else {
-                print_stdout(&o)?;
-            }
-            emit(&t.common.json, serde_json::to_string_pretty(&e)? + "\n")
+            output(&t.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
         What::Infer(i) => {
             let f = factors_for(&i.common)?;
@@ -252,21 +262,16 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             let mut o = String::from("inference estimate\n");
             o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", r(&e.gpu_energy_per_token_j, "J")));
             o.push_str(&format!("  tokens           {}\n", e.tokens));
-            o.push_str(&format!(
-                "  IT energy        {}\n",
-                r(&e.it_energy_kwh, "kWh")
-            ));
-            o.push_str(&format!(
-                "  facility energy  {}\n",
-                r(&e.facility_energy_kwh, "kWh")
-            ));
-            o.push_str(&format!(
-                "  carbon           {}  ({} at {} g/kWh)\n",
-                r(&e.carbon_kg, "kg CO2e"),
-                f.zone,
-                f.grid.value
-            ));
-            o.push_str(&format!("  water            {}\n", r(&e.water_l, "L")));
+            footprint(
+                &mut o,
+                [
+                    &e.it_energy_kwh,
+                    &e.facility_energy_kwh,
+                    &e.carbon_kg,
+                    &e.water_l,
+                ],
+                &f,
+            );
             o.push_str(&format!("  covers           {}\n", e.covers));
             if i.common.explain {
                 o.push_str("how\n");
@@ -274,12 +279,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                     o.push_str(&format!("  {l}\n"));
                 }
             }
-            if i.common.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
-                eprint!("{o}");
-            } else {
-                print_stdout(&o)?;
-            }
-            emit(&i.common.json, serde_json::to_string_pretty(&e)? + "\n")
+            output(&i.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
     }
 }

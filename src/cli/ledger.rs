@@ -155,7 +155,7 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             } else {
                 Box::new(std::io::BufReader::new(
                     std::fs::File::open(&file)
-                        .with_context(|| format!("cannot open {}", file.display()))?,
+                        .with_context(|| format!("cannot open {} (give the file `decompute ledger export --format json` wrote, or - for stdin)", file.display()))?,
                 ))
             };
             let name = file.display().to_string();

@@ -63,8 +63,12 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
     } else if let Some(p) = &a.estimate {
         let text = std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not JSON ({e})", p.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not JSON ({e}); give the file `decompute estimate train --json FILE` wrote",
+                p.display()
+            )
+        })?;
         let f = v["flop"]["value"].as_f64().ok_or_else(|| {
             anyhow::anyhow!(
                 "{}: no flop.value; give a decompute.estimate/1 file from `estimate train --json`",

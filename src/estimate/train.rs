@@ -78,7 +78,7 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
         i.power_w,
         0.0,
         5000.0,
-        "give the average power of one device in watts",
+        "give the average power of one device in watts, up to 5000",
     )?;
     check("--count", i.count, 0.0, 1e8, "give the number of devices")?;
     check(

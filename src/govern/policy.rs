@@ -19,7 +19,7 @@ pub const FILE_NAME: &str = "decompute.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy {path}: {error}")]
+    #[error("cannot read policy {path}: {error}; check --policy / DECOMPUTE_POLICY, or remove it to use decompute.toml found upward")]
     Io { path: String, error: std::io::Error },
     #[error("{path}: line {line}: {message}")]
     At {

@@ -241,6 +241,18 @@ impl SqliteLedger {
         self.conn.execute_batch(sql).map_err(|e| self.db(e))
     }
 
+    /// Runs `f` in one write transaction (durable or not, see [`Self::durable`]).
+    fn in_tx(
+        &mut self,
+        durable: bool,
+        f: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
+    ) -> Result<(), LedgerError> {
+        self.durable(durable)?;
+        let tx = self.write_tx()?;
+        let res = f(&tx).and_then(|()| tx.commit());
+        res.map_err(|e| self.db(e))
+    }
+
     fn write_tx(&mut self) -> Result<Transaction<'_>, LedgerError> {
         let path = self.path.clone();
         self.conn
@@ -546,15 +558,10 @@ impl Ledger for SqliteLedger {
         monitor: Monitor,
         report: &RunReport,
     ) -> Result<(), LedgerError> {
-        let path = self.path.clone();
-        let db = |e: rusqlite::Error| LedgerError::Db {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let tx = self.write_tx()?;
-        insert_run(&tx, ident, Status::Running, report, Some(monitor)).map_err(db)?;
-        write_figures(&tx, &ident.id, Status::Running, report, false).map_err(db)?;
-        tx.commit().map_err(db)
+        self.in_tx(false, |tx| {
+            insert_run(tx, ident, Status::Running, report, Some(monitor))?;
+            write_figures(tx, &ident.id, Status::Running, report, false)
+        })
     }
 
     fn checkpoint(
@@ -563,16 +570,10 @@ impl Ledger for SqliteLedger {
         report: &RunReport,
         rows: &[PowerRow],
     ) -> Result<(), LedgerError> {
-        self.durable(true)?;
-        let path = self.path.clone();
-        let db = |e: rusqlite::Error| LedgerError::Db {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let tx = self.write_tx()?;
-        write_figures(&tx, id, Status::Running, report, false).map_err(db)?;
-        write_samples(&tx, id, rows).map_err(db)?;
-        tx.commit().map_err(db)
+        self.in_tx(true, |tx| {
+            write_figures(tx, id, Status::Running, report, false)?;
+            write_samples(tx, id, rows)
+        })
     }
 
     fn finish(
@@ -582,21 +583,15 @@ impl Ledger for SqliteLedger {
         report: &RunReport,
         rows: &[PowerRow],
     ) -> Result<(), LedgerError> {
-        self.durable(true)?;
-        let path = self.path.clone();
-        let db = |e: rusqlite::Error| LedgerError::Db {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let tx = self.write_tx()?;
-        write_figures(&tx, id, status, report, true).map_err(db)?;
-        write_samples(&tx, id, rows).map_err(db)?;
-        tx.execute(
-            "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
-            [id],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)
+        self.in_tx(true, |tx| {
+            write_figures(tx, id, status, report, true)?;
+            write_samples(tx, id, rows)?;
+            tx.execute(
+                "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+                [id],
+            )?;
+            Ok(())
+        })
     }
 
     fn recover(&mut self) -> Result<usize, LedgerError> {
