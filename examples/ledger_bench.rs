@@ -3,6 +3,8 @@
 //!
 //!     cargo run --release --example ledger_bench -- PATH N
 
+#![allow(clippy::disallowed_macros)] // a benchmark tool: printing is its job
+
 use decompute::factors::{resolve, ConversionRequest, FactorData};
 use decompute::ledger::sqlite::SqliteLedger;
 use decompute::ledger::{Ledger, Monitor, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
@@ -19,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conv = resolve(
         &data,
         &ConversionRequest {
-            zone: Some("FR".into()),
+            zone: Some(decompute::factors::Given::flag("FR".into(), "--zone")),
             ..Default::default()
         },
     )?;

@@ -44,6 +44,22 @@ pub struct Config {
     pub ledger: Option<PathBuf>,
     /// Project name recorded with runs when `--project` is not given.
     pub project: Option<String>,
+    /// The file these values came from (set by [`load`]).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// The origin of the value of `key` in this file.
+    pub fn origin(&self, key: &str) -> crate::factors::Origin {
+        crate::factors::Origin::Config(format!(
+            "{}: {key}",
+            self.path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "config file".into())
+        ))
+    }
 }
 
 /// Parses config text; errors carry the line and column toml reports.
@@ -76,14 +92,16 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), Config
             None => return Ok((Config::default(), None)),
         },
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((parse(&path.display().to_string(), &text)?, Some(path))),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((Config::default(), None))
+    match crate::infile::read_text(&path, crate::infile::DATA_LIMIT) {
+        Ok(text) => {
+            let mut c = parse(&path.display().to_string(), &text)?;
+            c.path = Some(path.clone());
+            Ok((c, Some(path)))
         }
-        Err(source) => Err(ConfigError::Io {
+        Err(e) if !required && e.is_not_found() => Ok((Config::default(), None)),
+        Err(e) => Err(ConfigError::Io {
             path: path.display().to_string(),
-            error: source,
+            error: std::io::Error::other(e.to_string()),
         }),
     }
 }
@@ -110,5 +128,17 @@ mod tests {
             .expect_err("type")
             .to_string();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,120}") {
+            let _ = parse("c.toml", &s);
+        }
+
+        #[test]
+        fn near_misses_never_panic(k in "(zone|pue|wue|ewif|cpu_tdp|ledger|project|é)", v in "(\"\\PC{0,8}\"|[0-9.eé-]{0,8})") {
+            let _ = parse("c.toml", &format!("{k} = {v}\n"));
+        }
     }
 }

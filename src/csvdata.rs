@@ -154,9 +154,29 @@ pub fn quote(cell: &str) -> String {
     }
 }
 
+/// A cell of text that came from users, made safe for spreadsheets: a cell starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'` so Excel or LibreOffice
+/// never evaluate it as a formula (CSV injection, as OWASP advises), then quoted as needed.
+pub fn text_cell(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        quote(&format!("'{cell}"))
+    } else {
+        quote(cell)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_defused() {
+        assert_eq!(text_cell("=cmd|'/c calc'!A1"), "'=cmd|'/c calc'!A1");
+        assert_eq!(text_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(text_cell("-2+3"), "'-2+3");
+        assert_eq!(text_cell("\tx"), "'\tx");
+        assert_eq!(text_cell("plain, text"), "\"plain, text\"");
+    }
 
     #[test]
     fn reads_quoted_cells_and_names_bad_lines() {
@@ -178,5 +198,32 @@ mod tests {
         let cell = "a \"b\", c";
         let t = parse("q", &format!("x\n{}\n", quote(cell))).expect("parses");
         assert_eq!(t.rows[0].1[0], cell);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,120}") {
+            if let Ok(t) = parse("f.csv", &s) {
+                for (line, r) in &t.rows {
+                    for c in 0..t.header.len() {
+                        let _ = t.float(*line, r, c);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn quoted_cells_never_panic(s in "([a-z\"é,]{0,6}\n?){0,6}") {
+            let _ = parse("f.csv", &s);
+        }
+
+        #[test]
+        fn quote_then_parse_gives_the_cell_back(cell in "\\PC{0,20}") {
+            let text = format!("h\n{}\n", quote(&cell));
+            if !cell.contains(['\n', '\r']) && !cell.trim().is_empty() && !cell.starts_with('#') {
+                let t = parse("f.csv", &text).expect("round trip");
+                proptest::prop_assert_eq!(&t.rows[0].1[0], &cell);
+            }
+        }
     }
 }

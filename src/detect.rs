@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub struct Probe {
     pub sysfs_root: PathBuf,
     pub procfs_root: PathBuf,
-    pub cpu_tdp: Option<Watts>,
+    pub cpu_tdp: Option<crate::factors::Given<Watts>>,
     pub gpu: bool,
 }
 
@@ -100,7 +100,8 @@ impl Detection {
                 (None, Some(e))
             }
         };
-        let (cpu_model, w) = CpuModel::choose(&cpu, &data.cpu_tdp, &data.constants, probe.cpu_tdp);
+        let (cpu_model, w) =
+            CpuModel::choose(&cpu, &data.cpu_tdp, &data.constants, probe.cpu_tdp.clone());
         if rapl.as_ref().map(|r| r.has_cpu()) != Some(true) {
             warnings.extend(w);
         }

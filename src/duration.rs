@@ -11,7 +11,15 @@ pub enum DurationError {
     Malformed(String),
     #[error("'{0}' has unknown unit '{1}'; use ms, s, m (or min), h or d")]
     UnknownUnit(String, String),
+    #[error(
+        "'{0}' is longer than decompute can wait (more than 100 years); give a shorter duration"
+    )]
+    TooLong(String),
 }
+
+/// The longest duration any flag takes: a century. Longer ones are typing mistakes, and
+/// keeping them bounded means adding one to an `Instant` can never overflow.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 86400);
 
 /// Parses a duration; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
@@ -22,21 +30,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total = 0.0f64;
     let mut rest = t;
     while !rest.is_empty() {
+        // Both searches look for ASCII characters, so the split points are char boundaries.
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if num_end == 0 {
             return Err(DurationError::Malformed(t.to_string()));
         }
-        let value: f64 = rest[..num_end]
+        let (num, after) = rest.split_at(num_end);
+        let value: f64 = num
             .parse()
             .map_err(|_| DurationError::Malformed(t.to_string()))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
+        let unit_end = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = rest[..unit_end].trim();
-        rest = &rest[unit_end..];
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let unit = unit.trim();
+        rest = after;
         let factor = match unit {
             "" if rest.is_empty() && total == 0.0 => 1.0,
             "ms" => 1e-3,
@@ -50,9 +60,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         total += value * factor;
     }
     if !total.is_finite() {
-        return Err(DurationError::Malformed(t.to_string()));
+        return Err(DurationError::TooLong(t.to_string()));
     }
-    Ok(Duration::from_secs_f64(total))
+    match Duration::try_from_secs_f64(total) {
+        Ok(d) if d <= MAX => Ok(d),
+        _ => Err(DurationError::TooLong(t.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -99,5 +112,26 @@ mod tests {
             parse_duration("1..2s"),
             Err(DurationError::Malformed(_))
         ));
+        for long in ["18446744073709551616s", "99999999999d", &"9".repeat(400)] {
+            assert!(
+                matches!(parse_duration(long), Err(DurationError::TooLong(_))),
+                "{long}"
+            );
+        }
+        assert!(parse_duration("1é").is_err() && parse_duration("é1s").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_stays_bounded(s in "\\PC*") {
+            if let Ok(d) = parse_duration(&s) {
+                proptest::prop_assert!(d <= MAX);
+            }
+        }
+
+        #[test]
+        fn digits_and_units_never_panic(s in "[0-9.]{0,30}(ms|s|m|h|d|é|µs|)[0-9.]{0,5}[a-zé]{0,3}") {
+            let _ = parse_duration(&s);
+        }
     }
 }

@@ -7,6 +7,9 @@
 //! rest; `factors` converts energy into carbon and water with traced sources; `report` and
 //! `render` produce what people and machines read.
 
+#[macro_use]
+pub mod term;
+
 pub mod attribution;
 pub mod child;
 pub mod cli;
@@ -17,8 +20,10 @@ pub mod duration;
 pub mod estimate;
 pub mod factors;
 pub mod govern;
+pub mod infile;
 pub mod ledger;
 pub mod monitor;
+pub mod outfile;
 pub mod procfs;
 pub mod render;
 pub mod report;

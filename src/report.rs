@@ -46,6 +46,27 @@ pub struct FactorRef {
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub year: Option<u32>,
+    /// Where the value came from (flag, environment, config, policy, data file, shipped
+    /// table, grid signal, default). Absent in records written before it existed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin: Option<crate::factors::Origin>,
+}
+
+impl FactorRef {
+    /// A short label for one-line summaries: the year of a table value, or its origin.
+    pub fn label(&self) -> String {
+        use crate::factors::Origin;
+        match (&self.origin, self.year) {
+            (Some(Origin::Signal(s)), _) => format!("grid signal {s}"),
+            (Some(o), _) if o.given() => format!("user value, {o}"),
+            (Some(Origin::DataDir(p)), Some(y)) => format!("{y}, from {p}"),
+            (Some(Origin::DataDir(p)), None) => format!("from {p}"),
+            (_, Some(y)) => y.to_string(),
+            (Some(Origin::Default), None) => "default".into(),
+            (Some(o), None) => o.to_string(),
+            (None, None) => "no year".into(),
+        }
+    }
 }
 
 impl From<&Factor> for FactorRef {
@@ -54,6 +75,7 @@ impl From<&Factor> for FactorRef {
             value: f.value,
             source: f.source.clone(),
             year: f.year,
+            origin: Some(f.origin.clone()),
         }
     }
 }
@@ -233,7 +255,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::factors::{resolve, ConversionRequest, FactorData};
+    use crate::factors::{resolve, ConversionRequest, FactorData, Given};
 
     #[test]
     fn conversion_chain_by_hand() {
@@ -241,11 +263,11 @@ mod tests {
         let c = resolve(
             &d,
             &ConversionRequest {
-                zone: Some("FR".into()),
-                pue: Some("1.5".into()),
-                wue: Some(2.0),
-                ewif: Some(4.0),
-                grid_intensity: Some(100.0),
+                zone: Some(Given::flag("FR".into(), "--zone")),
+                pue: Some(Given::flag("1.5".into(), "--pue")),
+                wue: Some(Given::flag(2.0, "--wue")),
+                ewif: Some(Given::flag(4.0, "--ewif")),
+                grid_intensity: Some(Given::flag(100.0, "--grid-intensity")),
             },
         )
         .expect("factors");

@@ -146,7 +146,7 @@ fn footprint(o: &mut String, [it, facility, carbon, water]: [&Ranged; 4], f: &tr
 fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
     match &c.json {
         Some(p) if p.as_os_str() == "-" => {
-            eprint!("{text}");
+            crate::term::say_raw(text);
             print_stdout(&json)
         }
         Some(p) => {

@@ -24,8 +24,11 @@ pub fn main(a: FactorsArgs) -> anyhow::Result<()> {
     }
     let cfg = a.factors.load_config()?;
     let mut req = a.factors.request(&cfg);
-    if a.zone_arg.is_some() {
-        req.zone = a.zone_arg.clone();
+    if let Some(z) = &a.zone_arg {
+        req.zone = Some(crate::factors::Given::new(
+            z.clone(),
+            crate::factors::Origin::Flag("ZONE argument".into()),
+        ));
     }
     let conv = factors::resolve(&data, &req)?;
     let mut o = String::new();

@@ -2,11 +2,11 @@
 //! record of runs.
 
 use super::{print_stdout, FactorArgs, LedgerArgs};
-use crate::ledger::{self, Filter, GroupBy, LedgerError, RunRecord, RECORD_SCHEMA};
+use crate::ledger::{self, Filter, GroupBy, LedgerError, RunRecord};
 use crate::render;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -68,11 +68,11 @@ pub struct FilterArgs {
     #[arg(long = "tag", value_parser = ledger::parse_tag, value_name = "KEY=VALUE")]
     pub tags: Vec<(String, String)>,
     /// Runs started at or after (YYYY-MM-DD or RFC 3339 UTC)
-    #[arg(long, value_parser = ledger::parse_time_bound, value_name = "DATE")]
-    pub since: Option<String>,
+    #[arg(long, value_parser = crate::timefmt::parse_bound_ms, value_name = "DATE")]
+    pub since: Option<i64>,
     /// Runs started before (YYYY-MM-DD or RFC 3339 UTC)
-    #[arg(long, value_parser = ledger::parse_time_bound, value_name = "DATE")]
-    pub until: Option<String>,
+    #[arg(long, value_parser = crate::timefmt::parse_bound_ms, value_name = "DATE")]
+    pub until: Option<i64>,
     /// At most N runs
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -83,8 +83,8 @@ impl FilterArgs {
         Filter {
             project: self.project.clone(),
             tags: self.tags.clone(),
-            since: self.since.clone(),
-            until: self.until.clone(),
+            since_ms: self.since,
+            until_ms: self.until,
             limit: self.limit,
         }
     }
@@ -92,6 +92,12 @@ impl FilterArgs {
 
 pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
     let cfg = FactorArgs::config_from(a.config.as_deref())?;
+    // An import is read and checked whole before the ledger is opened: a refused file
+    // leaves no ledger (and no half import) behind.
+    let records = match &a.action {
+        Action::Import { file } => Some(read_import(file)?),
+        _ => None,
+    };
     let mut l = a.ledger.open(&cfg)?;
     let _ = l.recover();
     match a.action {
@@ -116,68 +122,90 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             output,
             filter,
         } => {
-            let mut out: Box<dyn Write> = match &output {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("cannot create {}", p.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
-            let io = |e: std::io::Error| LedgerError::BadRecord {
-                what: "output".into(),
-                message: e.to_string(),
-            };
-            if let Format::Csv = format {
-                writeln!(out, "{}", render::ledger::csv_header())?;
-            }
-            let n = l.export(&filter.filter(), &mut |r| {
-                let line = match format {
-                    Format::Json => {
-                        serde_json::to_string(&r).map_err(|e| LedgerError::BadRecord {
-                            what: r.identity.id.clone(),
-                            message: e.to_string(),
-                        })?
+            let filter = filter.filter();
+            let mut count = 0usize;
+            let mut failed: Option<LedgerError> = None;
+            let l = &l;
+            let mut produce = |out: &mut dyn Write| -> std::io::Result<()> {
+                if let Format::Csv = format {
+                    writeln!(out, "{}", render::ledger::csv_header())?;
+                }
+                let res = l.export(&filter, &mut |r| {
+                    let line = match format {
+                        Format::Json => {
+                            serde_json::to_string(&r).map_err(|e| LedgerError::BadRecord {
+                                what: r.identity.id.clone(),
+                                message: e.to_string(),
+                            })?
+                        }
+                        Format::Csv => render::ledger::csv_row(&r),
+                    };
+                    writeln!(out, "{line}").map_err(|e| LedgerError::Output(e.to_string()))
+                });
+                match res {
+                    Ok(n) => {
+                        count = n;
+                        Ok(())
                     }
-                    Format::Csv => render::ledger::csv_row(&r),
-                };
-                writeln!(out, "{line}").map_err(io)
-            });
-            out.flush()?;
-            let n = n?;
+                    Err(e) => {
+                        failed = Some(e);
+                        Err(std::io::Error::other("export failed"))
+                    }
+                }
+            };
+            let written = match &output {
+                Some(p) => {
+                    crate::outfile::check(p, &a.ledger.protected(&cfg))?;
+                    crate::outfile::write_with(p, &mut produce).map_err(anyhow::Error::from)
+                }
+                None => {
+                    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+                    produce(&mut o)
+                        .and_then(|()| o.flush())
+                        .map_err(anyhow::Error::from)
+                }
+            };
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            written?;
             if output.is_some() {
-                eprintln!("decompute: exported {n} run(s)");
+                crate::say!("decompute: exported {count} run(s)");
             }
             Ok(())
         }
-        Action::Import { file } => {
-            let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::io::BufReader::new(
-                    std::fs::File::open(&file)
-                        .with_context(|| format!("cannot open {} (give the file `decompute ledger export --format json` wrote, or - for stdin)", file.display()))?,
-                ))
-            };
-            let name = file.display().to_string();
-            let mut records = Vec::new();
-            for (i, line) in reader.lines().enumerate() {
-                let line = line.with_context(|| format!("reading {name}"))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let r: RunRecord = serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("{name}: line {}: not a ledger record ({e}); import reads the output of `decompute ledger export --format json`", i + 1))?;
-                if r.schema != RECORD_SCHEMA {
-                    anyhow::bail!(
-                        "{name}: line {}: schema '{}' is not {RECORD_SCHEMA}",
-                        i + 1,
-                        r.schema
-                    );
-                }
-                records.push(r);
-            }
+        Action::Import { .. } => {
+            let records = records.unwrap_or_default();
             let (added, present) = l.import(&records)?;
-            eprintln!("decompute: imported {added} run(s), {present} already present");
+            crate::say!("decompute: imported {added} run(s), {present} already present");
             Ok(())
         }
     }
+}
+
+/// Reads, parses and validates every record of an export file; the first bad line refuses
+/// the whole file, naming the line.
+fn read_import(file: &std::path::Path) -> anyhow::Result<Vec<RunRecord>> {
+    let name = file.display().to_string();
+    let text = if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
+            .with_context(|| "reading standard input")?;
+        t
+    } else {
+        crate::infile::read_text(file, crate::infile::BULK_LIMIT).with_context(|| {
+            "give the file `decompute ledger export --format json` wrote, or - for stdin"
+        })?
+    };
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut r: RunRecord = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}: line {}: not a ledger record ({e}); import reads the output of `decompute ledger export --format json`; nothing was imported", i + 1))?;
+        r.validate()
+            .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}; nothing was imported", i + 1))?;
+        records.push(r);
+    }
+    Ok(records)
 }

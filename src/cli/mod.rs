@@ -14,7 +14,7 @@ pub mod when;
 
 use crate::config::Config;
 use crate::detect::Probe;
-use crate::factors::{ConversionRequest, FactorData};
+use crate::factors::{ConversionRequest, FactorData, Given, Origin};
 use crate::units::Watts;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -85,16 +85,18 @@ impl MachineArgs {
     /// The probe, with the config file's `cpu_tdp` when the flag is absent.
     pub fn probe(&self, cfg: &Config) -> anyhow::Result<Probe> {
         let cpu_tdp = match (self.cpu_tdp, cfg.cpu_tdp) {
-            (Some(w), _) => Some(w),
-            (None, Some(w)) => Some(
-                parse_tdp(&w.to_string()).map_err(|e| anyhow::anyhow!("config cpu_tdp: {e}"))?,
-            ),
+            (Some(w), _) => Some(Given::new(Watts(w), arg_origin("cpu_tdp", None))),
+            (None, Some(w)) => {
+                let origin = cfg.origin("cpu_tdp");
+                let w = parse_tdp(&w.to_string()).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+                Some(Given::new(Watts(w), origin))
+            }
             (None, None) => None,
         };
         Ok(Probe {
             sysfs_root: self.sysfs_root.clone(),
             procfs_root: self.procfs_root.clone(),
-            cpu_tdp: cpu_tdp.map(Watts),
+            cpu_tdp,
             gpu: !self.no_gpu,
         })
     }
@@ -145,17 +147,46 @@ impl FactorArgs {
         Ok(crate::config::load(path)?.0)
     }
 
-    /// Flags (and their environment variables) first, then the config file.
+    /// Flags (and their environment variables) first, then the config file; every value
+    /// carries where it came from.
     pub fn request(&self, cfg: &Config) -> ConversionRequest {
+        fn pick<T: Clone>(
+            flag: &Option<T>,
+            id: &str,
+            env: Option<&str>,
+            conf: Option<T>,
+            cfg: &Config,
+        ) -> Option<Given<T>> {
+            match (flag, conf) {
+                (Some(v), _) => Some(Given::new(v.clone(), arg_origin(id, env))),
+                (None, Some(v)) => Some(Given::new(v, cfg.origin(id))),
+                (None, None) => None,
+            }
+        }
         ConversionRequest {
-            zone: self.zone.clone().or_else(|| cfg.zone.clone()),
-            pue: self
-                .pue
-                .clone()
-                .or_else(|| cfg.pue.as_ref().map(|p| p.as_text())),
-            grid_intensity: self.grid_intensity.or(cfg.grid_intensity),
-            wue: self.wue.or(cfg.wue),
-            ewif: self.ewif.or(cfg.ewif),
+            zone: pick(
+                &self.zone,
+                "zone",
+                Some("DECOMPUTE_ZONE"),
+                cfg.zone.clone(),
+                cfg,
+            ),
+            pue: pick(
+                &self.pue,
+                "pue",
+                None,
+                cfg.pue.as_ref().map(|p| p.as_text()),
+                cfg,
+            ),
+            grid_intensity: pick(
+                &self.grid_intensity,
+                "grid_intensity",
+                None,
+                cfg.grid_intensity,
+                cfg,
+            ),
+            wue: pick(&self.wue, "wue", None, cfg.wue, cfg),
+            ewif: pick(&self.ewif, "ewif", None, cfg.ewif, cfg),
         }
     }
 }
@@ -201,6 +232,18 @@ impl LedgerArgs {
             })
     }
 
+    /// The files `--json` and other outputs must never overwrite: the ledger and its WAL.
+    pub fn protected(&self, cfg: &Config) -> Vec<PathBuf> {
+        match self.resolve(cfg) {
+            Ok(p) => {
+                let wal = PathBuf::from(format!("{}-wal", p.display()));
+                let shm = PathBuf::from(format!("{}-shm", p.display()));
+                vec![p, wal, shm]
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Opens the ledger (SQLite is the only backend for now).
     pub fn open(&self, cfg: &Config) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
         let path = self.resolve(cfg)?;
@@ -208,9 +251,62 @@ impl LedgerArgs {
     }
 }
 
+/// For each argument of the chosen subcommand given on the command line or through its
+/// environment variable, which of the two it was (so provenance names the right one).
+static ARG_SOURCES: std::sync::OnceLock<Vec<(String, bool)>> = std::sync::OnceLock::new();
+
+/// Where the value of argument `id` (as clap names it) came from.
+pub fn arg_origin(id: &str, env: Option<&str>) -> Origin {
+    let from_env = ARG_SOURCES
+        .get()
+        .and_then(|v| v.iter().find(|(a, _)| a == id).map(|(_, e)| *e))
+        .unwrap_or(false);
+    match (from_env, env) {
+        (true, Some(var)) => Origin::Env(var.to_string()),
+        _ => Origin::Flag(format!("--{}", id.replace('_', "-"))),
+    }
+}
+
+fn record_sources(m: &clap::ArgMatches) {
+    let mut m = m;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    let v = m
+        .ids()
+        .filter_map(|id| {
+            let src = m.value_source(id.as_str())?;
+            Some((
+                id.as_str().to_string(),
+                src == clap::parser::ValueSource::EnvVariable,
+            ))
+        })
+        .collect();
+    let _ = ARG_SOURCES.set(v);
+}
+
+/// Empty `DECOMPUTE_*` variables (`DECOMPUTE_LEDGER=`) mean "unset", as in most tools,
+/// not "a value is required".
+fn drop_empty_env() {
+    let empty: Vec<std::ffi::OsString> = std::env::vars_os()
+        .filter(|(k, v)| k.to_string_lossy().starts_with("DECOMPUTE_") && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // SAFETY: called first thing in main, before any thread exists.
+        unsafe { std::env::remove_var(k) };
+    }
+}
+
 /// Parses arguments, runs, prints errors; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    drop_empty_env();
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        record_sources(&m);
+        Cli::from_arg_matches(&m)
+    });
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -240,7 +336,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            eprintln!("decompute: error: {e:#}");
+            crate::say!("decompute: error: {e:#}");
             fail_code
         }
     }

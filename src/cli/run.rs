@@ -164,7 +164,7 @@ struct Recorder {
 
 impl Recorder {
     fn fail(&mut self, what: &str, e: ledger::LedgerError) {
-        eprintln!("decompute: warning: cannot {what} the ledger ({e:#}); the footprint is still printed and --json still works");
+        crate::say!("decompute: warning: cannot {what} the ledger ({e:#}); the footprint is still printed and --json still works");
         self.ledger = None;
     }
 }
@@ -188,10 +188,10 @@ impl Observer for Recorder {
         if let Some(g) = self.governor.as_mut() {
             let (d, msgs) = g.tick(unix_now(), m.elapsed().0, m.totals.workload().0);
             if self.live && !msgs.is_empty() {
-                eprint!("\r\x1b[2K");
+                crate::term::say_raw("\r\x1b[2K");
             }
             for msg in msgs {
-                eprintln!("decompute: {msg}");
+                crate::say!("decompute: {msg}");
             }
             directive = d;
         }
@@ -226,7 +226,7 @@ impl Observer for Recorder {
             return (None, None);
         };
         for msg in g.last(unix_now(), m.elapsed().0, m.totals.workload().0) {
-            eprintln!("decompute: {msg}");
+            crate::say!("decompute: {msg}");
         }
         let record = g.finish(m.elapsed().0);
         let grid = record.grid_signal.as_ref().map(|sig| {
@@ -257,13 +257,10 @@ pub const EXIT_OVER_BUDGET: i32 = 123;
 
 /// The ledger's usage of `project` between two Unix times.
 pub fn period_usage(l: &dyn Ledger, project: &str, start: i64, end: i64) -> Result<Usage, String> {
-    let at = |t: i64| {
-        crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
-    };
     let f = ledger::Filter {
         project: Some(project.to_string()),
-        since: Some(at(start)),
-        until: Some(at(end)),
+        since_ms: Some(start.saturating_mul(1000)),
+        until_ms: Some(end.saturating_mul(1000)),
         ..Default::default()
     };
     let rows = l
@@ -299,7 +296,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let detection = Detection::run(&probe, &data);
     let shown = detection.warnings.clone();
     for w in &shown {
-        eprintln!("decompute: warning: {w}");
+        crate::say!("decompute: warning: {w}");
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let identity = RunIdentity {
@@ -321,12 +318,12 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         match a.record.ledger.open(&cfg) {
             Ok(mut l) => {
                 if let Ok(n @ 1..) = l.recover() {
-                    eprintln!("decompute: note: {n} earlier run(s) whose monitor died were marked interrupted in the ledger");
+                    crate::say!("decompute: note: {n} earlier run(s) whose monitor died were marked interrupted in the ledger");
                 }
                 Some(l)
             }
             Err(e) => {
-                eprintln!("decompute: warning: {e:#}; this run is measured but not recorded");
+                crate::say!("decompute: warning: {e:#}; this run is measured but not recorded");
                 None
             }
         }
@@ -360,12 +357,12 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let outcome = match execute(opts, detection, &conv, &mut recorder) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("decompute: error: {e}");
+            crate::say!("decompute: error: {e}");
             return Ok(e.exit_code());
         }
     };
     if live {
-        eprint!("\r\x1b[2K");
+        crate::term::say_raw("\r\x1b[2K");
     }
     let report = &outcome.report;
     let stopped = report
@@ -387,16 +384,17 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if !a.quiet {
-        eprint!("{}", render::summary::render(report, &shown));
+        crate::term::say_raw(&render::summary::render(report, &shown));
         if recorder.ledger.is_some() {
-            eprintln!(
+            crate::say!(
                 "  recorded as run {} in project '{}'",
-                identity.id, identity.project
+                identity.id,
+                identity.project
             );
         }
     }
     if a.explain {
-        eprint!("{}", render::explain::render(report, &outcome.model_lines));
+        crate::term::say_raw(&render::explain::render(report, &outcome.model_lines));
     }
     if let Some(p) = &a.json {
         let text = render::json(report);
@@ -404,7 +402,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
             print_stdout(&text)?;
         } else if let Err(e) = write_atomic(p, &text) {
             // The measurement is not lost: print it so it can be saved by hand.
-            eprintln!(
+            crate::say!(
                 "decompute: error: cannot write {}: {e}; the report follows on stdout",
                 p.display()
             );
@@ -454,7 +452,7 @@ fn govern_setup(
         anyhow::bail!("--pause-above/--pause-at-stress need a grid signal: add --grid file:PATH, csv:PATH or cmd:COMMAND");
     }
     if l.grid.is_some() && l.pause_above.is_none() && l.pause_at_stress.is_none() {
-        eprintln!("decompute: note: --grid without --pause-above or --pause-at-stress: carbon follows the signal, the workload is never paused");
+        crate::say!("decompute: note: --grid without --pause-above or --pause-at-stress: carbon follows the signal, the workload is never paused");
     }
     for (name, v) in [
         ("--pause-above", l.pause_above),
@@ -484,7 +482,7 @@ fn govern_setup(
         .is_some_and(|p| p.budgets.iter().any(|b| b.project == identity.project));
     if let (Some(p), true) = (&policy, project_budgets) {
         match ledger {
-            None => eprintln!(
+            None => crate::say!(
                 "decompute: warning: the budgets of project '{}' in {} cannot be checked without a ledger",
                 identity.project,
                 p.path.display()
@@ -496,7 +494,7 @@ fn govern_setup(
                 let over: Vec<&policy::Standing> = st.iter().filter(|s| s.remaining() <= 0.0).collect();
                 if !over.is_empty() && !a.limits.force {
                     for s in &over {
-                        eprintln!(
+                        crate::say!(
                             "decompute: error: project '{}' has used {} of its {} {} budget for this {} ({}:{}); not started. Wait for the next {}, raise the budget, or pass --force (recorded)",
                             identity.project,
                             s.budget.metric.show(s.used),
@@ -512,7 +510,7 @@ fn govern_setup(
                 }
                 forced = !over.is_empty();
                 if forced {
-                    eprintln!("decompute: warning: project budget used up; starting anyway (--force, recorded)");
+                    crate::say!("decompute: warning: project budget used up; starting anyway (--force, recorded)");
                 } else {
                     limits = budget::tightest(&limits, &policy::remaining_limits(&st));
                 }

@@ -88,7 +88,7 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
         let svg = render::scale::svg(&all, work.as_ref().map(|(l, f, y)| (l.as_str(), *f, *y)));
         std::fs::write(path, svg)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        eprintln!("decompute: wrote {}", path.display());
+        crate::say!("decompute: wrote {}", path.display());
     }
     Ok(())
 }

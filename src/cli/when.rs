@@ -33,8 +33,7 @@ fn parse_any(s: &str) -> Result<Duration, String> {
 }
 
 fn at(t: f64) -> String {
-    let s = crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0)));
-    format!("{}Z", &s[..19])
+    crate::timefmt::rfc3339_s(t)
 }
 
 pub fn main(a: WhenArgs) -> anyhow::Result<()> {

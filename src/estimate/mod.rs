@@ -64,6 +64,7 @@ pub struct Input {
 /// Parses a count with an optional SI suffix: `70e9`, `70B`, `15.6T`, `7M`, `1.2k`.
 pub fn parse_count(s: &str) -> Result<f64, String> {
     let t = s.trim().replace('_', "");
+    // The suffixes are ASCII, so dropping the last char keeps a char boundary.
     let (num, mult) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
         Some('M') => (&t[..t.len() - 1], 1e6),
@@ -71,14 +72,17 @@ pub fn parse_count(s: &str) -> Result<f64, String> {
         Some('T') => (&t[..t.len() - 1], 1e12),
         _ => (t.as_str(), 1.0),
     };
+    let shown = crate::term::escape(&crate::term::fit(s, 30));
     let v: f64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a number; write e.g. 70e9 or 70B"))?;
+        .map_err(|_| format!("'{shown}' is not a number; write e.g. 70e9 or 70B"))?;
     let v = v * mult;
-    if v.is_finite() && v > 0.0 {
+    if !v.is_finite() || v > 1e40 {
+        Err(format!("'{shown}' is too large (at most 1e40)"))
+    } else if v > 0.0 {
         Ok(v)
     } else {
-        Err(format!("'{s}' must be more than zero"))
+        Err(format!("'{shown}' must be more than zero"))
     }
 }
 
@@ -95,5 +99,15 @@ mod tests {
                 && super::parse_count("lots").is_err()
                 && super::parse_count("0").is_err()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_never_panic(s in "\\PC{0,20}", t in "[0-9._eE+-]{0,12}[kKMBGTé]?") {
+            let _ = super::parse_count(&s);
+            if let Ok(v) = super::parse_count(&t) {
+                proptest::prop_assert!(v.is_finite() && v > 0.0);
+            }
+        }
     }
 }

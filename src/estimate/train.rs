@@ -295,7 +295,7 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             name: name.into(),
             value: x.value.to_string(),
             source: cite(x),
-            given: x.source.starts_with("user"),
+            given: x.origin.given(),
         });
     }
     let embodied = if i.embodied {

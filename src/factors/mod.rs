@@ -8,7 +8,7 @@ pub mod zones;
 
 use crate::csvdata::{self, CsvError};
 use crate::units::{GramsPerKwh, LitresPerKwh};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub use cpu_tdp::{TdpSource, TdpTable};
@@ -21,6 +21,72 @@ pub const GRID_SOURCE: &str = "Ember and Energy Institute via Our World in Data 
 pub const WATER_SOURCE: &str = "WRI, Reig et al. 2020, 'Guidance for calculating water use embedded in \
     purchased electricity', per-country factors as compiled in EcoLogits 0.11.3 electricity_mixes.json";
 
+/// Where a value decompute used came from: an explicit value carried with it, never guessed
+/// from a missing field or from the wording of its citation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "from")]
+pub enum Origin {
+    /// A command-line flag (`--pue`).
+    Flag(String),
+    /// An environment variable (`DECOMPUTE_ZONE`).
+    Env(String),
+    /// The user's config file, with its path and key.
+    Config(String),
+    /// The team's policy file, with its path.
+    Policy(String),
+    /// A table from `--data-dir`, with the file's path.
+    DataDir(String),
+    /// A table shipped with decompute (`data/grid_intensity.csv`).
+    Shipped(String),
+    /// A grid signal read during the run (`file:/run/grid`).
+    Signal(String),
+    /// decompute's documented default when nothing was given.
+    Default,
+}
+
+impl Origin {
+    /// Whether a person gave this value (flag, environment, config or policy).
+    pub fn given(&self) -> bool {
+        matches!(
+            self,
+            Origin::Flag(_) | Origin::Env(_) | Origin::Config(_) | Origin::Policy(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(x) => write!(f, "{x}"),
+            Origin::Env(x) => write!(f, "environment {x}"),
+            Origin::Config(x) => write!(f, "config {x}"),
+            Origin::Policy(x) => write!(f, "policy {x}"),
+            Origin::DataDir(x) => write!(f, "data file {x}"),
+            Origin::Shipped(x) => write!(f, "shipped {x}"),
+            Origin::Signal(x) => write!(f, "grid signal {x}"),
+            Origin::Default => write!(f, "default"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Given<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Given<T> {
+    pub fn new(value: T, origin: Origin) -> Given<T> {
+        Given { value, origin }
+    }
+
+    /// A value given with the command-line flag `flag`.
+    pub fn flag(value: T, flag: &str) -> Given<T> {
+        Given::new(value, Origin::Flag(flag.to_string()))
+    }
+}
+
 /// A factor value with its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Factor {
@@ -29,15 +95,35 @@ pub struct Factor {
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub year: Option<u32>,
+    pub origin: Origin,
 }
 
 impl Factor {
+    /// A factor from a table or the literature (origin: shipped data, by default).
     pub fn new(value: f64, unit: &str, source: impl Into<String>, year: Option<u32>) -> Factor {
         Factor {
             value,
             unit: unit.to_string(),
             source: source.into(),
             year,
+            origin: Origin::Default,
+        }
+    }
+
+    /// The same factor, marked with its origin.
+    pub fn from(mut self, origin: Origin) -> Factor {
+        self.origin = origin;
+        self
+    }
+
+    /// A value a person gave: its citation says who and where.
+    pub fn user(value: f64, unit: &str, origin: Origin) -> Factor {
+        Factor {
+            value,
+            unit: unit.to_string(),
+            source: format!("user value ({origin})"),
+            year: None,
+            origin,
         }
     }
 
@@ -60,14 +146,23 @@ pub enum FactorError {
     Io { path: String, error: std::io::Error },
     #[error("{file}: missing constant '{key}'; add a row for it (see data/SOURCES.md)")]
     MissingConstant { file: String, key: String },
-    #[error("unknown PUE preset '{0}'; use a number from 1.0 to 4.0 or one of: {1}")]
-    UnknownPue(String, String),
-    #[error("{what} {value} is out of range; {fix}")]
+    #[error("{origin}: {what} {value} is out of range; {fix}")]
     OutOfRange {
         what: &'static str,
         value: f64,
         fix: &'static str,
+        origin: Origin,
     },
+    #[error(
+        "{origin}: unknown PUE preset '{value}'; use a number from 1.0 to 4.0 or one of: {presets}"
+    )]
+    UnknownPueFrom {
+        value: String,
+        presets: String,
+        origin: Origin,
+    },
+    #[error("--data-dir {0}: no such directory; create it (with the tables to substitute) or drop the option to use the shipped data")]
+    NoDataDir(String),
 }
 
 /// The power-model constants from `data/constants.csv`.
@@ -95,7 +190,7 @@ pub struct PuePreset {
     pub factor: Factor,
 }
 
-/// Every shipped (or substituted) table.
+/// Every shipped (or substituted) table, each with its origin.
 #[derive(Debug, Clone)]
 pub struct FactorData {
     pub grid: ZoneTable,
@@ -103,6 +198,19 @@ pub struct FactorData {
     pub cpu_tdp: TdpSource,
     pub pue: Vec<PuePreset>,
     pub constants: Constants,
+    /// Origin of each table by file name (shipped, or a file of `--data-dir`).
+    pub origins: Vec<(&'static str, Origin)>,
+}
+
+impl FactorData {
+    /// Where the table `file` (e.g. `grid_intensity.csv`) came from.
+    pub fn origin(&self, file: &str) -> Origin {
+        self.origins
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| Origin::Shipped(format!("data/{file}")))
+    }
 }
 
 const EMBEDDED: [(&str, &str); 5] = [
@@ -135,14 +243,17 @@ impl FactorData {
 
     /// Data from `dir`, file by file, falling back to the embedded copy for files absent there.
     pub fn from_dir(dir: &Path) -> Result<FactorData, FactorError> {
+        if !dir.is_dir() {
+            return Err(FactorError::NoDataDir(dir.display().to_string()));
+        }
         let read = |name: &str| -> Result<Option<String>, FactorError> {
             let path = dir.join(name);
-            match std::fs::read_to_string(&path) {
+            match crate::infile::read_text(&path, crate::infile::DATA_LIMIT) {
                 Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(FactorError::Io {
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(FactorError::Io {
                     path: path.display().to_string(),
-                    error: source,
+                    error: std::io::Error::other(e.to_string()),
                 }),
             }
         };
@@ -150,7 +261,41 @@ impl FactorData {
         let tdp = read("cpu_tdp.csv")?
             .map(|t| TdpTable::parse("cpu_tdp.csv", &t))
             .transpose()?;
-        Self::from_texts(read, tdp)
+        let mut data = Self::from_texts(read, tdp)?;
+        for (name, _) in EMBEDDED {
+            let path = dir.join(name);
+            if path.is_file() {
+                data.origins
+                    .push((name, Origin::DataDir(path.display().to_string())));
+            }
+        }
+        let (g, w) = (
+            data.origin("grid_intensity.csv"),
+            data.origin("water_intensity.csv"),
+        );
+        let (k, po) = (data.origin("constants.csv"), data.origin("pue.csv"));
+        data.grid.set_origin(g);
+        data.water.set_origin(w);
+        if let Origin::DataDir(_) = k {
+            let c = &mut data.constants;
+            for f in [
+                &mut c.dram_w_per_gb,
+                &mut c.cpu_default_tdp_w,
+                &mut c.vcpu_min_w,
+                &mut c.vcpu_max_w,
+                &mut c.cpu_curve_source,
+                &mut c.lifetime_years,
+                &mut c.lifetime_use,
+            ] {
+                f.origin = k.clone();
+            }
+        }
+        if let Origin::DataDir(_) = po {
+            for p in &mut data.pue {
+                p.factor.origin = po.clone();
+            }
+        }
+        Ok(data)
     }
 
     /// `read` gives a file's text, or None for the shipped copy.
@@ -181,6 +326,7 @@ impl FactorData {
             cpu_tdp,
             pue,
             constants,
+            origins: Vec::new(),
         })
     }
 }
@@ -203,7 +349,8 @@ fn parse_pue(file: &str, text: &str) -> Result<Vec<PuePreset>, FactorError> {
         }
         out.push(PuePreset {
             name: r[nc].trim().to_string(),
-            factor: Factor::new(v, "", r[sc].trim(), r[yc].trim().parse().ok()),
+            factor: Factor::new(v, "", r[sc].trim(), r[yc].trim().parse().ok())
+                .from(Origin::Shipped("data/pue.csv".into())),
         });
     }
     Ok(out)
@@ -221,12 +368,15 @@ fn parse_constants(file: &str, text: &str) -> Result<Constants, FactorError> {
     let mut all = Vec::new();
     for (line, r) in &t.rows {
         let v = t.float(*line, r, vc)?;
-        if v < 0.0 {
-            return Err(t.row_error(*line, format!("negative constant {v}")).into());
+        if !(0.0..=1e6).contains(&v) {
+            return Err(t
+                .row_error(*line, format!("constant {v} is outside 0–1e6"))
+                .into());
         }
         all.push((
             r[kc].trim().to_string(),
-            Factor::new(v, r[uc].trim(), r[sc].trim(), r[yc].trim().parse().ok()),
+            Factor::new(v, r[uc].trim(), r[sc].trim(), r[yc].trim().parse().ok())
+                .from(Origin::Shipped("data/constants.csv".into())),
         ));
     }
     let get = |key: &str| {
@@ -271,14 +421,14 @@ fn parse_constants(file: &str, text: &str) -> Result<Constants, FactorError> {
     })
 }
 
-/// What the user asked for; `None` means "the default".
+/// What the user asked for, each value with where it came from; `None` means "the default".
 #[derive(Debug, Clone, Default)]
 pub struct ConversionRequest {
-    pub zone: Option<String>,
-    pub pue: Option<String>,
-    pub grid_intensity: Option<f64>,
-    pub wue: Option<f64>,
-    pub ewif: Option<f64>,
+    pub zone: Option<Given<String>>,
+    pub pue: Option<Given<String>>,
+    pub grid_intensity: Option<Given<f64>>,
+    pub wue: Option<Given<f64>>,
+    pub ewif: Option<Given<f64>>,
 }
 
 /// The factors that turn IT energy into facility energy, carbon and water.
@@ -311,7 +461,7 @@ impl Conversion {
 pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion, FactorError> {
     let mut notes = Vec::new();
     let zone_text = match &req.zone {
-        Some(z) if !z.trim().is_empty() => z.clone(),
+        Some(z) if !z.value.trim().is_empty() => z.value.clone(),
         _ => {
             notes.push(
                 "no zone given: using the WORLD average; pass --zone (ISO 3166 code) or set DECOMPUTE_ZONE".into(),
@@ -320,65 +470,59 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
         }
     };
     let grid_row = data.grid.get(&zone_text)?;
-    let grid = match req.grid_intensity {
+    let grid = match &req.grid_intensity {
         Some(g) => {
             check_range(
                 "grid intensity (g/kWh)",
                 g,
                 0.0,
-                2000.0,
-                "give --grid-intensity in gCO2e/kWh, 0 to 2000",
+                3000.0,
+                "give gCO2e/kWh, 0 to 3000",
             )?;
-            Factor::new(g, "gCO2e/kWh", "user (--grid-intensity)", None)
+            Factor::user(g.value, "gCO2e/kWh", g.origin.clone())
         }
         None => Factor::new(
             grid_row.value,
             "gCO2e/kWh",
-            grid_source(&grid_row),
+            data.grid.source_of(&grid_row, GRID_SOURCE),
             grid_row.year,
-        ),
+        )
+        .from(data.origin("grid_intensity.csv")),
     };
-    let ewif = match req.ewif {
+    let ewif = match &req.ewif {
         Some(v) => {
-            check_range(
-                "EWIF (L/kWh)",
-                v,
-                0.0,
-                100.0,
-                "give --ewif in L/kWh, 0 to 100",
-            )?;
-            Factor::new(v, "L/kWh", "user (--ewif)", None)
+            check_range("EWIF (L/kWh)", v, 0.0, 100.0, "give L/kWh, 0 to 100")?;
+            Factor::user(v.value, "L/kWh", v.origin.clone())
         }
         None => {
             let row = data
                 .water
                 .get(&grid_row.code)
                 .or_else(|_| data.water.get("WORLD"))?;
+            let base = data.water.source_of(&row, WATER_SOURCE);
             let src = if row.basis == "world-default" {
                 notes.push(format!(
                     "no country water intensity for {}: the world value is used (WRI has none for it)",
                     grid_row.code
                 ));
-                format!(
-                    "{WATER_SOURCE}; world value, none published for {}",
-                    grid_row.code
-                )
+                format!("{base}; world value, none published for {}", grid_row.code)
             } else {
-                WATER_SOURCE.to_string()
+                base
             };
-            Factor::new(row.value, "L/kWh", src, Some(2020))
+            Factor::new(row.value, "L/kWh", src, row.year.or(Some(2020)))
+                .from(data.origin("water_intensity.csv"))
         }
     };
-    let wue = match req.wue {
+    let wue = match &req.wue {
         Some(v) => {
             check_range(
                 "WUE (L/kWh)",
                 v,
                 0.0,
                 20.0,
-                "give --wue in L/kWh of IT energy, 0 to 20",
+                "give L/kWh of IT energy, 0 to 20",
             )?;
-            Factor::new(v, "L/kWh", "user (--wue)", None)
+            Factor::user(v.value, "L/kWh", v.origin.clone())
         }
         None => Factor::new(
             0.0,
@@ -387,7 +531,7 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
             None,
         ),
     };
-    let pue = resolve_pue(data, req.pue.as_deref())?;
+    let pue = resolve_pue(data, req.pue.as_ref())?;
     Ok(Conversion {
         zone: grid_row.code.clone(),
         zone_name: grid_row.name.clone(),
@@ -399,20 +543,30 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
     })
 }
 
-fn grid_source(row: &ZoneRow) -> String {
-    if row.basis == "derived" {
-        format!("{GRID_SOURCE}; WORLD = generation-weighted mean of the country rows")
-    } else {
-        GRID_SOURCE.to_string()
-    }
-}
-
-/// A PUE from a preset name or a number.
-pub fn resolve_pue(data: &FactorData, text: Option<&str>) -> Result<Factor, FactorError> {
-    let text = text.unwrap_or("personal").trim();
+/// A PUE from a preset name or a number; the `personal` preset when nothing was given.
+pub fn resolve_pue(
+    data: &FactorData,
+    given: Option<&Given<String>>,
+) -> Result<Factor, FactorError> {
+    let (text, origin) = match given {
+        Some(g) => (g.value.trim(), g.origin.clone()),
+        None => match data.pue.iter().find(|p| p.name == "personal") {
+            Some(_) => ("personal", Origin::Default),
+            // A substituted pue.csv without the default preset: a personal machine has no
+            // facility around it, PUE 1 by definition.
+            None => {
+                return Ok(Factor::new(
+                    1.0,
+                    "",
+                    "default: a personal machine, no facility overhead (PUE 1 by definition)",
+                    None,
+                ))
+            }
+        },
+    };
     if let Ok(v) = text.parse::<f64>() {
-        check_range("PUE", v, 1.0, 4.0, "PUE is facility energy / IT energy: give a number from 1.0 to 4.0 or a preset (see `decompute factors`)")?;
-        return Ok(Factor::new(v, "", "user (--pue)", None));
+        check_range("PUE", &Given::new(v, origin.clone()), 1.0, 4.0, "PUE is facility energy / IT energy: give a number from 1.0 to 4.0 or a preset (see `decompute factors`)")?;
+        return Ok(Factor::user(v, "", origin));
     }
     data.pue
         .iter()
@@ -420,34 +574,40 @@ pub fn resolve_pue(data: &FactorData, text: Option<&str>) -> Result<Factor, Fact
         .map(|p| {
             let mut f = p.factor.clone();
             f.source = format!("preset '{}': {}", p.name, f.source);
+            if origin.given() {
+                // Chosen by a person: the preset's own table stays the source of the number.
+                f.source = format!("{} (chosen with {origin})", f.source);
+                f.origin = origin.clone();
+            }
             f
         })
-        .ok_or_else(|| {
-            FactorError::UnknownPue(
-                text.to_string(),
-                data.pue
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
+        .ok_or_else(|| FactorError::UnknownPueFrom {
+            value: crate::term::escape(text),
+            presets: data
+                .pue
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            origin,
         })
 }
 
 fn check_range(
     what: &'static str,
-    v: f64,
+    v: &Given<f64>,
     lo: f64,
     hi: f64,
     fix: &'static str,
 ) -> Result<(), FactorError> {
-    if v.is_finite() && v >= lo && v <= hi {
+    if v.value.is_finite() && v.value >= lo && v.value <= hi {
         Ok(())
     } else {
         Err(FactorError::OutOfRange {
             what,
-            value: v,
+            value: v.value,
             fix,
+            origin: v.origin.clone(),
         })
     }
 }
@@ -475,7 +635,7 @@ mod tests {
         let c = resolve(
             &d,
             &ConversionRequest {
-                zone: Some("fr".into()),
+                zone: Some(Given::flag("fr".into(), "--zone")),
                 ..Default::default()
             },
         )
@@ -491,16 +651,29 @@ mod tests {
         let u = resolve(
             &d,
             &ConversionRequest {
-                zone: Some("DE".into()),
-                grid_intensity: Some(100.0),
-                pue: Some("hyperscale".into()),
+                zone: Some(Given::flag("DE".into(), "--zone")),
+                grid_intensity: Some(Given::flag(100.0, "--grid-intensity")),
+                pue: Some(Given::flag("hyperscale".into(), "--pue")),
                 ..Default::default()
             },
         )
         .expect("override");
         assert_eq!(u.grid.value, 100.0);
-        assert_eq!(u.grid.source, "user (--grid-intensity)");
+        assert_eq!(u.grid.source, "user value (--grid-intensity)");
+        assert_eq!(u.grid.origin, Origin::Flag("--grid-intensity".into()));
         assert_eq!(u.pue.value, 1.10);
+        assert!(
+            u.pue.source.contains("preset 'hyperscale'"),
+            "{}",
+            u.pue.source
+        );
+        assert!(
+            u.pue.source.contains("chosen with --pue"),
+            "{}",
+            u.pue.source
+        );
+        // Without --pue, the default preset says it is the default.
+        assert_eq!(c.pue.origin, Origin::Shipped("data/pue.csv".into()));
     }
 
     #[test]
@@ -513,17 +686,38 @@ mod tests {
             ("cloud", false),
             ("average", true),
         ] {
-            assert_eq!(resolve_pue(&d, Some(pue)).is_ok(), ok, "{pue}");
+            assert_eq!(
+                resolve_pue(&d, Some(&Given::flag(pue.to_string(), "--pue"))).is_ok(),
+                ok,
+                "{pue}"
+            );
         }
         let e = resolve(
             &d,
             &ConversionRequest {
-                grid_intensity: Some(-5.0),
+                grid_intensity: Some(Given::flag(-5.0, "--grid-intensity")),
                 ..Default::default()
             },
         )
         .expect_err("neg");
         assert!(e.to_string().contains("--grid-intensity"), "{e}");
+        // A bad value from the config file is blamed on the config file, not a flag.
+        let e = resolve(
+            &d,
+            &ConversionRequest {
+                wue: Some(Given::new(
+                    50.0,
+                    Origin::Config("/home/a/config.toml: wue".into()),
+                )),
+                ..Default::default()
+            },
+        )
+        .expect_err("config");
+        assert!(
+            e.to_string().starts_with("config /home/a/config.toml: wue"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("--"), "{e}");
     }
 
     #[test]
@@ -535,8 +729,39 @@ mod tests {
         )
         .expect("write");
         let d = FactorData::from_dir(dir.path()).expect("loads");
-        assert_eq!(resolve_pue(&d, Some("lab")).expect("lab").value, 1.3);
+        let lab = resolve_pue(&d, Some(&Given::flag("lab".into(), "--pue"))).expect("lab");
+        assert_eq!(lab.value, 1.3);
+        assert!(matches!(lab.origin, Origin::Flag(_)));
         assert!(d.grid.rows().len() > 200);
+        std::fs::write(
+            dir.path().join("grid_intensity.csv"),
+            "zone,alpha2,name,g_co2e_per_kwh,year,basis\nFRA,FR,France,42,2025,country\n",
+        )
+        .expect("write");
+        let d = FactorData::from_dir(dir.path()).expect("loads");
+        let c = resolve(
+            &d,
+            &ConversionRequest {
+                zone: Some(Given::flag("FR".into(), "--zone")),
+                ..Default::default()
+            },
+        )
+        .expect("FR");
+        assert_eq!(c.grid.value, 42.0);
+        assert!(matches!(c.grid.origin, Origin::DataDir(_)));
+        assert!(!c.grid.source.contains("Ember"), "{}", c.grid.source);
+        assert!(c.grid.source.contains("--data-dir"), "{}", c.grid.source);
+        // A table value beyond any real grid is refused.
+        std::fs::write(
+            dir.path().join("grid_intensity.csv"),
+            "zone,alpha2,name,g_co2e_per_kwh,year,basis\nFRA,FR,France,1e308,2025,country\n",
+        )
+        .expect("write");
+        assert!(FactorData::from_dir(dir.path()).is_err());
+        assert!(matches!(
+            FactorData::from_dir(&dir.path().join("missing")),
+            Err(FactorError::NoDataDir(_))
+        ));
         std::fs::write(dir.path().join("grid_intensity.csv"), "zone,alpha2\nFRA\n").expect("write");
         let e = FactorData::from_dir(dir.path()).expect_err("malformed");
         assert!(e.to_string().contains("grid_intensity.csv: line 2"), "{e}");

@@ -15,6 +15,8 @@ pub struct ZoneRow {
     pub year: Option<u32>,
     /// `country`, `derived`, `world-default`...: whether the value is the country's own.
     pub basis: String,
+    /// The row's own citation, when its table has a `source` column.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,6 +30,8 @@ pub enum ZoneError {
 #[derive(Debug, Clone)]
 pub struct ZoneTable {
     rows: std::sync::Arc<std::sync::OnceLock<Vec<ZoneRow>>>,
+    /// Where the table came from (shipped, or a `--data-dir` file).
+    origin: Option<super::Origin>,
     /// For the shipped tables: the text, parsed only when a lookup needs it (every run
     /// looks up one zone; parsing ~215 rows would cost a millisecond of each).
     lazy: Option<(&'static str, &'static str, &'static str)>,
@@ -38,7 +42,33 @@ impl ZoneTable {
     pub fn embedded(file: &'static str, text: &'static str, value_col: &'static str) -> ZoneTable {
         ZoneTable {
             rows: Default::default(),
+            origin: None,
             lazy: Some((file, text, value_col)),
+        }
+    }
+
+    /// Marks the table as coming from `origin` (a file of `--data-dir`).
+    pub fn set_origin(&mut self, origin: super::Origin) {
+        self.origin = Some(origin);
+    }
+
+    /// The citation of a row: its own `source` cell; else, for a substituted table, the
+    /// file it came from (never the shipped table's source); else `shipped`.
+    pub fn source_of(&self, row: &ZoneRow, shipped: &str) -> String {
+        if let Some(s) = &row.source {
+            return s.clone();
+        }
+        match &self.origin {
+            Some(super::Origin::DataDir(path)) => {
+                format!("{path} (substituted with --data-dir; the table has no source column)")
+            }
+            _ if row.basis == "derived" => {
+                format!(
+                    "{shipped}; {} = generation-weighted mean of the country rows",
+                    row.code
+                )
+            }
+            _ => shipped.to_string(),
         }
     }
 
@@ -82,12 +112,20 @@ impl ZoneTable {
             t.column("basis")?,
         );
         let yc = t.column("year").ok();
+        let sc = t.column("source").ok();
+        // A grid intensity above 3000 g/kWh or a water intensity above 1000 L/kWh is no
+        // grid on earth: a table holding one is wrong, not extreme.
+        let max = if value_col.starts_with('g') {
+            3000.0
+        } else {
+            1000.0
+        };
         let mut rows = Vec::with_capacity(t.rows.len());
         for (line, r) in &t.rows {
             let value = t.float(*line, r, vc)?;
-            if value < 0.0 {
+            if !(0.0..=max).contains(&value) {
                 return Err(t
-                    .row_error(*line, format!("negative {value_col} {value}"))
+                    .row_error(*line, format!("{value_col} {value} is outside 0–{max}"))
                     .into());
             }
             let year = match yc {
@@ -109,20 +147,28 @@ impl ZoneTable {
                 value,
                 year,
                 basis: r[bc].trim().to_string(),
+                source: sc
+                    .map(|c| r[c].trim().to_string())
+                    .filter(|s| !s.is_empty()),
             });
         }
         let cell = std::sync::OnceLock::new();
         let _ = cell.set(rows);
         Ok(ZoneTable {
             rows: std::sync::Arc::new(cell),
+            origin: None,
             lazy: None,
         })
     }
 
-    /// Finds a zone by alpha-3, alpha-2 or exact name, ignoring case.
+    /// Finds a zone by alpha-3, alpha-2 or exact name, ignoring case. The codes people use
+    /// that ISO 3166 does not (UK for GB, EL for Greece in EU statistics) are accepted.
     pub fn get(&self, zone: &str) -> Result<ZoneRow, ZoneError> {
         let z = zone.trim();
-        let up = z.to_ascii_uppercase();
+        let mut up = z.to_ascii_uppercase();
+        if let Some((_, iso)) = ALIASES.iter().find(|(a, _)| *a == up) {
+            up = (*iso).to_string();
+        }
         if let Some(r) = self.quick(&up) {
             return Ok(r);
         }
@@ -182,6 +228,9 @@ impl ZoneTable {
     }
 }
 
+/// Codes in common use that are not the ISO 3166 alpha-2 of their country.
+const ALIASES: &[(&str, &str)] = &[("UK", "GB"), ("EL", "GR")];
+
 /// Levenshtein distance, for "did you mean" hints.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -238,5 +287,31 @@ mod tests {
         );
         let neg = "zone,alpha2,name,g_co2e_per_kwh,year,basis\nFRA,FR,France,-1,2023,country\n";
         assert!(ZoneTable::parse("g.csv", neg, "g_co2e_per_kwh").is_err());
+    }
+
+    #[test]
+    fn common_aliases() {
+        let t = ZoneTable::parse(
+            "g.csv",
+            "zone,alpha2,name,g_co2e_per_kwh,year,basis\nGBR,GB,United Kingdom,200,2023,country\nGRC,GR,Greece,300,2023,country\n",
+            "g_co2e_per_kwh",
+        )
+        .expect("parses");
+        assert_eq!(t.get("UK").expect("UK is GB").code, "GBR");
+        assert_eq!(t.get("uk").expect("uk").code, "GBR");
+        assert_eq!(t.get("EL").expect("EU code for Greece").code, "GRC");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lookups_never_panic(z in "\\PC{0,12}") {
+            let t = ZoneTable::parse("g.csv", T, "g_co2e_per_kwh").expect("parses");
+            let _ = t.get(&z);
+        }
+
+        #[test]
+        fn tables_never_panic(s in "\\PC{0,200}") {
+            let _ = ZoneTable::parse("g.csv", &format!("zone,alpha2,name,v,year,basis\n{s}"), "v");
+        }
     }
 }

@@ -54,13 +54,22 @@ impl Metric {
         }
     }
 
-    /// Parses an amount with its unit ("500Wh", "5 kg") into the base unit.
+    /// The largest budget accepted, in the base unit: beyond any real workload (a TWh, a
+    /// megatonne, a million cubic metres, a century), so a typo never disables a limit.
+    fn max(self) -> f64 {
+        match self {
+            Metric::Energy => 3.6e15,
+            Metric::Carbon => 1e12,
+            Metric::Water => 1e9,
+            Metric::Time => 100.0 * 365.0 * 86400.0,
+        }
+    }
+
+    /// Parses an amount with its unit ("500Wh", "5 kg", "1e3J") into the base unit.
     pub fn parse_amount(self, text: &str) -> Result<f64, String> {
         let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = (&t[..split], t[split..].trim());
+        let (num, unit) = split_number(t);
+        let unit = unit.trim();
         let accepted = || {
             self.units()
                 .iter()
@@ -68,9 +77,10 @@ impl Metric {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let shown = crate::term::escape(&crate::term::fit(t, 40));
         let value: f64 = num.parse().map_err(|_| {
             format!(
-                "{} budget '{t}' needs a number and a unit ({})",
+                "{} budget '{shown}' needs a number and a unit ({})",
                 self.name(),
                 accepted()
             )
@@ -82,18 +92,27 @@ impl Metric {
             .map(|(_, f)| *f)
             .ok_or_else(|| {
                 format!(
-                    "{} budget '{t}': unit '{unit}' not accepted; use {}",
+                    "{} budget '{shown}': unit '{}' not accepted; use {}",
                     self.name(),
+                    crate::term::escape(unit),
                     accepted()
                 )
             })?;
-        if !(value > 0.0 && value.is_finite()) {
+        let base = value * factor;
+        if !base.is_finite() || base > self.max() {
             return Err(format!(
-                "{} budget '{t}' must be more than zero",
+                "{} budget '{shown}' is too large; at most {}",
+                self.name(),
+                self.show(self.max())
+            ));
+        }
+        if base <= 0.0 {
+            return Err(format!(
+                "{} budget '{shown}' must be more than zero",
                 self.name()
             ));
         }
-        Ok(value * factor)
+        Ok(base)
     }
 
     /// An amount in the base unit, for people.
@@ -106,6 +125,30 @@ impl Metric {
             Metric::Time => Seconds(v).to_string(),
         }
     }
+}
+
+/// Splits "1.5e3 kWh" into ("1.5e3", " kWh"): the longest leading decimal number, with an
+/// optional exponent. The split point is always an ASCII boundary.
+pub fn split_number(t: &str) -> (&str, &str) {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+        i += 1;
+    }
+    if i > 0 && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        let k = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > k {
+            i = j;
+        }
+    }
+    t.split_at(i)
 }
 
 /// One limit, in base units (J, g, L, s).
@@ -253,6 +296,8 @@ mod tests {
             ("time=90min", Metric::Time, 5400.0),
             ("time=1d", Metric::Time, 86400.0),
             ("time=30s", Metric::Time, 30.0),
+            ("energy=1e3J", Metric::Energy, 1000.0),
+            ("energy=2.5E-1kWh", Metric::Energy, 0.25 * 3.6e6),
         ];
         for (text, metric, value) in cases {
             let b = parse_budget(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -277,9 +322,35 @@ mod tests {
             ("carbon", "name=amount"),
             ("carbon=1g,carbon=2g", "twice"),
             ("", "empty"),
+            ("energy=1e999J", "too large"),
+            ("carbon=1e13g", "too large"),
+            ("time=101d,energy=é", "number"),
+            ("water=5é", "'é' not accepted"),
         ] {
             let e = parse_budget(text).expect_err(text);
             assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_four_hundred_digit_budget_is_too_large() {
+        let e = parse_budget(&format!("energy={}J", "9".repeat(400))).expect_err("huge");
+        assert!(e.contains("too large"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn budgets_never_panic(s in "\\PC{0,60}") {
+            let _ = parse_budget(&s);
+        }
+
+        #[test]
+        fn near_misses_never_panic(s in "(energy|carbon|water|time|é)=[0-9.eE+-]{0,12}(J|kWh|g|kg|L|mL|h|min|é|µ)?(,.{0,8})?") {
+            if let Ok(ls) = parse_budget(&s) {
+                for l in ls {
+                    proptest::prop_assert!(l.value > 0.0 && l.value.is_finite());
+                }
+            }
         }
     }
 

@@ -1,9 +1,14 @@
-//! The team's policy file, `decompute.toml`: budgets per project and calendar period, decided
-//! together and versioned with the code. Found upward from the working directory (like
-//! `.gitignore`) or given with `--policy`. Every error names the file and line.
+//! The team's policy file, `decompute.toml`: which project runs under it belong to, which
+//! ledger the team shares, and budgets per project and calendar period, decided together and
+//! versioned with the code. Found upward from the working directory (like `.gitignore`) or
+//! given with `--policy`; a file found upward is honoured only if its owner and mode are
+//! trustworthy (see [`discover`]). Every error names the file and line.
 //!
 //! ```toml
-//! [project.llm-finetune]
+//! project = "teamml"                                 # default project of runs here
+//! ledger = "postgres://ledger.example/decompute"     # the team's ledger (no password)
+//!
+//! [budget.teamml]                                    # or [project.teamml], the older form
 //! carbon = "5 kg / month"
 //! energy = "200 kWh / quarter"
 //! on_exceed = "pause"          # stop (default) | pause | warn
@@ -56,23 +61,63 @@ pub struct Policy {
     pub path: PathBuf,
     pub budgets: Vec<ProjectBudget>,
     pub on_exceed: BTreeMap<String, OnExceed>,
+    /// The default project of runs under this file.
+    pub project: Option<String>,
+    /// The team's ledger (a path or a postgres:// URL without password).
+    pub ledger: Option<String>,
 }
 
+impl Policy {
+    /// The projects that have budgets, in file order, each once.
+    pub fn projects(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for b in &self.budgets {
+            if !out.contains(&b.project.as_str()) {
+                out.push(&b.project);
+            }
+        }
+        out
+    }
+}
+
+type Tables = BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>;
+
+/// The policy with `project = "NAME"` (budgets under `[budget.NAME]`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
-    project: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
+    project: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    budget: Tables,
+    #[serde(default)]
+    ledger: Option<toml::Spanned<String>>,
+}
+
+/// The older form: budgets under `[project.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTables {
+    #[serde(default)]
+    project: Tables,
+    #[serde(default)]
+    budget: Tables,
+    #[serde(default)]
+    ledger: Option<toml::Spanned<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+    text.get(..offset.min(text.len()))
+        .unwrap_or(text)
+        .matches('\n')
+        .count()
+        + 1
 }
 
 /// Parses a policy file's text.
 pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let shown = path.display().to_string();
-    let raw: Raw = toml::from_str(text).map_err(|e| match e.span() {
+    let to_err = |e: toml::de::Error| match e.span() {
         Some(span) => PolicyError::At {
             path: shown.clone(),
             line: line_of(text, span.start),
@@ -82,10 +127,60 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
             path: shown.clone(),
             message: e.message().to_string(),
         },
-    })?;
+    };
+    // `project` is either the default project's name or (older form) the budget tables.
+    let named = matches!(
+        toml::from_str::<toml::Table>(text)
+            .map_err(to_err)?
+            .get("project"),
+        Some(toml::Value::String(_))
+    );
+    let raw = if named {
+        toml::from_str::<Raw>(text).map_err(to_err)?
+    } else {
+        let r: RawTables = toml::from_str(text).map_err(to_err)?;
+        let mut budget = r.budget;
+        for (k, v) in r.project {
+            budget.entry(k).or_default().extend(v);
+        }
+        Raw {
+            project: None,
+            budget,
+            ledger: r.ledger,
+        }
+    };
     let mut budgets = Vec::new();
     let mut on_exceed = BTreeMap::new();
-    for (project, entries) in raw.project {
+    let tables = raw.budget;
+    let mut default_project = None;
+    if let Some(p) = raw.project {
+        let line = line_of(text, p.span().start);
+        let name = p.into_inner().trim().to_string();
+        if name.is_empty() {
+            return Err(PolicyError::At {
+                path: shown,
+                line,
+                message: "project must not be empty".into(),
+            });
+        }
+        default_project = Some(name);
+    }
+    let ledger = match raw.ledger {
+        Some(l) => {
+            let line = line_of(text, l.span().start);
+            let v = l.into_inner();
+            if crate::ledger::url_has_password(&v) {
+                return Err(PolicyError::At {
+                    path: shown,
+                    line,
+                    message: "the ledger URL holds a password; keep credentials out of a shared file (use PGPASSWORD or ~/.pgpass)".into(),
+                });
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    for (project, entries) in tables {
         for (key, value) in entries {
             let line = line_of(text, value.span().start);
             let at = |message: String| PolicyError::At {
@@ -131,16 +226,76 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         path: path.to_path_buf(),
         budgets,
         on_exceed,
+        project: default_project,
+        ledger,
     })
 }
 
 /// Reads and parses a policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Io {
-        path: path.display().to_string(),
-        error,
+    let text = crate::infile::read_text(path, crate::infile::DATA_LIMIT).map_err(|e| match e {
+        crate::infile::InError::Io { error, .. } => PolicyError::Io {
+            path: path.display().to_string(),
+            error,
+        },
+        other => PolicyError::Whole {
+            path: path.display().to_string(),
+            message: other.to_string(),
+        },
     })?;
     parse(path, &text)
+}
+
+/// The policy file that governs runs started in `cwd`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Discovery {
+    /// Named with `--policy` / `DECOMPUTE_POLICY`: always honoured.
+    Named(PathBuf),
+    /// Found upward and trustworthy.
+    Found(PathBuf),
+    /// Found upward but owned by someone else or writable by others: ignored.
+    Ignored {
+        path: PathBuf,
+        why: String,
+    },
+    None,
+}
+
+impl Discovery {
+    /// The file to load, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Discovery::Named(p) | Discovery::Found(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The one-line warning for an ignored file.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Discovery::Ignored { path, why } => Some(format!(
+                "ignoring {}: it is {why}, so it could govern your runs without your consent; trust it with --policy {} (or DECOMPUTE_POLICY), or make it yours and chmod go-w",
+                path.display(),
+                path.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `named` if given, else the nearest `decompute.toml` upward from `cwd`, honoured only when
+/// it belongs to this user or root and is not group- or world-writable.
+pub fn discover(named: Option<&Path>, cwd: &Path) -> Discovery {
+    if let Some(p) = named {
+        return Discovery::Named(p.to_path_buf());
+    }
+    match find(cwd) {
+        Some(p) => match crate::infile::distrust(&p) {
+            Some(why) => Discovery::Ignored { path: p, why },
+            None => Discovery::Found(p),
+        },
+        None => Discovery::None,
+    }
 }
 
 /// `decompute.toml` in `dir` or the nearest parent that has one.
@@ -317,6 +472,66 @@ mod tests {
         }));
         assert_eq!(bar(0.5, 10), "[#####.....]");
         assert_eq!(bar(1.7, 4), "[####]");
+    }
+
+    #[test]
+    fn names_the_project_and_the_ledger() {
+        let p = parse(
+            Path::new("d.toml"),
+            "project = \"teamml\"\nledger = \"postgres://ledger.example/decompute\"\n[budget.teamml]\nenergy = \"1 kWh / day\"\n",
+        )
+        .expect("parses");
+        assert_eq!(p.project.as_deref(), Some("teamml"));
+        assert_eq!(
+            p.ledger.as_deref(),
+            Some("postgres://ledger.example/decompute")
+        );
+        assert_eq!(p.projects(), vec!["teamml"]);
+        let e = parse(
+            Path::new("d.toml"),
+            "ledger = \"postgres://u:secret@h/db\"\n",
+        )
+        .expect_err("password");
+        assert!(
+            e.to_string().contains("password") && !e.to_string().contains("secret"),
+            "{e}"
+        );
+        let e = parse(Path::new("d.toml"), "project = \"\"\n").expect_err("empty");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}") {
+            let _ = parse(Path::new("p.toml"), &s);
+        }
+
+        #[test]
+        fn near_misses_never_panic(
+            name in "[a-zé]{0,6}",
+            key in "(energy|carbon|water|time|on_exceed|power|é)",
+            val in "[0-9.eé]{0,6} ?(kWh|g|kg|L|h|é)? ?/? ?(day|week|month|é)?",
+        ) {
+            let text = format!("project = \"{name}\"\n[budget.{name}x]\n{key} = \"{val}\"\n");
+            let _ = parse(Path::new("p.toml"), &text);
+        }
+    }
+
+    #[test]
+    fn a_file_found_upward_must_be_trustworthy() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join(FILE_NAME);
+        std::fs::write(&f, "").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(discover(None, d.path()), Discovery::Found(f.clone()));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let found = discover(None, d.path());
+        assert!(found.path().is_none());
+        let w = found.warning().expect("warns");
+        assert!(w.contains("--policy") && w.contains("anyone"), "{w}");
+        // Named explicitly, it is honoured whatever its mode.
+        assert_eq!(discover(Some(&f), d.path()), Discovery::Named(f.clone()));
     }
 
     #[test]

@@ -105,17 +105,56 @@ impl SqliteLedger {
     /// Opens (creating if absent) the ledger at `path` and brings it to the current schema.
     pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
         let shown = path.display().to_string();
+        let open_err = |message: String| LedgerError::Open {
+            path: shown.clone(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
-                path: shown.clone(),
-                message: format!("cannot create {}: {e}", dir.display()),
-            })?;
+            if !dir.exists() {
+                // Commands and working directories are private: the directory decompute
+                // makes is 0700 and the ledger 0600, whatever the umask (as shell history).
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| open_err(format!("cannot create {}: {e}; choose another path with --ledger or DECOMPUTE_LEDGER", dir.display())))?;
+            }
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(open_err(
+                    "it is a directory; give a file path, e.g. --ledger DIR/ledger.sqlite".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    return Err(open_err(
+                        "it is a symlink to nowhere (or a loop); point --ledger at a real file"
+                            .into(),
+                    ));
+                }
+                create_private(path).map_err(|e| open_err(format!("cannot create it: {e}; choose a writable path with --ledger or DECOMPUTE_LEDGER")))?;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(open_err(
+                    "its symlinks loop; point --ledger at a real file".into(),
+                ))
+            }
+            Err(e) => return Err(open_err(format!("{e}; choose another path with --ledger"))),
         }
         check_header(path, &shown)?;
-        let conn = Connection::open(path).map_err(|e| LedgerError::Open {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            return Err(open_err(format!(
+                "cannot open it for writing ({e}); fix its permissions or choose another path with --ledger"
+            )));
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         let db = |e: rusqlite::Error| LedgerError::Db {
             path: shown.clone(),
             message: e.to_string(),
@@ -138,6 +177,14 @@ impl SqliteLedger {
             return Err(LedgerError::NotALedger {
                 path: shown,
                 why: "an SQLite database of another application".into(),
+            });
+        }
+        if version < 0 || (version == 0 && tables > 0) {
+            return Err(LedgerError::NotALedger {
+                path: shown,
+                why: format!(
+                    "schema version {version} with {tables} objects: damaged or edited by hand"
+                ),
             });
         }
         if version > SCHEMA_VERSION {
@@ -340,6 +387,22 @@ impl SqliteLedger {
     }
 }
 
+/// Creates an empty ledger file readable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        // Another process made it a moment ago.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn check_header(path: &Path, shown: &str) -> Result<(), LedgerError> {
     use std::io::Read;
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -525,12 +588,14 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
             args.len()
         ));
     }
-    if let Some(s) = &f.since {
-        args.push(s.clone());
+    // Start times are stored in one canonical form (UTC, milliseconds), so comparing the
+    // canonical text of the bound compares instants.
+    if let Some(s) = f.since_ms {
+        args.push(crate::timefmt::rfc3339_ms(s));
         conds.push(format!("runs.started_at >= ?{}", args.len()));
     }
-    if let Some(u) = &f.until {
-        args.push(u.clone());
+    if let Some(u) = f.until_ms {
+        args.push(crate::timefmt::rfc3339_ms(u));
         conds.push(format!("runs.started_at < ?{}", args.len()));
     }
     let w = if conds.is_empty() {
@@ -758,7 +823,10 @@ impl Ledger for SqliteLedger {
         each: &mut dyn FnMut(RunRecord) -> Result<(), LedgerError>,
     ) -> Result<usize, LedgerError> {
         let (w, args) = where_clause(f);
-        let limit = f.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let limit = f
+            .limit
+            .map(|l| format!(" LIMIT {}", l.min(i64::MAX as usize)))
+            .unwrap_or_default();
         let sql = format!("SELECT id FROM runs{w} ORDER BY started_at, id{limit}");
         let ids: Vec<String> = {
             let mut st = self.conn.prepare(&sql).map_err(|e| self.db(e))?;

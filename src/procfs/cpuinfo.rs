@@ -55,4 +55,12 @@ mod tests {
         assert_eq!(vm.packages, 1);
         assert_eq!(super::parse("").logical_cpus, 0);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,300}", v in "\\PC{0,10}") {
+            let _ = super::parse(&s);
+            let _ = super::parse(&format!("processor\t: {v}\nphysical id\t: {v}\nflags\t: {v} hypervisor\nmodel name\t: {v}\n"));
+        }
+    }
 }

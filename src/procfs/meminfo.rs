@@ -35,4 +35,12 @@ mod tests {
         assert!(super::parse("MemFree: 1 kB\n").is_err());
         assert!(super::parse("MemTotal: lots\n").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}", n in "[0-9é ]{0,25}", unit in "(kB|MB|é|)") {
+            let _ = super::parse(&s);
+            let _ = super::parse(&format!("MemTotal: {n} {unit}\n"));
+        }
+    }
 }

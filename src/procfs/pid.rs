@@ -121,4 +121,16 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn near_misses_never_panic(comm in "\\PC{0,20}", rest in "[0-9 é-]{0,80}") {
+            let _ = parse(&format!("42 ({comm}) S {rest}"));
+        }
+    }
 }

@@ -69,4 +69,12 @@ mod tests {
         assert!(parse("cpu 1 x 3 4\n").is_err());
         assert!(parse("intr 1\n").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}", nums in "[0-9 é]{0,60}") {
+            let _ = parse(&s);
+            let _ = parse(&format!("cpu {nums}\ncpu0 {nums}\n"));
+        }
+    }
 }

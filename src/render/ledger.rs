@@ -2,10 +2,11 @@
 //! sparkline, and the CodeCarbon-compatible CSV of `export --format csv`. Pure functions of
 //! ledger records; docs/ledger.md documents the CSV columns.
 
-use crate::csvdata::quote;
+use crate::csvdata::{quote, text_cell};
 use crate::ledger::{RunRecord, RunRow, SummaryRow};
 use crate::render::summary::shell_words;
 use crate::sample::{Component, PowerRow};
+use crate::term::escape;
 use crate::units::{GramsCo2e, Joules, Litres, Seconds, Watts, J_PER_KWH};
 
 pub fn list(rows: &[RunRow]) -> String {
@@ -26,14 +27,14 @@ pub fn list(rows: &[RunRow]) -> String {
             Some(c) if c != 0 => format!("{} ({c})", r.status),
             _ => r.status.to_string(),
         };
-        let mut cmd = shell_words(&r.command);
+        let mut cmd = escape(&shell_words(&r.command));
         if cmd.chars().count() > 40 {
             cmd = cmd.chars().take(39).collect::<String>() + "…";
         }
         o.push_str(&format!(
             "{:<26}  {:<16}  {:<19}  {:>9}  {:<17}  {:>10}  {:>13}  {:>9}  {}\n",
             r.id,
-            truncate(&r.project, 16),
+            truncate(&escape(&r.project), 16),
             r.started_at
                 .get(..19)
                 .unwrap_or(&r.started_at)
@@ -89,7 +90,7 @@ pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
     let line = |r: &SummaryRow| {
         format!(
             "{:<20}  {:>6}  {:>10}  {:>10}  {:>8.0}%  {:>13}  {:>9}\n",
-            truncate(&r.key, 20),
+            truncate(&escape(&r.key), 20),
             r.runs,
             Seconds(r.duration_s).to_string(),
             Joules(r.energy_j).to_string(),
@@ -155,27 +156,27 @@ pub fn show(r: &RunRecord) -> String {
     let p = &r.report;
     let id = &r.identity;
     let mut o = format!("run {}  ({})\n", id.id, r.status);
-    o.push_str(&format!("  project   {}\n", id.project));
+    o.push_str(&format!("  project   {}\n", escape(&id.project)));
     if !id.tags.is_empty() {
         o.push_str(&format!(
             "  tags      {}\n",
             id.tags
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
     }
     o.push_str(&format!(
         "  command   {}\n  in        {}\n",
-        shell_words(&p.command),
-        id.cwd
+        escape(&shell_words(&p.command)),
+        escape(&id.cwd)
     ));
     o.push_str(&format!(
         "  by        {} on {} ({}, {} CPUs{})\n",
-        id.user,
-        id.host,
-        p.host.cpu_model,
+        escape(&id.user),
+        escape(&id.host),
+        escape(&p.host.cpu_model),
         p.host.logical_cpus,
         if p.host.virtual_machine { ", VM" } else { "" }
     ));
@@ -259,7 +260,7 @@ pub fn show(r: &RunRecord) -> String {
         }
     }
     for n in &p.notes {
-        o.push_str(&format!("  note      {n}\n"));
+        o.push_str(&format!("  note      {}\n", escape(n)));
     }
     o
 }
@@ -353,8 +354,8 @@ pub fn csv_row(r: &RunRecord) -> String {
     let emissions_kg = p.carbon_g.value / 1000.0;
     let cells: Vec<String> = vec![
         p.ended_at.clone(),
-        r.identity.project.clone(),
-        r.identity.id.clone(),
+        text_cell(&r.identity.project),
+        text_cell(&r.identity.id),
         String::new(),
         p.duration_s.to_string(),
         emissions_kg.to_string(),
@@ -372,8 +373,8 @@ pub fn csv_row(r: &RunRecord) -> String {
         kwh(ram_j).to_string(),
         kwh(p.energy_j.workload).to_string(),
         p.water_l.value.to_string(),
-        p.factors.zone_name.clone(),
-        p.factors.zone.clone(),
+        text_cell(&p.factors.zone_name),
+        text_cell(&p.factors.zone),
         String::new(),
         String::new(),
         String::new(),
@@ -381,9 +382,9 @@ pub fn csv_row(r: &RunRecord) -> String {
         String::new(),
         String::new(),
         p.host.logical_cpus.to_string(),
-        p.host.cpu_model.clone(),
+        text_cell(&p.host.cpu_model),
         p.host.gpus.len().to_string(),
-        gpu_models.join(", "),
+        text_cell(&gpu_models.join(", ")),
         String::new(),
         String::new(),
         p.host.memory_gb.to_string(),
@@ -397,27 +398,38 @@ pub fn csv_row(r: &RunRecord) -> String {
         p.factors.wue_l_per_kwh.value.to_string(),
         r.status.to_string(),
         p.exit_code.map(|c| c.to_string()).unwrap_or_default(),
-        r.identity.user.clone(),
-        r.identity.host.clone(),
-        shell_words(&p.command),
+        text_cell(&r.identity.user),
+        text_cell(&r.identity.host),
+        text_cell(&shell_words(&p.command)),
         kwh(p.energy_j.host).to_string(),
         kwh(p.energy_j.workload_low).to_string(),
         kwh(p.energy_j.workload_high).to_string(),
         p.modelled_share.to_string(),
         cpu.map(|c| c.method.to_string()).unwrap_or_default(),
-        cpu.map(|c| c.source.clone()).unwrap_or_default(),
+        text_cell(&cpu.map(|c| c.source.clone()).unwrap_or_default()),
         p.factors.grid_gco2_per_kwh.value.to_string(),
-        p.factors.grid_gco2_per_kwh.source.clone(),
+        text_cell(&p.factors.grid_gco2_per_kwh.source),
         p.factors.ewif_l_per_kwh.value.to_string(),
-        r.identity
-            .tags
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(";"),
+        // A JSON object: any key or value (commas, semicolons, '=') reads back exactly.
+        if r.identity.tags.is_empty() {
+            String::new()
+        } else {
+            text_cell(&serde_json::to_string(&r.identity.tags).unwrap_or_default())
+        },
         p.decompute_version.clone(),
     ];
-    cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",")
+    cells
+        .iter()
+        .map(|c| {
+            // Text cells are already made safe; the rest are numbers or fixed words.
+            if c.starts_with(['"', '\'']) {
+                c.clone()
+            } else {
+                quote(c)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn csv_header() -> String {

@@ -67,12 +67,9 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
         band(r.carbon_g.value, r.carbon_g.low, r.carbon_g.high, |x| {
             GramsCo2e(x).to_string()
         }),
-        f.grid_gco2_per_kwh.value,
+        crate::units::sig3(f.grid_gco2_per_kwh.value),
         f.zone,
-        f.grid_gco2_per_kwh
-            .year
-            .map(|y| y.to_string())
-            .unwrap_or_else(|| "user value".into())
+        f.grid_gco2_per_kwh.label()
     ));
     out.push_str(&format!(
         "  water          {:<24} WUE {} + EWIF {} L/kWh\n",

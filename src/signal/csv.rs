@@ -33,8 +33,17 @@ pub fn parse(name: &str, text: &str) -> Result<Series, String> {
         let g: f64 = v
             .parse()
             .map_err(|_| format!("{name}: line {}: '{v}' is not a number of g/kWh", i + 1))?;
-        if !(g.is_finite() && g >= 0.0) {
-            return Err(format!("{name}: line {}: intensity {g} is negative", i + 1));
+        if !g.is_finite() {
+            return Err(format!(
+                "{name}: line {}: '{v}' is not a finite number of g/kWh",
+                i + 1
+            ));
+        }
+        if !(0.0..=3000.0).contains(&g) {
+            return Err(format!(
+                "{name}: line {}: intensity {g} g/kWh is outside 0–3000",
+                i + 1
+            ));
         }
         out.push((t, g));
     }
@@ -95,5 +104,26 @@ mod tests {
             .expect_err("bad")
             .contains("line 2"));
         assert!(parse("f.csv", "").is_err());
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,NaN\n")
+            .expect_err("nan")
+            .contains("not a finite number"));
+        assert!(parse("f.csv", "2026-11-29T00:00:00Z,-3\n")
+            .expect_err("neg")
+            .contains("outside"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}") {
+            let _ = parse("f.csv", &s);
+        }
+
+        #[test]
+        fn rows_never_panic(rows in proptest::collection::vec("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(Z|é)?,[0-9.eéNa-]{0,8}", 0..6)) {
+            if let Ok(s) = parse("f.csv", &rows.join("\n")) {
+                let _ = value_at(&s, 1.8e9);
+                let _ = step(&s);
+            }
+        }
     }
 }

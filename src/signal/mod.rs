@@ -99,4 +99,11 @@ mod tests {
             .contains("file:PATH"));
         assert!(Signal::parse("csv:").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = Signal::parse(&s);
+        }
+    }
 }

@@ -43,7 +43,7 @@ impl CpuModel {
         info: &CpuInfo,
         table: &TdpSource,
         k: &Constants,
-        user_tdp: Option<Watts>,
+        user_tdp: Option<crate::factors::Given<Watts>>,
     ) -> (CpuModel, Vec<String>) {
         let mut warnings = Vec::new();
         let tdp_model = |tdp: Factor, packages: usize, band: f64| CpuModel::Tdp {
@@ -55,11 +55,7 @@ impl CpuModel {
         };
         if let Some(w) = user_tdp {
             return (
-                tdp_model(
-                    Factor::new(w.0, "W", "user (--cpu-tdp)", None),
-                    1,
-                    BAND_KNOWN_TDP,
-                ),
+                tdp_model(Factor::user(w.value.0, "W", w.origin), 1, BAND_KNOWN_TDP),
                 warnings,
             );
         }
@@ -272,7 +268,15 @@ mod tests {
         assert!(w[0].contains("virtual machine"));
         assert!((m.power(0.0).0 - 2.0 * 0.74).abs() < 1e-9);
         assert!((m.power(1.0).0 - 2.0 * 3.5).abs() < 1e-9);
-        let (u, _) = CpuModel::choose(&info, &d.cpu_tdp, &d.constants, Some(Watts(10.0)));
+        let (u, _) = CpuModel::choose(
+            &info,
+            &d.cpu_tdp,
+            &d.constants,
+            Some(crate::factors::Given::new(
+                Watts(10.0),
+                crate::factors::Origin::Flag("--cpu-tdp".into()),
+            )),
+        );
         assert!((u.power(1.0).0 - 10.2).abs() < 1e-9);
     }
 

@@ -1,0 +1,123 @@
+//! Reading the text files users point decompute at (factor tables, policy and config files,
+//! forecasts, imports): bounded in size, so `/dev/zero` or a runaway log named by mistake is
+//! refused with a message instead of being read forever into memory, and checked for
+//! ownership where a file found by searching (not named) would otherwise govern a run.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Largest data, policy or config file decompute reads (the shipped CPU table is 200 KB).
+pub const DATA_LIMIT: u64 = 16 << 20;
+/// Largest forecast or import file (a year of 5-minute rows is a few MB).
+pub const BULK_LIMIT: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InError {
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path} is larger than {limit} bytes; is it the right file?")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{path} is not UTF-8 text")]
+    NotText { path: String },
+}
+
+impl InError {
+    /// Whether the file simply does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, InError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads at most `limit` bytes of text from `path`.
+pub fn read_text(path: &Path, limit: u64) -> Result<String, InError> {
+    let shown = || path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|error| InError::Io {
+        path: shown(),
+        error,
+    })?;
+    let mut buf = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|error| InError::Io {
+            path: shown(),
+            error,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(InError::TooLarge {
+            path: shown(),
+            limit,
+        });
+    }
+    String::from_utf8(buf).map_err(|_| InError::NotText { path: shown() })
+}
+
+/// Why a file found by searching upward is not trusted, if it is not: the rule git uses for
+/// `safe.directory` — it must belong to the current user or root and not be writable by
+/// group or others, or anyone who can write it could govern (or break) this user's runs.
+pub fn distrust(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me && m.uid() != 0 {
+        return Some(format!(
+            "owned by uid {} (neither you, uid {me}, nor root)",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Some(format!(
+            "writable by {} (mode {:o})",
+            if m.mode() & 0o002 != 0 {
+                "anyone"
+            } else {
+                "its group"
+            },
+            m.mode() & 0o777
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn bounded_reads() {
+        assert!(matches!(
+            read_text(Path::new("/dev/zero"), 1024),
+            Err(InError::TooLarge { .. })
+        ));
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("t");
+        std::fs::write(&f, "hello").expect("w");
+        assert_eq!(read_text(&f, 5).expect("fits"), "hello");
+        assert!(read_text(&f, 4).is_err());
+        std::fs::write(&f, [0xff, 0xfe]).expect("w");
+        assert!(matches!(read_text(&f, 10), Err(InError::NotText { .. })));
+        assert!(read_text(&d.path().join("none"), 10)
+            .expect_err("absent")
+            .is_not_found());
+    }
+
+    #[test]
+    fn trust_follows_owner_and_mode() {
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("decompute.toml");
+        std::fs::write(&f, "").expect("w");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(distrust(&f), None);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+        assert!(distrust(&f).expect("group").contains("group"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o646)).expect("chmod");
+        assert!(distrust(&f).expect("world").contains("anyone"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&f, Some(4242), None).expect("chown");
+            assert!(distrust(&f).expect("other owner").contains("uid 4242"));
+        }
+    }
+}
