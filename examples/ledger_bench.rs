@@ -82,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             processes_followed: 3,
             cpu_time_s: 55.0,
             notes: Vec::new(),
+            leftover_processes: Vec::new(),
         };
         let id = decompute::ulid::encode(1_700_000_000_000 + i as u64, &[(i % 251) as u8; 10]);
         batch.push(RunRecord {
@@ -136,6 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             processes_followed: 1,
             cpu_time_s: 0.0,
             notes: Vec::new(),
+            leftover_processes: Vec::new(),
         },
         &Totals::default(),
         Vec::new(),
@@ -146,6 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Monitor {
             pid: 1,
             start_ticks: 1,
+            lease_s: 30.0,
         },
         &report,
     )?;

@@ -12,6 +12,11 @@ use std::time::Instant;
 static CHILD_PID: AtomicI32 = AtomicI32::new(0);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// How many SIGINT/SIGTERM/SIGHUP arrived (so the run loop sees each one).
+static SIGNAL_COUNT: AtomicI32 = AtomicI32::new(0);
+/// Whether the last one came from the kernel (a terminal's Ctrl-C, sent to the whole
+/// foreground process group already).
+static LAST_FROM_KERNEL: AtomicI32 = AtomicI32::new(0);
 
 /// Linux's si_code for signals the kernel itself sends (e.g. Ctrl-C from the terminal,
 /// which already reaches the whole foreground process group).
@@ -72,6 +77,8 @@ pub struct Running {
     pub pid: i32,
     wake_read: i32,
     exit: Option<Exit>,
+    /// decompute's own helpers (grid commands): reaped here, but never counted as workload.
+    pub helpers: crate::signal::command::Helpers,
 }
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -85,6 +92,8 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
                 libc::kill(pid, sig);
             }
             LAST_SIGNAL.store(sig, Ordering::SeqCst);
+            LAST_FROM_KERNEL.store(i32::from(from_kernel), Ordering::SeqCst);
+            SIGNAL_COUNT.fetch_add(1, Ordering::SeqCst);
         }
         let fd = WAKE_FD.load(Ordering::SeqCst);
         if fd >= 0 {
@@ -117,6 +126,22 @@ fn install_handlers() -> Result<i32, std::io::Error> {
     Ok(fds[0])
 }
 
+/// How many SIGINT/SIGTERM/SIGHUP decompute received so far.
+pub fn signal_count() -> i32 {
+    SIGNAL_COUNT.load(Ordering::SeqCst)
+}
+
+/// Whether the last signal came from the kernel (a terminal), which already delivered it to
+/// every process of the foreground process group.
+pub fn last_from_kernel() -> bool {
+    LAST_FROM_KERNEL.load(Ordering::SeqCst) != 0
+}
+
+/// The direct child's pid, while it runs (0 after).
+pub fn child_pid() -> i32 {
+    CHILD_PID.load(Ordering::SeqCst)
+}
+
 /// The last SIGINT/SIGTERM/SIGHUP decompute received, if any.
 pub fn received_signal() -> Option<i32> {
     match LAST_SIGNAL.load(Ordering::SeqCst) {
@@ -128,10 +153,12 @@ pub fn received_signal() -> Option<i32> {
 /// Starts `argv` with stdio inherited. The monitor becomes a child subreaper first. With
 /// `join_cgroup` (a `cgroup.procs` file) the command joins that cgroup before it executes.
 pub fn spawn(
-    argv: &[String],
+    argv: &[std::ffi::OsString],
     join_cgroup: Option<&std::path::Path>,
+    helpers: crate::signal::command::Helpers,
 ) -> Result<Running, SpawnError> {
     let (prog, args) = argv.split_first().ok_or(SpawnError::Empty)?;
+    let name = prog.to_string_lossy().into_owned();
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -167,10 +194,10 @@ pub fn spawn(
         });
     }
     let child = cmd.spawn().map_err(|e| match e.kind() {
-        ErrorKind::NotFound => SpawnError::NotFound(prog.clone()),
-        ErrorKind::PermissionDenied => SpawnError::NotExecutable(prog.clone()),
-        _ if e.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotExecutable(prog.clone()),
-        _ => SpawnError::Other(prog.clone(), e),
+        ErrorKind::NotFound => SpawnError::NotFound(name.clone()),
+        ErrorKind::PermissionDenied => SpawnError::NotExecutable(name.clone()),
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotExecutable(name.clone()),
+        _ => SpawnError::Other(name.clone(), e),
     })?;
     drop(procs);
     let pid = child.id() as i32;
@@ -188,6 +215,7 @@ pub fn spawn(
         pid,
         wake_read,
         exit: None,
+        helpers,
     })
 }
 
@@ -204,6 +232,10 @@ impl Running {
             let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) };
             if pid <= 0 {
                 break;
+            }
+            if self.helpers.is_helper(pid) {
+                self.helpers.reaped(pid, status);
+                continue;
             }
             let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
             out.cpu_s += tv(ru.ru_utime) + tv(ru.ru_stime);
@@ -225,11 +257,11 @@ impl Running {
     /// arrives. Returns what processes reaped meanwhile used.
     pub fn wait_until(&mut self, deadline: Instant) -> Reaped {
         let mut got = self.reap();
-        while self.exit.is_none() {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
+        if !got.pids.is_empty() {
+            return got;
+        }
+        let now = Instant::now();
+        if now < deadline {
             let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
             let mut pfd = libc::pollfd {
                 fd: self.wake_read,
@@ -250,8 +282,8 @@ impl Running {
                 } > 0
                 {}
             }
-            got.add(self.reap());
         }
+        got.add(self.reap());
         got
     }
 

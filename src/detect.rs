@@ -161,6 +161,41 @@ impl Detection {
         self.rapl.as_ref().is_some_and(|r| r.has_cpu())
     }
 
+    /// The sampler's sources, each with the models that stand in for it: RAPL (CPU and
+    /// DRAM, falling back to the CPU and DRAM models), else the models; NVML when present.
+    /// Takes the meters out of the detection (call once).
+    pub fn slots(&mut self) -> Vec<crate::sampler::Slot> {
+        use crate::sampler::Slot;
+        use crate::source::Source;
+        let mut slots = Vec::new();
+        let dram_source = self.dram_source();
+        let rapl = self.rapl.take().filter(|r| r.has_cpu() || r.has_dram());
+        let (rapl_cpu, rapl_dram) = rapl
+            .as_ref()
+            .map(|r| (r.has_cpu(), r.has_dram() || r.selection.psys_only))
+            .unwrap_or((false, false));
+        if let Some(r) = rapl {
+            let mut fallback: Vec<Box<dyn Source>> = Vec::new();
+            if rapl_cpu {
+                fallback.push(Box::new(self.cpu_model.clone()));
+            }
+            if rapl_dram {
+                fallback.push(Box::new(self.dram_model.clone()));
+            }
+            slots.push(Slot::new(Box::new(r), fallback));
+        }
+        if !rapl_cpu {
+            slots.push(Slot::new(Box::new(self.cpu_model.clone()), Vec::new()));
+        }
+        if dram_source == DramSource::Model {
+            slots.push(Slot::new(Box::new(self.dram_model.clone()), Vec::new()));
+        }
+        if let Some(g) = self.gpu.take() {
+            slots.push(Slot::new(Box::new(g), Vec::new()));
+        }
+        slots
+    }
+
     /// Whether DRAM energy is measured (or covered by psys and so not reported apart).
     pub fn dram_source(&self) -> DramSource {
         match &self.rapl {

@@ -10,10 +10,10 @@
 #[macro_use]
 pub mod term;
 
-pub mod attribution;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod consumer;
 pub mod csvdata;
 pub mod detect;
 pub mod duration;
@@ -22,16 +22,15 @@ pub mod factors;
 pub mod govern;
 pub mod infile;
 pub mod ledger;
-pub mod monitor;
 pub mod outfile;
 pub mod procfs;
 pub mod render;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sampler;
 pub mod signal;
 pub mod source;
 pub mod timefmt;
-pub mod tree;
 pub mod ulid;
 pub mod units;

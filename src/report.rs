@@ -111,6 +111,13 @@ pub struct GpuInfo {
     pub energy_method: String,
 }
 
+/// A process the command started that was still running when the command exited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Leftover {
+    pub pid: i32,
+    pub command: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunReport {
     pub schema: String,
@@ -141,6 +148,10 @@ pub struct RunReport {
     pub water_l: Ranged,
     pub factors: Factors,
     pub notes: Vec<String>,
+    /// Processes the command started that still ran when it exited (not followed after
+    /// it, unless `--wait-all` was given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftover_processes: Vec<Leftover>,
     /// Budgets, pauses and grid signal, when the run was governed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<crate::govern::governor::Record>,
@@ -169,6 +180,7 @@ pub struct RunMeta {
     pub processes_followed: usize,
     pub cpu_time_s: f64,
     pub notes: Vec<String>,
+    pub leftover_processes: Vec<Leftover>,
 }
 
 pub fn build(
@@ -247,6 +259,7 @@ pub fn build(
             ewif_l_per_kwh: (&conv.ewif).into(),
         },
         notes: meta.notes,
+        leftover_processes: meta.leftover_processes,
         governance: None,
         samples,
     }

@@ -1,7 +1,8 @@
-//! The one sample type every source produces: energy over one interval, for one resource
-//! (CPU packages, DRAM, a GPU by bus id), charged to one consumer (the whole host or the
-//! workload's process tree), with the method (measured or modelled) and a low/high band.
-//! Totals, report components, ledger rows and exported metrics are projections of it.
+//! The one sample type of decompute: energy over one interval, for one resource (CPU
+//! packages, DRAM, a GPU by bus id), charged to one consumer (the whole host, a run's
+//! process tree, a cgroup, or nobody: idle), with the method (measured or modelled) and a
+//! low/high band. Totals, report components, ledger rows and exported metrics are
+//! projections of it.
 
 use crate::units::{Joules, Seconds};
 use serde::{Deserialize, Serialize};
@@ -40,11 +41,19 @@ impl std::fmt::Display for Method {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Who used the energy. For every resource and interval,
+/// host = Σ consumers + idle, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Consumer {
+    /// The whole machine (what the meter or model read).
     Host,
+    /// A run's workload: the command and everything it started.
     Workload,
+    /// A control group, by its path as the kernel shows it (`/system.slice/x.service`).
+    Cgroup(String),
+    /// Energy no consumer used in the interval (idle power, unclaimed shares).
+    Idle,
 }
 
 /// The resource a sample measures: a component and the source that read it
@@ -114,7 +123,7 @@ impl Totals {
         if s.method == Method::Modelled {
             c.method = Method::Modelled;
         }
-        match s.consumer {
+        match &s.consumer {
             Consumer::Host => {
                 c.host += s.energy;
                 c.host_low += s.low;
@@ -125,6 +134,7 @@ impl Totals {
                 c.low += s.low;
                 c.high += s.high;
             }
+            Consumer::Cgroup(_) | Consumer::Idle => {}
         }
     }
 

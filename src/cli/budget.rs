@@ -59,7 +59,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         .filter(|x| project.as_deref().is_none_or(|want| want == *x))
     {
         let st = policy::standings(&p, proj, now, |s, e| {
-            super::run::period_usage(l.as_ref(), proj, s, e)
+            crate::govern::usage::period_usage(l.as_ref(), proj, s, e)
         })
         .map_err(|e| anyhow::anyhow!(e))?;
         o.push_str(&format!(

@@ -74,7 +74,7 @@ pub struct MachineArgs {
     )]
     pub procfs_root: PathBuf,
     /// CPU power at full load in watts, for the model when RAPL cannot be read
-    #[arg(long, value_name = "W", value_parser = parse_tdp)]
+    #[arg(long, allow_negative_numbers = true, value_name = "W", value_parser = parse_tdp)]
     pub cpu_tdp: Option<f64>,
     /// Do not load NVML (no GPU component)
     #[arg(long)]
@@ -113,13 +113,13 @@ pub struct FactorArgs {
     #[arg(long, value_name = "PUE|PRESET")]
     pub pue: Option<String>,
     /// Grid carbon intensity in gCO2e/kWh, overriding the zone's yearly average
-    #[arg(long, value_name = "G")]
+    #[arg(long, allow_negative_numbers = true, value_name = "G")]
     pub grid_intensity: Option<f64>,
     /// On-site water usage effectiveness in L/kWh of IT energy [default: 0, a personal machine]
-    #[arg(long, value_name = "L_PER_KWH")]
+    #[arg(long, allow_negative_numbers = true, value_name = "L_PER_KWH")]
     pub wue: Option<f64>,
     /// Off-site water intensity of electricity in L/kWh, overriding the zone's
-    #[arg(long, value_name = "L_PER_KWH")]
+    #[arg(long, allow_negative_numbers = true, value_name = "L_PER_KWH")]
     pub ewif: Option<f64>,
     /// Directory of factor data files replacing the shipped ones, file by file
     #[arg(long, env = "DECOMPUTE_DATA_DIR", value_name = "DIR")]
@@ -220,34 +220,92 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    pub fn resolve(&self, cfg: &Config) -> anyhow::Result<PathBuf> {
-        self.path
-            .clone()
-            .or_else(|| cfg.ledger.clone())
-            .or_else(crate::ledger::default_path)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no ledger path: HOME is not set; pass --ledger PATH or set DECOMPUTE_LEDGER"
-                )
-            })
-    }
-
-    /// The files `--json` and other outputs must never overwrite: the ledger and its WAL.
-    pub fn protected(&self, cfg: &Config) -> Vec<PathBuf> {
-        match self.resolve(cfg) {
-            Ok(p) => {
-                let wal = PathBuf::from(format!("{}-wal", p.display()));
-                let shm = PathBuf::from(format!("{}-shm", p.display()));
-                vec![p, wal, shm]
-            }
-            Err(_) => Vec::new(),
+    /// Where the ledger is: `--ledger` / `DECOMPUTE_LEDGER`, else the team's ledger named
+    /// by a trusted policy file, else the config file's, else the default file.
+    pub fn target(
+        &self,
+        cfg: &Config,
+        policy: Option<&crate::govern::policy::Policy>,
+    ) -> anyhow::Result<crate::ledger::Location> {
+        use crate::ledger::Location;
+        if let Some(p) = &self.path {
+            let text = p.to_string_lossy();
+            return Ok(Location::parse(
+                &text,
+                arg_origin("path", Some("DECOMPUTE_LEDGER")),
+            ));
         }
+        if let Some(l) = policy.and_then(|p| p.ledger.as_ref().map(|l| (l, &p.path))) {
+            return Ok(Location::parse(
+                l.0,
+                Origin::Policy(l.1.display().to_string()),
+            ));
+        }
+        if let Some(p) = &cfg.ledger {
+            return Ok(Location::parse(&p.to_string_lossy(), cfg.origin("ledger")));
+        }
+        let p = crate::ledger::default_path().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no ledger path: HOME is not set; pass --ledger PATH or set DECOMPUTE_LEDGER"
+            )
+        })?;
+        Ok(Location {
+            target: crate::ledger::Target::Sqlite(p),
+            origin: Origin::Default,
+        })
     }
 
-    /// Opens the ledger (SQLite is the only backend for now).
+    /// Opens the ledger a command (other than `run`) reads: the policy file found from the
+    /// working directory may name the team's. Says which ledger when it is not the default.
     pub fn open(&self, cfg: &Config) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
-        let path = self.resolve(cfg)?;
-        Ok(Box::new(crate::ledger::sqlite::SqliteLedger::open(&path)?))
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let found = crate::govern::policy::discover(None, &cwd);
+        if let Some(w) = found.warning() {
+            crate::say!("decompute: warning: {w}");
+        }
+        let policy = found
+            .path()
+            .and_then(|p| crate::govern::policy::load(p).ok());
+        let loc = self.target(cfg, policy.as_ref())?;
+        if matches!(loc.origin, Origin::Policy(_)) {
+            crate::say!(
+                "decompute: ledger {} (named by {})",
+                loc.shown(),
+                loc.origin
+            );
+        }
+        let mut l = loc.open()?;
+        recover(l.as_mut(), std::path::Path::new("/proc"));
+        Ok(l)
+    }
+
+    /// The files outputs must never overwrite.
+    pub fn protected(&self, cfg: &Config) -> Vec<PathBuf> {
+        self.target(cfg, None)
+            .map(|l| l.protected())
+            .unwrap_or_default()
+    }
+}
+
+/// Marks runs whose monitor died as interrupted, thaws what they left frozen, and says so.
+pub fn recover(l: &mut dyn crate::ledger::Ledger, procfs: &std::path::Path) {
+    let Ok(found) = l.recover() else { return };
+    if found.is_empty() {
+        return;
+    }
+    crate::say!(
+        "decompute: note: {} earlier run(s) whose monitor died were marked interrupted in the ledger",
+        found.len()
+    );
+    for r in found {
+        if let Some(t) = &r.thaw {
+            if let Some(done) = crate::govern::freeze::thaw_orphan(t, procfs) {
+                crate::say!(
+                    "decompute: note: thawed the workload of interrupted run {}: {done}",
+                    r.id
+                );
+            }
+        }
     }
 }
 

@@ -1,27 +1,27 @@
 //! `decompute run [options] -- COMMAND...`: measure a command, record it in the ledger,
 //! print its footprint on stderr, optionally write the JSON report and the explanation.
-//! A ledger that cannot be written never stops the measurement: it becomes a warning.
+//! This module only reads flags and prints; the run itself is [`crate::run`]. A ledger that
+//! cannot be written never stops the measurement: it becomes a warning.
 
 use super::{print_stdout, FactorArgs, LedgerArgs, MachineArgs};
 use crate::detect::Detection;
 use crate::duration::parse_duration;
 use crate::factors;
-use crate::govern::budget::{self, Limit, Usage};
-use crate::govern::freeze::{Cgroup, Freezer};
-use crate::govern::governor::{Directive, Governor, GovernorConfig, Record};
+use crate::govern::budget::{self, Limit};
+use crate::govern::freeze::Freezer;
 use crate::govern::policy::{self, OnExceed};
 use crate::govern::yielding::YieldPolicy;
-use crate::ledger::{self, Ledger, RunIdentity, Status};
-use crate::monitor::Monitor;
+use crate::ledger::{self, RunIdentity, Status, Thaw};
 use crate::procfs::ProcRoot;
 use crate::render;
-use crate::report::RunReport;
-use crate::run::{execute, Observer, RunOptions};
+use crate::run::recorder::Recorder;
+use crate::run::setup::{self, LimitRequest, Setup};
+use crate::run::{execute, RunOptions};
+use crate::signal::command::Helpers;
 use crate::signal::Signal;
 use clap::Args;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -45,14 +45,17 @@ pub struct RunArgs {
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
-    /// The command to measure, after --
+    /// Follow processes the command leaves running until the last exits, and measure them
+    #[arg(long)]
+    pub wait_all: bool,
+    /// The command to measure, after -- (any bytes: passed through as given)
     #[arg(
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(std::ffi::OsString)
     )]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// How the run is recorded.
@@ -64,8 +67,9 @@ pub struct RecordArgs {
     /// Do not record this run in the ledger
     #[arg(long)]
     pub no_ledger: bool,
-    /// Project the run belongs to [default: config, else the git repository's or directory's name]
-    #[arg(long, env = "DECOMPUTE_PROJECT", value_name = "NAME")]
+    /// Project the run is recorded under and whose budgets apply [default: the policy
+    /// file's `project`, else the config's, else the git repository's or directory's name]
+    #[arg(long, env = "DECOMPUTE_PROJECT", value_name = "NAME", value_parser = parse_project)]
     pub project: Option<String>,
     /// A key=value tag (repeatable), e.g. --tag model=llama-7b
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = ledger::parse_tag)]
@@ -85,7 +89,7 @@ pub struct LimitArgs {
     /// What to do when a budget is used up [default: the policy's on_exceed, else stop]
     #[arg(long, value_enum, value_name = "ACTION")]
     pub on_exceed: Option<OnExceed>,
-    /// Time between SIGTERM and SIGKILL when a budget stops the workload
+    /// Time between SIGTERM and SIGKILL when a budget or a signal ends the workload
     #[arg(long, default_value = "30s", value_parser = parse_any_duration, value_name = "DURATION")]
     pub grace: Duration,
     /// Policy file of project budgets [default: decompute.toml here or in a parent directory]
@@ -98,13 +102,13 @@ pub struct LimitArgs {
     #[arg(long, value_parser = Signal::parse, value_name = "SIGNAL")]
     pub grid: Option<Signal>,
     /// Freeze the workload while the grid is above this intensity (gCO2e/kWh)
-    #[arg(long, value_name = "G")]
+    #[arg(long, allow_negative_numbers = true, value_name = "G")]
     pub pause_above: Option<f64>,
     /// Freeze the workload while the grid stress level is at least N (0–3)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
     pub pause_at_stress: Option<u8>,
     /// Resume when the intensity falls below this [default: --pause-above]
-    #[arg(long, value_name = "G")]
+    #[arg(long, allow_negative_numbers = true, value_name = "G")]
     pub resume_below: Option<f64>,
     /// Minimum time in the frozen or running state before switching again
     #[arg(long, default_value = "1m", value_parser = parse_any_duration, value_name = "DURATION")]
@@ -150,104 +154,15 @@ fn parse_checkpoint(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Records the run in a ledger and shows the live line; turns ledger failures into one
-/// warning each and stops using a ledger that failed.
-struct Recorder {
-    governor: Option<Box<Governor>>,
-    ledger: Option<Box<dyn Ledger>>,
-    identity: Option<RunIdentity>,
-    checkpoint: Duration,
-    last_checkpoint: Instant,
-    live: bool,
-    measured_cpu: bool,
-}
-
-impl Recorder {
-    fn fail(&mut self, what: &str, e: ledger::LedgerError) {
-        crate::say!("decompute: warning: cannot {what} the ledger ({e:#}); the footprint is still printed and --json still works");
-        self.ledger = None;
+fn parse_project(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("the project name is empty; give a name, e.g. --project teamml".into());
     }
-}
-
-impl Observer for Recorder {
-    fn started(&mut self, initial: &RunReport) {
-        if let (Some(l), Some(id)) = (self.ledger.as_mut(), self.identity.as_ref()) {
-            let me = ledger::Monitor {
-                pid: std::process::id() as i32,
-                start_ticks: own_start_ticks(),
-            };
-            if let Err(e) = l.begin(id, me, initial) {
-                self.fail("write to", e);
-            }
-        }
-        self.last_checkpoint = Instant::now();
+    if t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err("a project name is at most 200 characters, without control characters".into());
     }
-
-    fn tick(&mut self, m: &mut Monitor, snapshot: &dyn Fn(&Monitor) -> RunReport) -> Directive {
-        let mut directive = Directive::Continue;
-        if let Some(g) = self.governor.as_mut() {
-            let (d, msgs) = g.tick(unix_now(), m.elapsed().0, m.totals.workload().0);
-            if self.live && !msgs.is_empty() {
-                crate::term::say_raw("\r\x1b[2K");
-            }
-            for msg in msgs {
-                crate::say!("decompute: {msg}");
-            }
-            directive = d;
-        }
-        if self.live {
-            let line = render::status::line(
-                m.elapsed(),
-                m.workload_power(),
-                m.totals.workload(),
-                self.measured_cpu,
-            );
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K{line}");
-            let _ = err.flush();
-        }
-        if self.ledger.is_some() && self.last_checkpoint.elapsed() >= self.checkpoint {
-            self.last_checkpoint = Instant::now();
-            let rows = m.take_unsaved();
-            let report = snapshot(m);
-            if let (Some(l), Some(id)) = (self.ledger.as_mut(), self.identity.as_ref()) {
-                let mut report = report;
-                report.governance = self.governor.as_ref().map(|g| g.record.clone());
-                if let Err(e) = l.checkpoint(&id.id, &report, &rows) {
-                    self.fail("write to", e);
-                }
-            }
-        }
-        directive
-    }
-
-    fn finish(&mut self, m: &Monitor) -> (Option<Record>, Option<crate::factors::Factor>) {
-        let Some(g) = self.governor.as_mut() else {
-            return (None, None);
-        };
-        for msg in g.last(unix_now(), m.elapsed().0, m.totals.workload().0) {
-            crate::say!("decompute: {msg}");
-        }
-        let record = g.finish(m.elapsed().0);
-        let grid = record.grid_signal.as_ref().map(|sig| {
-            crate::factors::Factor::new(
-                g.mean_intensity(),
-                "gCO2e/kWh",
-                format!(
-                    "grid signal {sig}, read every interval; energy-weighted mean of the intervals"
-                ),
-                None,
-            )
-        });
-        (Some(record), grid)
-    }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    Ok(t.to_string())
 }
 
 /// Exit code when a budget stopped the workload (as timeout(1) does for its limit).
@@ -255,25 +170,7 @@ pub const EXIT_STOPPED_BY_BUDGET: i32 = 124;
 /// Exit code when a project budget of the policy is used up and the run was not started.
 pub const EXIT_OVER_BUDGET: i32 = 123;
 
-/// The ledger's usage of `project` between two Unix times.
-pub fn period_usage(l: &dyn Ledger, project: &str, start: i64, end: i64) -> Result<Usage, String> {
-    let f = ledger::Filter {
-        project: Some(project.to_string()),
-        since_ms: Some(start.saturating_mul(1000)),
-        until_ms: Some(end.saturating_mul(1000)),
-        ..Default::default()
-    };
-    let rows = l
-        .summary(&ledger::GroupBy::Project, &f)
-        .map_err(|e| e.to_string())?;
-    Ok(rows.iter().fold(Usage::default(), |u, r| Usage {
-        energy_j: u.energy_j + r.energy_j,
-        carbon_g: u.carbon_g + r.carbon_g,
-        water_l: u.water_l + r.water_l,
-        time_s: u.time_s + r.duration_s,
-    }))
-}
-
+/// Start time (clock ticks after boot) of this process, to identify it in the ledger.
 fn own_start_ticks() -> u64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
@@ -288,23 +185,34 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let data = a.factors.data()?;
     let conv = factors::resolve(&data, &a.factors.request(&cfg))?;
     let probe = a.machine.probe(&cfg)?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let found = policy::discover(a.limits.policy.as_deref(), &cwd);
+    if let Some(w) = found.warning() {
+        crate::say!("decompute: warning: {w}");
+    }
+    let policy = match found.path() {
+        Some(p) => Some(policy::load(p)?),
+        None => None,
+    };
+    let ledger_target = a.record.ledger.target(&cfg, policy.as_ref())?;
     if let Some(p) = &a.json {
         if p.as_os_str() != "-" {
-            check_writable(p)?;
+            crate::outfile::check(p, &ledger_target.protected())?;
         }
     }
-    let detection = Detection::run(&probe, &data);
+    let req = limit_request(&a)?;
+    let mut detection = Detection::run(&probe, &data);
     let shown = detection.warnings.clone();
     for w in &shown {
         crate::say!("decompute: warning: {w}");
     }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let identity = RunIdentity {
         id: crate::ulid::new(std::time::SystemTime::now()),
         project: a
             .record
             .project
             .clone()
+            .or_else(|| policy.as_ref().and_then(|p| p.project.clone()))
             .or(cfg.project.clone())
             .unwrap_or_else(|| ledger::default_project(&cwd)),
         tags: a.record.tags.iter().cloned().collect(),
@@ -312,14 +220,13 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         host: crate::run::hostname(),
         cwd: cwd.display().to_string(),
     };
+    let procfs = a.machine.procfs_root.clone();
     let ledger = if a.record.no_ledger {
         None
     } else {
-        match a.record.ledger.open(&cfg) {
+        match ledger_target.open() {
             Ok(mut l) => {
-                if let Ok(n @ 1..) = l.recover() {
-                    crate::say!("decompute: note: {n} earlier run(s) whose monitor died were marked interrupted in the ledger");
-                }
+                super::recover(l.as_mut(), &procfs);
                 Some(l)
             }
             Err(e) => {
@@ -328,42 +235,93 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
             }
         }
     };
-    let live = !a.quiet && std::io::stderr().is_terminal();
-    let governor = match govern_setup(&a, &identity, &ledger, &conv, &cfg)? {
-        Setup::Refused(code) => return Ok(code),
-        Setup::Governor(g) => g,
+    let (governor, refresh, messages) = match setup::governor(
+        &req,
+        &identity.project,
+        policy.as_ref(),
+        ledger.as_deref(),
+        &conv,
+        crate::timefmt::now_s() as i64,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?
+    {
+        Setup::Refused(why) => {
+            for w in why {
+                crate::say!("decompute: error: {w}");
+            }
+            return Ok(EXIT_OVER_BUDGET);
+        }
+        Setup::Go {
+            governor,
+            refresh,
+            messages,
+        } => (governor, refresh, messages),
+    };
+    for m in messages {
+        crate::say!("decompute: {m}");
+    }
+    let helpers = Helpers::default();
+    let grid = match &req.grid {
+        Some((sig, _)) => Some(
+            setup::start_grid(sig, a.interval, a.limits.grid_timeout, &helpers)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        None => None,
     };
     let mut governor = governor;
     let freezer = governor.as_mut().map(|g| {
-        let f = choose_freezer(&a.machine.procfs_root, &identity.id);
+        let f = Freezer::choose(&procfs, &identity.id);
         g.record.freeze_method = Some(f.method());
         f
     });
+    let thaw_base = Thaw {
+        host: identity.host.clone(),
+        cgroup: match &freezer {
+            Some(Freezer::Cgroup(c)) => Some(c.dir.display().to_string()),
+            _ => None,
+        },
+        pids: Vec::new(),
+    };
+    let caps = crate::term::Caps::stderr();
+    let live = !a.quiet && caps.live;
+    let recording = ledger.is_some();
+    let mut recorder = Recorder::new(
+        governor,
+        ledger.map(crate::ledger::writer::Writer::start),
+        identity.clone(),
+        ledger::Monitor {
+            pid: std::process::id() as i32,
+            start_ticks: own_start_ticks(),
+            lease_s: ledger::Monitor::lease_for(a.record.checkpoint),
+        },
+        a.record.checkpoint,
+        live,
+        detection.cpu_measured(),
+        grid,
+        refresh,
+        thaw_base,
+        conv.grid.clone(),
+    );
     let opts = RunOptions {
         argv: a.command.clone(),
         interval: a.interval,
-        procfs_root: ProcRoot::new(&a.machine.procfs_root),
+        procfs_root: ProcRoot::new(&procfs),
         freezer,
+        wait_all: a.wait_all,
+        grace: a.limits.grace,
+        helpers,
     };
-    let mut recorder = Recorder {
-        governor,
-        ledger,
-        identity: Some(identity.clone()),
-        checkpoint: a.record.checkpoint,
-        last_checkpoint: Instant::now(),
-        live,
-        measured_cpu: detection.cpu_measured(),
-    };
+    detection.warnings.clear();
+    detection.warnings.extend(shown.iter().cloned());
     let outcome = match execute(opts, detection, &conv, &mut recorder) {
         Ok(o) => o,
         Err(e) => {
+            recorder.clear_line();
             crate::say!("decompute: error: {e}");
             return Ok(e.exit_code());
         }
     };
-    if live {
-        crate::term::say_raw("\r\x1b[2K");
-    }
+    recorder.clear_line();
     let report = &outcome.report;
     let stopped = report
         .governance
@@ -378,81 +336,62 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     } else {
         Status::Failed
     };
-    if let Some(l) = recorder.ledger.as_mut() {
-        if let Err(e) = l.finish(&identity.id, status, report, &outcome.unsaved) {
-            recorder.fail("write to", e);
+    let mut recorded = false;
+    if let Some(w) = recorder.writer.take() {
+        match w.finish(status, report.clone(), outcome.unsaved.clone()) {
+            Ok(()) => recorded = true,
+            Err(e) => crate::say!(
+                "decompute: warning: the run was measured but not recorded ({e}); `decompute ledger import` of its --json report fills the gap"
+            ),
         }
     }
     if !a.quiet {
         crate::term::say_raw(&render::summary::render(report, &shown));
-        if recorder.ledger.is_some() {
+        if recorded {
             crate::say!(
-                "  recorded as run {} in project '{}'",
+                "  recorded as run {} in project '{}'{}",
                 identity.id,
-                identity.project
+                crate::term::escape(&identity.project),
+                ledger_target.shown_if_shared()
             );
+        } else if recording {
+            crate::say!("  not recorded in the ledger (see the warning above)");
         }
     }
     if a.explain {
         crate::term::say_raw(&render::explain::render(report, &outcome.model_lines));
     }
-    if let Some(p) = &a.json {
-        let text = render::json(report);
-        if p.as_os_str() == "-" {
-            print_stdout(&text)?;
-        } else if let Err(e) = write_atomic(p, &text) {
-            // The measurement is not lost: print it so it can be saved by hand.
-            crate::say!(
-                "decompute: error: cannot write {}: {e}; the report follows on stdout",
-                p.display()
-            );
-            print_stdout(&text)?;
-            return Ok(if outcome.exit_code == 0 {
-                super::EXIT_RUN_FAILURE
-            } else {
-                outcome.exit_code
-            });
-        }
-    }
-    Ok(if stopped {
+    let code = if stopped {
         EXIT_STOPPED_BY_BUDGET
     } else {
         outcome.exit_code
-    })
-}
-
-/// The cgroup v2 freezer when a cgroup can be made here, else signals.
-/// `DECOMPUTE_FREEZER=signals` forces the signal method (tests, or a cgroup that misbehaves).
-fn choose_freezer(procfs: &std::path::Path, id: &str) -> Freezer {
-    if std::env::var("DECOMPUTE_FREEZER").as_deref() == Ok("signals") {
-        return Freezer::Signals;
+    };
+    if let Some(p) = &a.json {
+        let text = render::json(report);
+        if p.as_os_str() == "-" {
+            if let Err(e) = print_stdout(&text) {
+                // A closed stdout costs the report, never the command's exit code.
+                crate::say!("decompute: warning: cannot write the report to stdout ({e:#})");
+            }
+        } else if let Err(e) = crate::outfile::write(p, text.as_bytes()) {
+            // The measurement is not lost: print it so it can be saved by hand.
+            crate::say!("decompute: error: {e}; the report follows on stdout");
+            let _ = print_stdout(&text);
+            return Ok(if code == 0 {
+                super::EXIT_RUN_FAILURE
+            } else {
+                code
+            });
+        }
     }
-    match Cgroup::create(procfs, id) {
-        Ok(c) => Freezer::Cgroup(c),
-        Err(_) => Freezer::Signals,
-    }
+    Ok(code)
 }
 
-enum Setup {
-    Refused(i32),
-    Governor(Option<Box<Governor>>),
-}
-
-/// Budgets (the run's and the policy's) and the grid: refuses to start when a project
-/// budget is used up (unless --force), else builds the governor, if anything is to govern.
-fn govern_setup(
-    a: &RunArgs,
-    identity: &RunIdentity,
-    ledger: &Option<Box<dyn Ledger>>,
-    conv: &factors::Conversion,
-    _cfg: &crate::config::Config,
-) -> anyhow::Result<Setup> {
+/// The limits of the command line, checked before anything starts.
+fn limit_request(a: &RunArgs) -> anyhow::Result<LimitRequest> {
     let l = &a.limits;
     if l.grid.is_none() && (l.pause_above.is_some() || l.pause_at_stress.is_some()) {
         anyhow::bail!("--pause-above/--pause-at-stress need a grid signal: add --grid file:PATH, csv:PATH or cmd:COMMAND");
-    }
-    if l.grid.is_some() && l.pause_above.is_none() && l.pause_at_stress.is_none() {
-        crate::say!("decompute: note: --grid without --pause-above or --pause-at-stress: carbon follows the signal, the workload is never paused");
     }
     for (name, v) in [
         ("--pause-above", l.pause_above),
@@ -469,171 +408,23 @@ fn govern_setup(
             anyhow::bail!("--resume-below {r} is above --pause-above {p}; resume at or below the pause threshold");
         }
     }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let policy_path = l.policy.clone().or_else(|| policy::find(&cwd));
-    let policy = match &policy_path {
-        Some(p) => Some(policy::load(p)?),
-        None => None,
-    };
-    let mut limits = l.budget.clone().map(|b| b.0).unwrap_or_default();
-    let mut forced = false;
-    let project_budgets = policy
-        .as_ref()
-        .is_some_and(|p| p.budgets.iter().any(|b| b.project == identity.project));
-    if let (Some(p), true) = (&policy, project_budgets) {
-        match ledger {
-            None => crate::say!(
-                "decompute: warning: the budgets of project '{}' in {} cannot be checked without a ledger",
-                identity.project,
-                p.path.display()
-            ),
-            Some(lg) => {
-                let now = unix_now() as i64;
-                let st = policy::standings(p, &identity.project, now, |s, e| period_usage(lg.as_ref(), &identity.project, s, e))
-                    .map_err(|e| anyhow::anyhow!("reading the ledger for budgets: {e}"))?;
-                let over: Vec<&policy::Standing> = st.iter().filter(|s| s.remaining() <= 0.0).collect();
-                if !over.is_empty() && !a.limits.force {
-                    for s in &over {
-                        crate::say!(
-                            "decompute: error: project '{}' has used {} of its {} {} budget for this {} ({}:{}); not started. Wait for the next {}, raise the budget, or pass --force (recorded)",
-                            identity.project,
-                            s.budget.metric.show(s.used),
-                            s.budget.metric.show(s.budget.amount),
-                            s.budget.metric.name(),
-                            s.budget.period.name(),
-                            p.path.display(),
-                            s.budget.line,
-                            s.budget.period.name()
-                        );
-                    }
-                    return Ok(Setup::Refused(EXIT_OVER_BUDGET));
-                }
-                forced = !over.is_empty();
-                if forced {
-                    crate::say!("decompute: warning: project budget used up; starting anyway (--force, recorded)");
-                } else {
-                    limits = budget::tightest(&limits, &policy::remaining_limits(&st));
-                }
-            }
-        }
-    }
-    if limits.is_empty() && l.grid.is_none() && !forced {
-        return Ok(Setup::Governor(None));
-    }
-    let on_exceed = l
-        .on_exceed
-        .or_else(|| {
-            policy
-                .as_ref()
-                .and_then(|p| p.on_exceed.get(&identity.project).copied())
-        })
-        .unwrap_or(OnExceed::Stop);
-    let refresh: Option<crate::govern::governor::BudgetRefresh> =
-        match (&policy_path, project_budgets, ledger.is_some()) {
-            (Some(path), true, true) => {
-                let path = path.clone();
-                let project = identity.project.clone();
-                let run_limits = l.budget.clone().map(|b| b.0).unwrap_or_default();
-                let ledger_path = a
-                    .record
-                    .ledger
-                    .path
-                    .clone()
-                    .or_else(|| _cfg.ledger.clone())
-                    .or_else(ledger::default_path);
-                let run_id = identity.id.clone();
-                Some(Box::new(move |_used: &Usage| {
-                    let p = policy::load(&path).ok()?;
-                    let lg =
-                        crate::ledger::sqlite::SqliteLedger::open(ledger_path.as_ref()?).ok()?;
-                    let st = policy::standings(&p, &project, unix_now() as i64, |s, e| {
-                        period_usage(&lg, &project, s, e)
-                    })
-                    .ok()?;
-                    // The period's budget less what *other* runs used: this run's own row (at
-                    // its last checkpoint) is in the ledger's totals and must not count twice.
-                    let mine = lg
-                        .get(&run_id)
-                        .map(|r| Usage {
-                            energy_j: r.report.energy_j.workload,
-                            carbon_g: r.report.carbon_g.value,
-                            water_l: r.report.water_l.value,
-                            time_s: r.report.duration_s,
-                        })
-                        .unwrap_or_default();
-                    let more: Vec<Limit> = st
-                        .iter()
-                        .map(|s| {
-                            let m = s.budget.metric;
-                            Limit {
-                                metric: m,
-                                value: s.budget.amount - (s.used - mine.get(m)).max(0.0),
-                            }
-                        })
-                        .collect();
-                    Some(budget::tightest(&run_limits, &more))
-                }))
-            }
-            _ => None,
-        };
-    let grid = l.grid.clone().map(|sig| {
-        (
-            sig,
-            YieldPolicy {
-                pause_above: l.pause_above,
-                pause_at_stress: l.pause_at_stress,
-                resume_below: l.resume_below,
-                min_state_s: l.min_state.as_secs_f64(),
-                max_pause_s: l.max_pause.map(|d| d.as_secs_f64()),
-                stale_s: l.grid_stale.as_secs_f64(),
-            },
-        )
-    });
-    let cfg = GovernorConfig {
-        limits,
-        on_exceed,
+    Ok(LimitRequest {
+        budget: l.budget.clone().map(|b| b.0).unwrap_or_default(),
+        on_exceed: l.on_exceed,
         grace: l.grace,
-        grid,
-        grid_timeout: l.grid_timeout,
-        pue: conv.pue.value,
-        wue: conv.wue.value,
-        ewif: conv.ewif.value,
-        zone_intensity: conv.grid.value,
-        refresh,
-        forced,
-        policy: policy_path.map(|p| p.display().to_string()),
-    };
-    Ok(Setup::Governor(Some(Box::new(Governor::new(
-        cfg,
-        unix_now(),
-    )))))
-}
-
-fn check_writable(p: &std::path::Path) -> anyhow::Result<()> {
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "--json {}: directory {} does not exist; create it or choose another path",
-            p.display(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-fn write_atomic(p: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, p)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+        force: l.force,
+        grid: l.grid.clone().map(|sig| {
+            (
+                sig,
+                YieldPolicy {
+                    pause_above: l.pause_above,
+                    pause_at_stress: l.pause_at_stress,
+                    resume_below: l.resume_below,
+                    min_state_s: l.min_state.as_secs_f64(),
+                    max_pause_s: l.max_pause.map(|d| d.as_secs_f64()),
+                    stale_s: l.grid_stale.as_secs_f64(),
+                },
+            )
+        }),
+    })
 }

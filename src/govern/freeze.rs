@@ -113,6 +113,25 @@ impl Cgroup {
         }
     }
 
+    /// Removes the cgroup even if processes still run in it: they are thawed and moved to
+    /// the parent cgroup first (where decompute itself runs), so no `decompute-*` cgroup
+    /// outlives its run. Returns the pids moved.
+    pub fn release(&self) -> Vec<i32> {
+        let _ = self.set_frozen(false);
+        let left = self.pids();
+        if let Some(parent) = self.dir.parent() {
+            for p in &left {
+                // One pid per write, as the kernel wants.
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(parent.join("cgroup.procs"))
+                    .and_then(|mut f| f.write_all(p.to_string().as_bytes()));
+            }
+        }
+        self.remove();
+        left
+    }
+
     /// Removes the cgroup (only possible once it is empty); thaws it first.
     pub fn remove(&self) -> bool {
         let _ = self.set_frozen(false);
@@ -127,6 +146,63 @@ impl Cgroup {
         }
         false
     }
+}
+
+/// Thaws the workload of a run whose monitor died while it was frozen: its cgroup (thawed,
+/// and removed once empty) or its processes (SIGCONT, only to pids whose start time still
+/// matches, so a reused pid is never touched). Returns what was done, for the user.
+pub fn thaw_orphan(t: &crate::ledger::Thaw, procfs: &Path) -> Option<String> {
+    if t.host != crate::run::hostname() {
+        return None;
+    }
+    let mut done = Vec::new();
+    if let Some(dir) = &t.cgroup {
+        let c = Cgroup {
+            dir: PathBuf::from(dir),
+        };
+        if c.dir.join("cgroup.freeze").exists() {
+            let _ = c.set_frozen(false);
+            let n = c.pids().len();
+            if n == 0 {
+                c.remove();
+                done.push(format!("cgroup {dir} thawed and removed"));
+            } else {
+                done.push(format!(
+                    "cgroup {dir} thawed ({n} processes still run in it)"
+                ));
+            }
+        }
+    }
+    let mut n = 0;
+    for (pid, start) in &t.pids {
+        let alive = std::fs::read_to_string(procfs.join(format!("{pid}/stat")))
+            .ok()
+            .and_then(|s| crate::procfs::pid::parse(&s).ok())
+            .is_some_and(|s| s.starttime == *start);
+        if alive && *pid > 1 {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(*pid, libc::SIGCONT);
+            }
+            n += 1;
+        }
+    }
+    if n > 0 {
+        done.push(format!("{n} stopped process(es) continued"));
+    }
+    (!done.is_empty()).then(|| done.join("; "))
+}
+
+/// The start times of `pids` (for [`crate::ledger::Thaw`]); vanished ones are left out.
+pub fn with_start_times(pids: &[i32], procfs: &Path) -> Vec<(i32, u64)> {
+    pids.iter()
+        .filter_map(|p| {
+            let s = std::fs::read_to_string(procfs.join(format!("{p}/stat"))).ok()?;
+            crate::procfs::pid::parse(&s)
+                .ok()
+                .map(|s| (*p, s.starttime))
+        })
+        .collect()
 }
 
 /// Sends `sig` to every pid.
@@ -149,6 +225,19 @@ pub enum Freezer {
 }
 
 impl Freezer {
+    /// The cgroup v2 freezer when a cgroup can be made here, else signals.
+    /// `DECOMPUTE_FREEZER=signals` forces the signal method (tests, or a cgroup that
+    /// misbehaves).
+    pub fn choose(procfs: &Path, id: &str) -> Freezer {
+        if std::env::var("DECOMPUTE_FREEZER").as_deref() == Ok("signals") {
+            return Freezer::Signals;
+        }
+        match Cgroup::create(procfs, id) {
+            Ok(c) => Freezer::Cgroup(c),
+            Err(_) => Freezer::Signals,
+        }
+    }
+
     pub fn method(&self) -> String {
         match self {
             Freezer::Cgroup(c) => format!("cgroup v2 freezer ({})", c.dir.display()),

@@ -7,5 +7,6 @@ pub mod freeze;
 pub mod governor;
 pub mod period;
 pub mod policy;
+pub mod usage;
 pub mod when;
 pub mod yielding;

@@ -34,6 +34,8 @@ pub struct Yielder {
     /// Set once the maximum pause is used up: the workload then runs regardless.
     pub exhausted: bool,
     warned_stale: bool,
+    /// The signal is failing to read (warned once per streak).
+    failing: bool,
 }
 
 impl Yielder {
@@ -46,6 +48,7 @@ impl Yielder {
             last_good: None,
             exhausted: false,
             warned_stale: false,
+            failing: false,
         }
     }
 
@@ -83,16 +86,36 @@ impl Yielder {
         dt: f64,
         reading: Result<Reading, String>,
     ) -> (Decision, Option<String>) {
+        self.step_with(now, dt, Some((now, reading)))
+    }
+
+    /// As [`Self::step`], with the reading's own time, or `None` when no new reading came
+    /// since the last step (a slow signal never holds a step up). A signal that stops
+    /// reading is said once, and once again when it reads again.
+    pub fn step_with(
+        &mut self,
+        now: f64,
+        dt: f64,
+        reading: Option<(f64, Result<Reading, String>)>,
+    ) -> (Decision, Option<String>) {
         if self.frozen {
             self.paused_s += dt.max(0.0);
         }
         let mut warning = None;
         match reading {
-            Ok(r) => {
-                self.last_good = Some((now, r));
+            Some((at, Ok(r))) => {
+                self.last_good = Some((at, r));
                 self.warned_stale = false;
+                if std::mem::take(&mut self.failing) {
+                    warning = Some("grid signal readable again".to_string());
+                }
             }
-            Err(e) => warning = Some(format!("grid signal: {e}; keeping the last good value")),
+            Some((_, Err(e))) if !self.failing => {
+                self.failing = true;
+                warning = Some(format!("grid signal: {e}; keeping the last good value"));
+            }
+            Some((_, Err(_))) => {}
+            None => {}
         }
         let state_age = now - self.since;
         let set = |y: &mut Yielder, frozen: bool| {
@@ -270,6 +293,9 @@ mod tests {
         let (d, w) = y.step(100.0, 100.0, Err("cannot read x".into()));
         assert_eq!(d, Decision::Stay);
         assert!(w.expect("warning").contains("last good value"));
+        // Said once, not every interval.
+        let (_, w) = y.step(101.0, 1.0, Err("cannot read x".into()));
+        assert!(w.is_none());
         assert!(matches!(
             y.step(1000.0, 900.0, Err("cannot read x".into())).0,
             Decision::Thaw { .. }

@@ -4,6 +4,7 @@
 //! PostgreSQL backend for teams will sit behind the same trait, so the SQL stays portable.
 
 pub mod sqlite;
+pub mod writer;
 
 use crate::report::RunReport;
 use crate::sample::PowerRow;
@@ -66,12 +67,41 @@ pub struct RunIdentity {
 }
 
 /// The process that writes a running row, so a later open can tell a live run from one
-/// whose monitor was killed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// whose monitor was killed: on the same host by its pid, anywhere by its lease (renewed at
+/// every checkpoint; a row whose lease ran out is interrupted whichever host looks).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Monitor {
     pub pid: i32,
     /// Start time of that pid (clock ticks after boot, `/proc/PID/stat`).
     pub start_ticks: u64,
+    /// How long a checkpoint keeps the row alive: 3 × the checkpoint interval, at least 30 s.
+    pub lease_s: f64,
+}
+
+impl Monitor {
+    /// The lease for a checkpoint interval: three intervals, at least 30 s.
+    pub fn lease_for(checkpoint: std::time::Duration) -> f64 {
+        (3.0 * checkpoint.as_secs_f64()).max(30.0)
+    }
+}
+
+/// How to thaw a run's workload if its monitor dies while it is frozen: its cgroup, or its
+/// processes by pid and start time (so a reused pid is never touched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Thaw {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<(i32, u64)>,
+}
+
+/// A running row found orphaned and marked interrupted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    pub id: String,
+    /// Present when its workload may still be frozen.
+    pub thaw: Option<Thaw>,
 }
 
 /// A full record: identity, status and the run report (with its samples).
@@ -317,8 +347,8 @@ pub enum LedgerError {
     Output(String),
 }
 
-/// What every ledger backend does.
-pub trait Ledger {
+/// What every ledger backend does. `Send`, so a writer thread or a daemon can own it.
+pub trait Ledger: Send {
     /// Records a run as `running` when its command starts.
     fn begin(
         &mut self,
@@ -341,8 +371,11 @@ pub trait Ledger {
         report: &RunReport,
         new_rows: &[PowerRow],
     ) -> Result<(), LedgerError>;
-    /// Marks `running` rows whose monitor process is gone as `interrupted`; returns how many.
-    fn recover(&mut self) -> Result<usize, LedgerError>;
+    /// Records how to thaw the run's workload (None once it is thawed).
+    fn set_thaw(&mut self, id: &str, thaw: Option<&Thaw>) -> Result<(), LedgerError>;
+    /// Marks `running` rows whose monitor is gone (its pid on this host, or its lease
+    /// anywhere) as `interrupted`; returns them with what may need thawing.
+    fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError>;
     fn list(&self, f: &Filter) -> Result<Vec<RunRow>, LedgerError>;
     /// The full record of the run whose id starts with `prefix` (unique).
     fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError>;
@@ -355,6 +388,106 @@ pub trait Ledger {
     ) -> Result<usize, LedgerError>;
     /// Inserts records whose id is not present; returns (inserted, already present).
     fn import(&mut self, records: &[RunRecord]) -> Result<(usize, usize), LedgerError>;
+}
+
+/// Where a ledger is: a SQLite file, or a PostgreSQL database shared by a team.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// A ledger's place and who chose it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub target: Target,
+    pub origin: crate::factors::Origin,
+}
+
+impl Location {
+    /// Reads a `--ledger` value: a `postgres://` or `postgresql://` URL, else a file path.
+    pub fn parse(text: &str, origin: crate::factors::Origin) -> Location {
+        let target = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Target::Postgres(text.to_string())
+        } else {
+            Target::Sqlite(PathBuf::from(text))
+        };
+        Location { target, origin }
+    }
+
+    /// Opens the ledger (creating a SQLite file if absent).
+    pub fn open(&self) -> Result<Box<dyn Ledger>, LedgerError> {
+        match &self.target {
+            Target::Sqlite(p) => Ok(Box::new(sqlite::SqliteLedger::open(p)?)),
+            Target::Postgres(url) => Err(LedgerError::Open {
+                path: redact(url),
+                message: "this build has no PostgreSQL backend".into(),
+            }),
+        }
+    }
+
+    /// Files an output must never overwrite (the ledger and its WAL files).
+    pub fn protected(&self) -> Vec<PathBuf> {
+        match &self.target {
+            Target::Sqlite(p) => vec![
+                p.clone(),
+                PathBuf::from(format!("{}-wal", p.display())),
+                PathBuf::from(format!("{}-shm", p.display())),
+            ],
+            Target::Postgres(_) => Vec::new(),
+        }
+    }
+
+    /// The ledger for people: the path, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match &self.target {
+            Target::Sqlite(p) => p.display().to_string(),
+            Target::Postgres(u) => redact(u),
+        }
+    }
+
+    /// ", in ledger X (named by policy P)" when the ledger is not the user's own default.
+    pub fn shown_if_shared(&self) -> String {
+        match (&self.origin, &self.target) {
+            (crate::factors::Origin::Policy(p), _) => {
+                format!(", ledger {} (named by {p})", self.shown())
+            }
+            (_, Target::Postgres(_)) => format!(", ledger {}", self.shown()),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A URL with any password replaced by `***` (in the userinfo or a `password=` parameter).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail: String = match tail.split_once('?') {
+        Some((path, query)) => {
+            let q: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", q.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// The default ledger path: `$XDG_DATA_HOME/decompute/ledger.sqlite`, else
@@ -410,16 +543,38 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The user running decompute.
+/// The user running decompute: the OS account's name (from the password database, as
+/// `id -un` gives it), never `$USER`, which anyone can set; `uid N` only if the account has
+/// no name.
 pub fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            // SAFETY: getuid has no preconditions.
-            format!("uid{}", unsafe { libc::getuid() })
-        })
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    user_name(uid).unwrap_or_else(|| format!("uid{uid}"))
+}
+
+/// The account name of `uid`, by `getpwuid_r`.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid pointers to locals and a buffer of the stated length.
+    let r = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pw,
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            &mut out,
+        )
+    };
+    if r != 0 || out.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated name in buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    let name = name.to_string_lossy().into_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]
@@ -454,9 +609,27 @@ mod tests {
         assert_eq!(default_project(d.path()), name_of(d.path()));
     }
 
+    #[test]
+    fn passwords_are_never_shown() {
+        assert_eq!(
+            redact("postgres://ann:s3cret@db.example:5432/ledger?sslmode=require"),
+            "postgres://ann:***@db.example:5432/ledger?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://db/ledger?user=ann&password=s3cret"),
+            "postgresql://db/ledger?user=ann&password=***"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert!(url_has_password("postgres://a:b@h/d"));
+        assert!(!url_has_password("postgres://a@h/d"));
+        // The account name, not $USER.
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+    }
+
     proptest::proptest! {
         #[test]
         fn tags_and_groups_never_panic(s in "\\PC{0,30}") {
+            let _ = redact(&s);
             let _ = parse_tag(&s);
             let _ = GroupBy::parse(&s);
             let _ = url_has_password(&s);

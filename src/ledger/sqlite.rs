@@ -5,8 +5,8 @@
 //! accepts (`ON CONFLICT ... DO NOTHING`, no SQLite-only types) so the team backend can share it.
 
 use super::{
-    Filter, GroupBy, Ledger, LedgerError, Monitor, RunIdentity, RunRecord, RunRow, Status,
-    SummaryRow, RECORD_SCHEMA,
+    Filter, GroupBy, Ledger, LedgerError, Monitor, Recovered, RunIdentity, RunRecord, RunRow,
+    Status, SummaryRow, Thaw, RECORD_SCHEMA,
 };
 use crate::report::RunReport;
 use crate::sample::PowerRow;
@@ -19,7 +19,7 @@ use std::time::Duration;
 /// `PRAGMA application_id` of a decompute ledger ("DCMP").
 pub const APPLICATION_ID: i32 = 0x4443_4D50;
 /// The newest schema this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: runs (narrow, for fast totals), their full reports, tags, components, factors and
@@ -94,11 +94,17 @@ const MIGRATIONS: &[&str] = &[
         workload_w DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (run_id, t_s)
     );",
+    // 2: how to thaw a frozen workload if its monitor dies, and a lease on running rows so
+    // any host can tell a dead monitor in a shared ledger.
+    "ALTER TABLE runs ADD COLUMN thaw TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until TEXT;",
 ];
 
 pub struct SqliteLedger {
     conn: Connection,
     path: String,
+    /// Lease length of the runs this process writes (renewed at each checkpoint).
+    lease_s: f64,
 }
 
 impl SqliteLedger {
@@ -202,7 +208,11 @@ impl SqliteLedger {
             true,
         );
         let _ = conn.execute_batch("PRAGMA wal_autocheckpoint = 128");
-        let mut ledger = SqliteLedger { conn, path: shown };
+        let mut ledger = SqliteLedger {
+            conn,
+            path: shown,
+            lease_s: 30.0,
+        };
         // An up-to-date ledger is opened without writing anything.
         if version < SCHEMA_VERSION || app_id != APPLICATION_ID {
             ledger.set_wal()?;
@@ -531,6 +541,13 @@ fn write_samples(tx: &Transaction, id: &str, rows: &[PowerRow]) -> rusqlite::Res
     Ok(())
 }
 
+/// The end of a lease of `lease_s` seconds from now.
+fn lease_until(lease_s: f64) -> String {
+    crate::timefmt::rfc3339(
+        std::time::SystemTime::now() + Duration::from_secs_f64(lease_s.clamp(0.0, 1e9)),
+    )
+}
+
 fn insert_run(
     tx: &Transaction,
     ident: &RunIdentity,
@@ -541,8 +558,8 @@ fn insert_run(
     let n = tx.execute(
         "INSERT INTO runs (id, project, user_name, host, cwd, command, started_at, updated_at, status, duration_s,
             energy_host_j, energy_j, energy_low_j, energy_high_j, modelled_j, pue, zone, carbon_g, water_l,
-            decompute_version, monitor_pid, monitor_start)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, 0, ?10, ?11, 0, 0, ?12, ?13, ?14)
+            decompute_version, monitor_pid, monitor_start, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, 0, ?10, ?11, 0, 0, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO NOTHING",
         params![
             ident.id,
@@ -559,6 +576,7 @@ fn insert_run(
             r.decompute_version,
             monitor.map(|m| m.pid),
             monitor.map(|m| m.start_ticks as i64),
+            monitor.map(|m| lease_until(m.lease_s)),
         ],
     )?;
     if n == 1 {
@@ -623,9 +641,18 @@ impl Ledger for SqliteLedger {
         monitor: Monitor,
         report: &RunReport,
     ) -> Result<(), LedgerError> {
+        self.lease_s = monitor.lease_s;
         self.in_tx(false, |tx| {
             insert_run(tx, ident, Status::Running, report, Some(monitor))?;
             write_figures(tx, &ident.id, Status::Running, report, false)
+        })
+    }
+
+    fn set_thaw(&mut self, id: &str, thaw: Option<&Thaw>) -> Result<(), LedgerError> {
+        let text = thaw.map(|t| serde_json::to_string(t).unwrap_or_default());
+        self.in_tx(true, |tx| {
+            tx.execute("UPDATE runs SET thaw = ?2 WHERE id = ?1", params![id, text])
+                .map(|_| ())
         })
     }
 
@@ -635,8 +662,13 @@ impl Ledger for SqliteLedger {
         report: &RunReport,
         rows: &[PowerRow],
     ) -> Result<(), LedgerError> {
+        let lease = lease_until(self.lease_s);
         self.in_tx(true, |tx| {
             write_figures(tx, id, Status::Running, report, false)?;
+            tx.execute(
+                "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
+                params![id, lease],
+            )?;
             write_samples(tx, id, rows)
         })
     }
@@ -652,59 +684,87 @@ impl Ledger for SqliteLedger {
             write_figures(tx, id, status, report, true)?;
             write_samples(tx, id, rows)?;
             tx.execute(
-                "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+                "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL WHERE id = ?1",
                 [id],
             )?;
             Ok(())
         })
     }
 
-    fn recover(&mut self) -> Result<usize, LedgerError> {
+    fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError> {
         let host = crate::run::hostname();
+        let now = now();
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db {
             path: path.clone(),
             message: e.to_string(),
         };
-        let stale: Vec<String> = {
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let stale: Vec<Row> = {
             let mut st = self
                 .conn
-                .prepare("SELECT id, monitor_pid, monitor_start FROM runs WHERE status = 'running' AND host = ?1")
+                .prepare_cached(
+                    "SELECT id, host, monitor_pid, monitor_start, lease_until, thaw FROM runs WHERE status = 'running'",
+                )
                 .map_err(db)?;
             let rows = st
-                .query_map([&host], |r| {
+                .query_map([], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
                     ))
                 })
                 .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<Row>, _>>()
                 .map_err(db)?;
             rows.into_iter()
-                .filter(|(_, pid, start)| match (pid, start) {
-                    (Some(p), Some(s)) => !monitor_alive(*p, *s),
-                    _ => true,
+                .filter(|(_, h, pid, start, lease, _)| {
+                    // On this host the monitor's pid is the fast, exact check; elsewhere
+                    // (a shared ledger) only an expired lease tells.
+                    let here = *h == host
+                        && match (pid, start) {
+                            (Some(p), Some(s)) => !monitor_alive(*p, *s),
+                            _ => true,
+                        };
+                    let expired = lease.as_ref().is_some_and(|l| *l < now);
+                    here || expired
                 })
-                .map(|(id, _, _)| id)
                 .collect()
         };
         if stale.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let tx = self.write_tx()?;
-        for id in &stale {
+        let mut out = Vec::new();
+        for (id, _, _, _, _, thaw) in &stale {
             // The report keeps its last checkpoint; the run ended at that checkpoint.
-            tx.execute(
-                "UPDATE runs SET status = 'interrupted', ended_at = updated_at, monitor_pid = NULL, monitor_start = NULL
-                 WHERE id = ?1 AND status = 'running'",
-                [id],
-            )
-            .map_err(db)?;
+            let n = tx
+                .execute(
+                    "UPDATE runs SET status = 'interrupted', ended_at = updated_at, monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL
+                     WHERE id = ?1 AND status = 'running'",
+                    [id],
+                )
+                .map_err(db)?;
+            if n == 1 {
+                out.push(Recovered {
+                    id: id.clone(),
+                    thaw: thaw.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+                });
+            }
         }
         tx.commit().map_err(db)?;
-        Ok(stale.len())
+        Ok(out)
     }
 
     fn list(&self, f: &Filter) -> Result<Vec<RunRow>, LedgerError> {

@@ -9,6 +9,8 @@ pub struct PidStat {
     pub comm: String,
     pub state: char,
     pub ppid: i32,
+    /// Process group.
+    pub pgrp: i32,
     pub session: i32,
     /// User and system CPU time of the process itself, in clock ticks.
     pub utime: u64,
@@ -69,6 +71,7 @@ pub fn parse(text: &str) -> Result<PidStat, String> {
         comm,
         state: field(3)?.chars().next().ok_or("empty state")?,
         ppid: int(4)?,
+        pgrp: int(5)?,
         session: int(6)?,
         utime: num(14)?,
         stime: num(15)?,

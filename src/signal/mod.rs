@@ -5,6 +5,7 @@
 pub mod command;
 pub mod csv;
 pub mod file;
+pub mod reader;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,17 +43,25 @@ impl Signal {
         }
     }
 
-    /// Reads the signal at `now` (Unix seconds). `timeout` bounds a `cmd:` signal.
-    pub fn read(&self, now: f64, timeout: Duration) -> Result<Reading, String> {
+    /// Reads the signal at `now` (Unix seconds). `timeout` bounds a `cmd:` signal, whose
+    /// process group is registered with `helpers`; `stop` cuts a running command short.
+    pub fn read(
+        &self,
+        now: f64,
+        timeout: Duration,
+        helpers: &command::Helpers,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Reading, String> {
+        let text = |p: &std::path::Path| {
+            crate::infile::read_text(p, crate::infile::BULK_LIMIT).map_err(|e| e.to_string())
+        };
         match self {
             Signal::File(p) => {
-                let t = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let t = text(p)?;
                 file::parse(&t).map_err(|e| format!("{}: {e}", p.display()))
             }
             Signal::Csv(p) => {
-                let t = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let t = text(p)?;
                 let series = csv::parse(&p.display().to_string(), &t)?;
                 csv::value_at(&series, now)
                     .map(|v| Reading {
@@ -66,7 +75,7 @@ impl Signal {
                         )
                     })
             }
-            Signal::Cmd(c) => command::run(c, timeout),
+            Signal::Cmd(c) => command::run(c, now, timeout, helpers, stop),
         }
     }
 
@@ -77,6 +86,11 @@ impl Signal {
             Signal::Cmd(c) => format!("cmd:{c}"),
         }
     }
+}
+
+/// What a `cmd:` signal may print: a number or a JSON object of a `file:` signal.
+pub fn parse_any(text: &str, _now: f64) -> Result<Reading, String> {
+    file::parse(text)
 }
 
 #[cfg(test)]

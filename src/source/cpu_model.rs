@@ -175,6 +175,34 @@ impl CpuModel {
     }
 }
 
+impl crate::source::Source for CpuModel {
+    fn label(&self) -> String {
+        CpuModel::label(self).to_string()
+    }
+
+    fn poll(
+        &mut self,
+        ctx: &crate::source::PollContext,
+    ) -> Result<Vec<crate::source::Reading>, crate::source::SourceError> {
+        let (energy, low, high) = self.energy(ctx.load, ctx.dt);
+        Ok(vec![crate::source::Reading {
+            resource: crate::sample::Resource {
+                component: crate::sample::Component::Cpu,
+                source: CpuModel::label(self).to_string(),
+            },
+            method: crate::sample::Method::Modelled,
+            energy,
+            low,
+            high,
+            share: crate::source::ShareBy::CpuTime,
+        }])
+    }
+
+    fn explain(&self) -> Vec<String> {
+        CpuModel::explain(self)
+    }
+}
+
 /// Piecewise-linear interpolation on sorted (x, y) points, flat outside them.
 pub fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
     match points {

@@ -39,6 +39,37 @@ impl DramModel {
     }
 }
 
+/// The label of the DRAM model in reports.
+pub const LABEL: &str = "model:dram-per-gb";
+
+impl crate::source::Source for DramModel {
+    fn label(&self) -> String {
+        LABEL.into()
+    }
+
+    fn poll(
+        &mut self,
+        ctx: &crate::source::PollContext,
+    ) -> Result<Vec<crate::source::Reading>, crate::source::SourceError> {
+        let (energy, low, high) = self.energy(ctx.dt);
+        Ok(vec![crate::source::Reading {
+            resource: crate::sample::Resource {
+                component: crate::sample::Component::Dram,
+                source: LABEL.into(),
+            },
+            method: crate::sample::Method::Modelled,
+            energy,
+            low,
+            high,
+            share: crate::source::ShareBy::Memory,
+        }])
+    }
+
+    fn explain(&self) -> Vec<String> {
+        DramModel::explain(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -28,7 +28,7 @@ pub struct GpuDevice {
 }
 
 /// What decompute needs from a GPU library.
-pub trait GpuBackend {
+pub trait GpuBackend: Send {
     fn devices(&self) -> Vec<GpuDevice>;
     /// Total energy since the driver loaded, in millijoules.
     fn total_energy_mj(&self, index: u32) -> Result<u64, GpuError>;
@@ -125,12 +125,12 @@ struct DeviceState {
     last_power_w: Option<f64>,
 }
 
-/// One device's energy over an interval and whether the workload used it.
+/// One device's energy over an interval and the processes holding a context on it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpuInterval {
     pub device: GpuDevice,
     pub energy: Joules,
-    pub workload_holds_context: bool,
+    pub holders: Vec<i32>,
 }
 
 /// Turns a backend's readings into per-interval energy.
@@ -172,9 +172,8 @@ impl<B: GpuBackend> GpuMeter<B> {
         self.state.iter().map(|s| s.dev.clone()).collect()
     }
 
-    /// Energy of every device over the interval `dt` just ended, and whether any of
-    /// `tree_pids` holds a context on it.
-    pub fn read(&mut self, dt: Seconds, tree_pids: &[i32]) -> Vec<GpuInterval> {
+    /// Energy of every device over the interval `dt` just ended, and who holds a context.
+    pub fn read(&mut self, dt: Seconds) -> Vec<GpuInterval> {
         let mut out = Vec::with_capacity(self.state.len());
         for s in &mut self.state {
             let idx = s.dev.index;
@@ -203,34 +202,65 @@ impl<B: GpuBackend> GpuMeter<B> {
                 s.last_energy_mj = counter;
             }
             s.last_power_w = power_now;
-            let held = match self.backend.pids(idx) {
-                Ok(pids) => pids.iter().any(|p| tree_pids.contains(&(*p as i32))),
+            let holders = match self.backend.pids(idx) {
+                Ok(pids) => pids.iter().filter_map(|p| i32::try_from(*p).ok()).collect(),
                 Err(e) => {
                     self.errors.push(e.to_string());
-                    false
+                    Vec::new()
                 }
             };
             out.push(GpuInterval {
                 device: s.dev.clone(),
                 energy,
-                workload_holds_context: held,
+                holders,
             });
         }
         out
     }
 }
 
+impl<B: GpuBackend> crate::source::Source for GpuMeter<B> {
+    fn label(&self) -> String {
+        "nvml".into()
+    }
+
+    fn poll(
+        &mut self,
+        ctx: &crate::source::PollContext,
+    ) -> Result<Vec<crate::source::Reading>, crate::source::SourceError> {
+        Ok(self
+            .read(ctx.dt)
+            .into_iter()
+            .map(|g| crate::source::Reading {
+                resource: crate::sample::Resource {
+                    component: crate::sample::Component::Gpu,
+                    source: format!("nvml:{}", g.device.bus_id),
+                },
+                method: crate::sample::Method::Measured,
+                energy: g.energy,
+                low: g.energy,
+                high: g.energy,
+                share: crate::source::ShareBy::Holders(g.holders),
+            })
+            .collect())
+    }
+
+    fn warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::sync::Mutex;
 
     /// A simulated driver: counters advance by what the test feeds in.
     struct SimGpu {
         devs: Vec<GpuDevice>,
-        energy_mj: RefCell<Vec<u64>>,
-        power_mw: RefCell<Vec<u32>>,
-        pids: RefCell<Vec<Vec<u32>>>,
+        energy_mj: Mutex<Vec<u64>>,
+        power_mw: Mutex<Vec<u32>>,
+        pids: Mutex<Vec<Vec<u32>>>,
     }
 
     impl GpuBackend for &SimGpu {
@@ -238,13 +268,13 @@ mod tests {
             self.devs.clone()
         }
         fn total_energy_mj(&self, i: u32) -> Result<u64, GpuError> {
-            Ok(self.energy_mj.borrow()[i as usize])
+            Ok(self.energy_mj.lock().expect("lock")[i as usize])
         }
         fn power_mw(&self, i: u32) -> Result<u32, GpuError> {
-            Ok(self.power_mw.borrow()[i as usize])
+            Ok(self.power_mw.lock().expect("lock")[i as usize])
         }
         fn pids(&self, i: u32) -> Result<Vec<u32>, GpuError> {
-            Ok(self.pids.borrow()[i as usize].clone())
+            Ok(self.pids.lock().expect("lock")[i as usize].clone())
         }
     }
 
@@ -261,17 +291,17 @@ mod tests {
     fn counter_device_and_power_integrated_device() {
         let sim = SimGpu {
             devs: vec![dev(0, true), dev(1, false)],
-            energy_mj: RefCell::new(vec![1_000_000, 0]),
-            power_mw: RefCell::new(vec![300_000, 100_000]),
-            pids: RefCell::new(vec![vec![42], vec![7]]),
+            energy_mj: Mutex::new(vec![1_000_000, 0]),
+            power_mw: Mutex::new(vec![300_000, 100_000]),
+            pids: Mutex::new(vec![vec![42], vec![7]]),
         };
         let mut m = GpuMeter::new(&sim);
-        sim.energy_mj.borrow_mut()[0] += 600_500; // 600.5 J
-        sim.power_mw.borrow_mut()[1] = 200_000;
-        let r = m.read(Seconds(2.0), &[42, 43]);
+        sim.energy_mj.lock().expect("lock")[0] += 600_500; // 600.5 J
+        sim.power_mw.lock().expect("lock")[1] = 200_000;
+        let r = m.read(Seconds(2.0));
         assert_eq!(r[0].energy, Joules(600.5));
-        assert!(r[0].workload_holds_context);
+        assert_eq!(r[0].holders, vec![42]);
         assert_eq!(r[1].energy, Joules(300.0)); // (100 + 200) / 2 W × 2 s
-        assert!(!r[1].workload_holds_context);
+        assert_eq!(r[1].holders, vec![7]);
     }
 }

@@ -348,6 +348,21 @@ impl RaplMeter {
         !self.dram.is_empty()
     }
 
+    /// Forgets the baselines (after a failed read), so the next read takes fresh ones and
+    /// no interval's energy is counted twice.
+    pub fn reset(&mut self) {
+        for c in self.cpu.iter_mut().chain(self.dram.iter_mut()) {
+            c.diff.last = None;
+        }
+    }
+
+    fn has_baseline(&self) -> bool {
+        self.cpu
+            .iter()
+            .chain(self.dram.iter())
+            .all(|c| c.diff.last.is_some())
+    }
+
     /// Energy since the previous read (or since `open`).
     pub fn read(&mut self) -> Result<RaplDelta, RaplError> {
         fn sum(cs: &mut [Counter]) -> Result<Joules, RaplError> {
@@ -365,6 +380,68 @@ impl RaplMeter {
             Some(sum(&mut self.dram)?)
         };
         Ok(RaplDelta { cpu, dram })
+    }
+}
+
+impl crate::source::Source for RaplMeter {
+    fn label(&self) -> String {
+        match (self.has_cpu(), self.has_dram()) {
+            (true, true) => format!(
+                "{} + {}",
+                self.selection.cpu_label(),
+                self.selection.dram_label()
+            ),
+            (true, false) => self.selection.cpu_label(),
+            _ => self.selection.dram_label(),
+        }
+    }
+
+    fn poll(
+        &mut self,
+        _ctx: &crate::source::PollContext,
+    ) -> Result<Vec<crate::source::Reading>, crate::source::SourceError> {
+        use crate::sample::{Component, Method, Resource};
+        use crate::source::{Reading, ShareBy, SourceError};
+        let fresh = !self.has_baseline();
+        let d = match self.read() {
+            Ok(d) => d,
+            Err(e) => {
+                self.reset();
+                return Err(match e {
+                    RaplError::PermissionDenied(_) => SourceError::Fallback(e.to_string()),
+                    _ => SourceError::Retry(e.to_string()),
+                });
+            }
+        };
+        if fresh {
+            return Err(SourceError::Baseline);
+        }
+        let reading = |component, source: String, e: Joules, share| Reading {
+            resource: Resource { component, source },
+            method: Method::Measured,
+            energy: e,
+            low: e,
+            high: e,
+            share,
+        };
+        let mut out = Vec::with_capacity(2);
+        if self.has_cpu() {
+            out.push(reading(
+                Component::Cpu,
+                self.selection.cpu_label(),
+                d.cpu,
+                ShareBy::CpuTime,
+            ));
+        }
+        if let Some(e) = d.dram {
+            out.push(reading(
+                Component::Dram,
+                self.selection.dram_label(),
+                e,
+                ShareBy::Memory,
+            ));
+        }
+        Ok(out)
     }
 }
 

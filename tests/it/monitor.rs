@@ -1,13 +1,15 @@
-//! The monitor against a fake /proc and a fake powercap tree: per-interval attribution of
-//! measured host energy to the workload, checked to the joule.
+//! The sampler against a fake /proc and a fake powercap tree: per-interval attribution of
+//! measured host energy to a run's process tree, checked to the joule; and every cgroup of a
+//! fake hierarchy charged so that host = Σ cgroups + idle.
 
 use crate::fixtures::Sysfs;
 use decompute::child::Reaped;
+use decompute::consumer::tree::ProcessTree;
 use decompute::detect::{Detection, Probe};
 use decompute::factors::FactorData;
-use decompute::monitor::Monitor;
 use decompute::procfs::{clock_ticks_per_second, page_size, ProcRoot};
-use decompute::sample::{Component, Consumer};
+use decompute::sample::{Component, Consumer, Totals};
+use decompute::sampler::Sampler;
 use std::path::Path;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -52,9 +54,12 @@ fn measured_energy_is_split_by_cpu_time_and_resident_memory() {
         cpu_tdp: None,
         gpu: false,
     };
-    let d = Detection::run(&probe, &data);
+    let mut d = Detection::run(&probe, &data);
     assert!(d.cpu_measured());
-    let mut m = Monitor::new(d, ProcRoot::new(p), 100);
+    let slots = d.slots();
+    let tree = ProcessTree::new(ProcRoot::new(p), 100);
+    let mut m = Sampler::new(ProcRoot::new(p), slots, tree, d.mem_total_bytes, 2);
+    let mut totals = Totals::default();
 
     // Interval 1: the system was busy 2 s (of 4 s CPU); the command used 0.5 s and holds
     // 1 GiB of the 4 GiB installed; the package used 100 J and DRAM 10 J.
@@ -64,7 +69,10 @@ fn measured_energy_is_split_by_cpu_time_and_resident_memory() {
     write(p, "300/stat", &pid_stat(300, 1, 9 * hz, 0));
     sys.set("intel-rapl:0", 100_000_000);
     sys.set("intel-rapl:0:0", 10_000_000);
-    let s = m.tick(Reaped::default());
+    let s = m.tick().samples();
+    for x in &s {
+        totals.add(x);
+    }
     let get = |c: Component, who: Consumer| {
         s.iter()
             .find(|x| x.resource.component == c && x.consumer == who)
@@ -81,11 +89,15 @@ fn measured_energy_is_split_by_cpu_time_and_resident_memory() {
     std::fs::remove_file(p.join("101/stat")).expect("rm");
     write(p, "stat", &sys_stat(12 * hz + hz / 2, 43 * hz));
     sys.set("intel-rapl:0", 140_000_000);
-    let s = m.tick(Reaped {
+    m.consumers.add_reaped(&Reaped {
         cpu_s: 0.75,
         max_rss_bytes: 1 << 29,
         pids: vec![101],
     });
+    let s = m.tick().samples();
+    for x in &s {
+        totals.add(x);
+    }
     let cpu_w = s
         .iter()
         .find(|x| x.resource.component == Component::Cpu && x.consumer == Consumer::Workload)
@@ -96,8 +108,22 @@ fn measured_energy_is_split_by_cpu_time_and_resident_memory() {
         (cpu_w - 20.0).abs() < 1e-9,
         "0.25 s of 0.5 s busy → half of 40 J, got {cpu_w}"
     );
-    let totals = &m.totals;
-    assert!((totals.workload().0 - (25.0 + 2.5 + 20.0)).abs() < 1e-9);
+    // The reaped command's peak memory (512 MiB of 4 GiB) stands for its share of DRAM.
+    assert!((totals.workload().0 - (25.0 + 2.5 + 20.0 + 0.0)).abs() < 1e-9);
     assert_eq!(totals.host().0, 150.0);
-    assert!((m.tree_cpu_s() - 0.75).abs() < 1e-9);
+    assert!((m.consumers.cpu_s() - 0.75).abs() < 1e-9);
+    // Every sample of an interval adds up: host = workload + idle, per resource.
+    for c in [Component::Cpu, Component::Dram] {
+        let host: f64 = s
+            .iter()
+            .filter(|x| x.resource.component == c && x.consumer == Consumer::Host)
+            .map(|x| x.energy.0)
+            .sum();
+        let parts: f64 = s
+            .iter()
+            .filter(|x| x.resource.component == c && x.consumer != Consumer::Host)
+            .map(|x| x.energy.0)
+            .sum();
+        assert!((host - parts).abs() < 1e-9, "{c}: {host} vs {parts}");
+    }
 }

@@ -1,19 +1,23 @@
-//! Follows the workload's process tree: every descendant of the monitor (children,
+//! A run's workload as a consumer: every descendant of the monitor (children,
 //! grandchildren and, because the monitor is a child subreaper, daemonised descendants that
-//! double-fork away from their parent), keyed by (pid, start time) so a reused pid is never
-//! credited. Its CPU time is kept cumulative: live processes' own and reaped-children time
-//! from `/proc`, plus the rusage of processes the monitor reaped itself, so a process that
-//! exits between two scans still counts.
+//! double-fork away from their parent) — or, for a process measuring itself, the process and
+//! its descendants — keyed by (pid, start time) so a reused pid is never credited. Its CPU
+//! time is kept cumulative: live processes' own and reaped-children time from `/proc`, plus
+//! the rusage of processes the monitor reaped itself, so a process that exits between two
+//! scans still counts; with a cgroup of its own, the cgroup's counter is exact. Helper
+//! processes decompute starts itself (a `cmd:` grid signal, in its own process group) are
+//! never part of the workload.
 
 use crate::procfs::pid::{self, PidStat};
 use crate::procfs::ProcRoot;
 use std::collections::{HashMap, HashSet};
 
-/// Pids of `root`'s descendants in `procs` (not `root` itself), in breadth-first order.
-pub fn descendants(procs: &[PidStat], root: i32) -> Vec<usize> {
+/// Pids of `root`'s descendants in `procs` (not `root` itself). Processes in one of the
+/// `excluded` process groups are left out with their own descendants.
+pub fn descendants(procs: &[PidStat], root: i32, excluded: &[i32]) -> Vec<usize> {
     let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
     for (i, p) in procs.iter().enumerate() {
-        if p.pid != p.ppid {
+        if p.pid != p.ppid && !excluded.contains(&p.pgrp) {
             children.entry(p.ppid).or_default().push(i);
         }
     }
@@ -62,15 +66,26 @@ pub struct TreeSnapshot {
     pub cpu_s: f64,
     /// Resident memory of the live tree in bytes (shared pages counted once per process).
     pub rss_bytes: u64,
-    /// Live (and zombie) pids of the tree.
+    /// Live pids of the tree (zombies left out).
     pub pids: Vec<i32>,
 }
+
+/// Process groups of decompute's own helpers, shared with whoever starts them.
+pub type Excluded = std::sync::Arc<std::sync::Mutex<Vec<i32>>>;
 
 /// Tracks the tree under `monitor_pid` across scans.
 #[derive(Debug)]
 pub struct ProcessTree {
     proc_root: ProcRoot,
     monitor_pid: i32,
+    /// Count the root itself (a process measuring itself), not only its descendants.
+    include_root: bool,
+    /// Helper process groups, never workload.
+    pub excluded: Excluded,
+    /// Cumulative CPU at the previous consumer scan.
+    scanned_cpu_s: f64,
+    /// Largest peak memory of processes reaped since the previous consumer scan.
+    reaped_max_rss: u64,
     ticks_per_s: f64,
     page_size: u64,
     reaped_cpu_s: f64,
@@ -89,6 +104,10 @@ impl ProcessTree {
         ProcessTree {
             proc_root,
             monitor_pid,
+            include_root: false,
+            excluded: Default::default(),
+            scanned_cpu_s: 0.0,
+            reaped_max_rss: 0,
             ticks_per_s: crate::procfs::clock_ticks_per_second(),
             page_size: crate::procfs::page_size(),
             reaped_cpu_s: 0.0,
@@ -100,15 +119,35 @@ impl ProcessTree {
         }
     }
 
+    /// The tree of `pid` including `pid` itself (a process measuring its own work).
+    pub fn including_root(proc_root: ProcRoot, pid: i32) -> ProcessTree {
+        let mut t = ProcessTree::new(proc_root, pid);
+        t.include_root = true;
+        t
+    }
+
+    /// Adds what tree processes the monitor reaped used (`wait4` rusage): their CPU time
+    /// counts, their peak memory stands in for the resident memory of a tree that ended
+    /// before a scan saw it, and those no scan saw are counted.
+    pub fn add_reaped(&mut self, r: &crate::child::Reaped) {
+        self.reaped_max_rss = self.reaped_max_rss.max(r.max_rss_bytes);
+        self.add_reaped_cpu(r.cpu_s, &r.pids);
+    }
+
     /// Adds the CPU time (from `wait4` rusage) of tree processes the monitor reaped, and
     /// counts those of them no scan saw.
-    pub fn add_reaped(&mut self, cpu_s: f64, pids: &[i32]) {
+    pub fn add_reaped_cpu(&mut self, cpu_s: f64, pids: &[i32]) {
         self.reaped_cpu_s += cpu_s.max(0.0);
         for &pid in pids {
             if !self.seen.iter().any(|(p, _)| *p == pid) {
                 self.unseen_reaped += 1;
             }
         }
+    }
+
+    /// Cumulative CPU time of the tree so far, seconds.
+    pub fn cpu_s(&self) -> f64 {
+        self.last_cpu_s
     }
 
     /// Distinct processes seen so far: by (pid, start time) in scans, plus those the
@@ -165,7 +204,13 @@ impl ProcessTree {
 
     /// The tree's state from already-parsed process stats (the pure half of `scan`).
     pub fn snapshot(&mut self, procs: &[PidStat]) -> TreeSnapshot {
-        let members = descendants(procs, self.monitor_pid);
+        let excluded = self.excluded.lock().map(|e| e.clone()).unwrap_or_default();
+        let mut members = descendants(procs, self.monitor_pid, &excluded);
+        if self.include_root {
+            if let Some(i) = procs.iter().position(|p| p.pid == self.monitor_pid) {
+                members.push(i);
+            }
+        }
         let mut ticks = 0u64;
         let mut rss = 0u64;
         let mut pids = Vec::with_capacity(members.len());
@@ -174,7 +219,10 @@ impl ProcessTree {
             self.seen.insert((p.pid, p.starttime));
             ticks += p.cpu_with_children();
             rss += p.rss_pages * self.page_size;
-            pids.push(p.pid);
+            // A zombie has ended: its time counts, but it is not a live member.
+            if p.state != 'Z' {
+                pids.push(p.pid);
+            }
         }
         let cpu_s = (ticks as f64 / self.ticks_per_s + self.reaped_cpu_s).max(self.last_cpu_s);
         self.last_cpu_s = cpu_s;
@@ -183,6 +231,20 @@ impl ProcessTree {
             rss_bytes: rss,
             pids,
         }
+    }
+}
+
+impl super::Consumers for ProcessTree {
+    fn scan(&mut self) -> Vec<super::Usage> {
+        let snap = ProcessTree::scan(self);
+        let cpu_s = (snap.cpu_s - self.scanned_cpu_s).max(0.0);
+        self.scanned_cpu_s = snap.cpu_s;
+        vec![super::Usage {
+            consumer: crate::sample::Consumer::Workload,
+            cpu_s,
+            rss_bytes: snap.rss_bytes.max(std::mem::take(&mut self.reaped_max_rss)),
+            pids: snap.pids,
+        }]
     }
 }
 
@@ -196,6 +258,7 @@ mod tests {
             comm: format!("p{pid}"),
             state: 'S',
             ppid,
+            pgrp: pid,
             session: 1,
             utime: ticks,
             stime: 0,
@@ -218,13 +281,22 @@ mod tests {
             p(103, 100, 8, 0),
             p(200, 1, 9, 0),
         ];
-        let mut d: Vec<i32> = descendants(&procs, 100)
+        let mut d: Vec<i32> = descendants(&procs, 100, &[])
             .into_iter()
             .map(|i| procs[i].pid)
             .collect();
         d.sort();
         assert_eq!(d, vec![101, 102, 103]);
-        assert!(descendants(&procs, 999).is_empty());
+        assert!(descendants(&procs, 999, &[]).is_empty());
+        // A helper in its own process group (103's) is not workload, nor its children.
+        let mut procs = procs;
+        procs.push(p(104, 103, 10, 0));
+        let mut d: Vec<i32> = descendants(&procs, 100, &[103])
+            .into_iter()
+            .map(|i| procs[i].pid)
+            .collect();
+        d.sort();
+        assert_eq!(d, vec![101, 102]);
     }
 
     #[test]
@@ -235,7 +307,7 @@ mod tests {
         assert_eq!(s1.cpu_s, 3.0);
         // 101 exits and the monitor reaps it (3.2 s by rusage); an unrelated process later
         // reuses pid 101 outside the tree, and a new child reuses pid 102.
-        t.add_reaped(3.2, &[101]);
+        t.add_reaped_cpu(3.2, &[101]);
         let s2 = t.snapshot(&[p(100, 1, 5, 0), p(101, 1, 50, 9999), p(102, 100, 51, 10)]);
         assert!((s2.cpu_s - 3.3).abs() < 1e-9, "{}", s2.cpu_s);
         assert_eq!(t.processes_seen(), 2);
