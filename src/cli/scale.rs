@@ -86,8 +86,9 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
     ))?;
     if let Some(path) = &a.svg {
         let svg = render::scale::svg(&all, work.as_ref().map(|(l, f, y)| (l.as_str(), *f, *y)));
-        std::fs::write(path, svg)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        let cfg = FactorArgs::config_from(None)?;
+        crate::outfile::check(path, &a.ledger.protected(&cfg))?;
+        crate::outfile::write(path, svg.as_bytes())?;
         crate::say!("decompute: wrote {}", path.display());
     }
     Ok(())

@@ -92,5 +92,16 @@ pub fn main(a: WhenArgs) -> anyhow::Result<()> {
         }
         None => o.push_str("starting now: not covered by the forecast\n"),
     }
+    if plan.skipped > 0 {
+        o.push_str(&format!(
+            "note: {} candidate start(s) skipped: their window crosses a gap in the forecast ({})\n",
+            plan.skipped,
+            plan.holes
+                .iter()
+                .map(|(a, b)| format!("{} to {}", at(*a), at(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     print_stdout(&o)
 }

@@ -84,8 +84,17 @@ pub fn compare(flop: f64, models: &[NotableModel]) -> String {
 
 /// 7, 35, 1,200, 10,000,000 — rounded to two significant figures, with separators.
 pub fn human_ratio(r: f64) -> String {
+    if !r.is_finite() {
+        return "∞".into();
+    }
     if r < 10.0 {
         return format!("{}", (r * 10.0).round() / 10.0);
+    }
+    // Beyond a billion, digits stop meaning anything to a reader: a power of ten does.
+    if r >= 1e9 {
+        let e = r.log10().floor() as i32;
+        let m = r / 10f64.powi(e);
+        return format!("{:.1} × 10^{e}", m);
     }
     let mag = 10f64.powi(r.log10().floor() as i32 - 1);
     let v = ((r / mag).round() * mag) as u64;
@@ -103,6 +112,14 @@ pub fn human_ratio(r: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_read_naturally_at_any_size() {
+        assert_eq!(human_ratio(3.04), "3");
+        assert_eq!(human_ratio(12345.0), "12,000");
+        assert_eq!(human_ratio(2.6e14), "2.6 × 10^14");
+        assert_eq!(human_ratio(f64::INFINITY), "∞");
+    }
 
     #[test]
     fn scale_from_alexnet_to_the_frontier() {

@@ -260,6 +260,29 @@ impl Tracker {
     }
 }
 
+/// What a project's budget leaves one run: its amount less what the project's other runs
+/// used, as their last checkpoints in the ledger say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub metric: Metric,
+    pub amount: f64,
+    pub others: f64,
+}
+
+impl Share {
+    pub fn limit(&self) -> Limit {
+        Limit {
+            metric: self.metric,
+            value: self.amount - self.others,
+        }
+    }
+}
+
+/// The limits a set of shares puts on a run (the tightest per metric).
+pub fn share_limits(shares: &[Share]) -> Vec<Limit> {
+    tightest(&[], &shares.iter().map(Share::limit).collect::<Vec<_>>())
+}
+
 /// Combines two sets of limits, keeping the tighter one per metric.
 pub fn tightest(a: &[Limit], b: &[Limit]) -> Vec<Limit> {
     let mut out: Vec<Limit> = a.to_vec();

@@ -7,7 +7,7 @@
 //! not on the next tick. It keeps the record of what it did: pauses with their cause, the
 //! carbon avoided, the budget that tripped.
 
-use super::budget::{self, Crossing, Limit, Metric, Tracker, Usage};
+use super::budget::{self, Crossing, Limit, Metric, Share, Tracker, Usage};
 use super::policy::OnExceed;
 use super::yielding::{Decision, Yielder};
 use crate::signal::reader::Latest;
@@ -27,7 +27,7 @@ pub struct GovernorConfig {
     /// The run's own limits (`--budget`).
     pub limits: Vec<Limit>,
     /// What the project's budgets leave this run (from the policy and the ledger).
-    pub project_limits: Vec<Limit>,
+    pub project: Vec<Share>,
     pub on_exceed: OnExceed,
     pub grace: Duration,
     /// The grid signal's label and the yielding policy.
@@ -116,6 +116,8 @@ pub struct Governor {
     facility_kwh: f64,
     weighted_intensity: f64,
     signal_kwh: f64,
+    /// Usage at the last checkpoint the ledger was sent.
+    published: Usage,
     grid_frozen: bool,
     budget_paused: bool,
     frozen: bool,
@@ -131,7 +133,7 @@ impl Governor {
             .grid
             .as_ref()
             .map(|(_, p)| Yielder::new(p.clone(), now_unix));
-        let limits = budget::tightest(&cfg.limits, &cfg.project_limits);
+        let limits = budget::tightest(&cfg.limits, &budget::share_limits(&cfg.project));
         let record = Record {
             on_exceed: (!limits.is_empty()).then(|| format!("{:?}", cfg.on_exceed).to_lowercase()),
             forced: cfg.forced,
@@ -149,6 +151,7 @@ impl Governor {
             facility_kwh: 0.0,
             weighted_intensity: 0.0,
             signal_kwh: 0.0,
+            published: Usage::default(),
             grid_frozen: false,
             budget_paused: false,
             frozen: false,
@@ -177,13 +180,13 @@ impl Governor {
         }
     }
 
-    /// New limits from the project's budgets (the other runs used more, or the budget was
+    /// New shares of the project's budgets (the other runs used more, the budget was
     /// raised, or a period renewed). A run paused for its budget resumes if they allow it.
-    pub fn update_project_limits(&mut self, project: Vec<Limit>) -> Vec<String> {
+    pub fn update_project(&mut self, shares: Vec<Share>) -> Vec<String> {
         let mut msgs = Vec::new();
-        let limits = budget::tightest(&self.cfg.limits, &project);
+        let limits = budget::tightest(&self.cfg.limits, &budget::share_limits(&shares));
         let changed = limits != self.tracker.limits;
-        self.cfg.project_limits = project;
+        self.cfg.project = shares;
         if !changed {
             return msgs;
         }
@@ -203,19 +206,36 @@ impl Governor {
         msgs
     }
 
-    /// Whether the project's budgets are close enough to their end (past 80 %, or paused
-    /// for them) that every interval should be checkpointed and the others' use re-read.
+    /// Whether the project's budgets are near their end (past 80 % with the other runs'
+    /// use, or paused for them): then every interval is checkpointed and the others' use
+    /// re-read, so concurrent runs see each other promptly.
     pub fn needs_fresh_usage(&self) -> bool {
         self.budget_paused
-            || self.cfg.project_limits.iter().any(|l| {
-                let used = self.usage.get(l.metric);
-                l.value <= 0.0 || used >= 0.8 * l.value
-            })
+            || self
+                .cfg
+                .project
+                .iter()
+                .any(|s| s.others + self.usage.get(s.metric) >= 0.8 * s.amount)
+    }
+
+    /// Whether this run has used, since its last checkpoint, 5 % of one of its project's
+    /// budgets: then it checkpoints now, so the use the other runs cannot see stays small
+    /// whatever the checkpoint interval (with N runs, at most N × 5 % of the budget).
+    pub fn publish_due(&self) -> bool {
+        self.cfg
+            .project
+            .iter()
+            .any(|s| self.usage.get(s.metric) - self.published.get(s.metric) >= 0.05 * s.amount)
+    }
+
+    /// Notes that the usage so far was sent to the ledger.
+    pub fn published(&mut self) {
+        self.published = self.usage;
     }
 
     /// Whether any project budget applies.
     pub fn has_project_limits(&self) -> bool {
-        !self.cfg.project_limits.is_empty()
+        !self.cfg.project.is_empty()
     }
 
     /// Seconds until the earliest limit would be reached at the present power: the end of a
@@ -260,8 +280,14 @@ impl Governor {
 
     /// The last interval, closed after the command ended: accounts and reports crossings,
     /// but there is nothing left to freeze or stop.
-    pub fn last(&mut self, now_unix: f64, elapsed_s: f64, workload_j: f64) -> Vec<String> {
-        self.step(now_unix, elapsed_s, workload_j, None, false).1
+    pub fn last(
+        &mut self,
+        now_unix: f64,
+        elapsed_s: f64,
+        workload_j: f64,
+        reading: Option<Latest>,
+    ) -> Vec<String> {
+        self.step(now_unix, elapsed_s, workload_j, reading, false).1
     }
 
     fn step(
@@ -532,7 +558,7 @@ mod tests {
     fn cfg(limits: Vec<Limit>, on: OnExceed) -> GovernorConfig {
         GovernorConfig {
             limits,
-            project_limits: Vec::new(),
+            project: Vec::new(),
             on_exceed: on,
             grace: Duration::from_secs(5),
             grid: None,
@@ -708,27 +734,50 @@ mod tests {
         assert!(f.source.contains("50 %"), "{}", f.source);
     }
 
+    fn share(amount: f64, others: f64) -> Vec<Share> {
+        vec![Share {
+            metric: Metric::Energy,
+            amount,
+            others,
+        }]
+    }
+
     #[test]
     fn budget_pause_resumes_when_the_project_leaves_room() {
         let mut c = cfg(Vec::new(), OnExceed::Pause);
-        c.project_limits = energy(100.0);
+        c.project = share(100.0, 0.0);
         let mut g = Governor::new(c, 0.0);
         assert_eq!(g.tick(1.0, 1.0, 150.0, None).0, Directive::Freeze);
         assert!(g.needs_fresh_usage());
         assert_eq!(g.tick(2.0, 2.0, 150.0, None).0, Directive::Continue);
-        let m = g.update_project_limits(energy(1000.0));
+        let m = g.update_project(share(1000.0, 0.0));
         assert!(m[0].contains("resuming"), "{m:?}");
         assert_eq!(g.tick(3.0, 3.0, 150.0, None).0, Directive::Thaw);
         assert_eq!(g.finish(3.0).pauses[0].cause, "budget");
         // Others used more: the limit tightens and trips at once.
         let mut c = cfg(Vec::new(), OnExceed::Stop);
-        c.project_limits = energy(1000.0);
+        c.project = share(1000.0, 0.0);
         let mut g = Governor::new(c, 0.0);
         g.tick(1.0, 1.0, 500.0, None);
-        g.update_project_limits(energy(400.0));
+        g.update_project(share(1000.0, 600.0));
         assert!(matches!(
             g.tick(2.0, 2.0, 510.0, None).0,
             Directive::Stop { .. }
         ));
+    }
+
+    #[test]
+    fn project_use_is_published_in_small_steps_and_near_the_end() {
+        let mut c = cfg(Vec::new(), OnExceed::Stop);
+        c.project = share(100.0, 50.0);
+        let mut g = Governor::new(c, 0.0);
+        g.tick(1.0, 1.0, 4.0, None);
+        assert!(!g.publish_due() && !g.needs_fresh_usage());
+        g.tick(2.0, 2.0, 5.0, None);
+        assert!(g.publish_due(), "5 % of the budget unpublished");
+        g.published();
+        assert!(!g.publish_due());
+        g.tick(3.0, 3.0, 31.0, None);
+        assert!(g.needs_fresh_usage(), "50 + 31 ≥ 80 % of 100");
     }
 }

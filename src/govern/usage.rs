@@ -2,7 +2,7 @@
 //! what is left puts on one run. A running run's own row holds its last checkpoint, so its
 //! own use is subtracted when the run asks how much the *others* left it.
 
-use super::budget::{Limit, Usage};
+use super::budget::{Share, Usage};
 use super::policy::{self, Policy, Standing};
 use crate::ledger::{self, Ledger};
 
@@ -37,32 +37,27 @@ pub fn run_usage(l: &dyn Ledger, id: &str) -> Usage {
         .unwrap_or_default()
 }
 
-/// The standings of `project`'s budgets now, and the limits they put on run `run_id`
-/// (what the other runs left of each budget). `run_id` None: a run not yet started.
+/// The standings of `project`'s budgets now, and what each leaves run `run_id`: its amount
+/// and what the *other* runs used of it. `run_id` None: a run not yet started.
 pub fn project_limits(
     p: &Policy,
     project: &str,
     now: i64,
     l: &dyn Ledger,
     run_id: Option<&str>,
-) -> Result<(Vec<Standing>, Vec<Limit>), String> {
+) -> Result<(Vec<Standing>, Vec<Share>), String> {
     let st = policy::standings(p, project, now, |s, e| period_usage(l, project, s, e))?;
     let mine = run_id.map(|id| run_usage(l, id)).unwrap_or_default();
-    let limits = st
+    let shares = st
         .iter()
         .map(|s| {
             let m = s.budget.metric;
-            Limit {
+            Share {
                 metric: m,
-                value: s.budget.amount - (s.used - mine.get(m)).max(0.0),
+                amount: s.budget.amount,
+                others: (s.used - mine.get(m)).max(0.0),
             }
         })
-        .fold(Vec::<Limit>::new(), |mut acc, l| {
-            match acc.iter_mut().find(|x| x.metric == l.metric) {
-                Some(x) => x.value = x.value.min(l.value),
-                None => acc.push(l),
-            }
-            acc
-        });
-    Ok((st, limits))
+        .collect();
+    Ok((st, shares))
 }

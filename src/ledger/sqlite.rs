@@ -247,10 +247,13 @@ impl SqliteLedger {
                         .map_err(|e| self.db(e))?;
                     return Ok(());
                 }
-                Err(e) => {
+                // Another process is switching it too: wait; anything else (a full disk, a
+                // read-only file) will not get better by waiting.
+                Err(e) if is_busy(&e) => {
                     last = Some(e);
                     std::thread::sleep(Duration::from_millis(25));
                 }
+                Err(e) => return Err(self.db(e)),
             }
         }
         Err(self.db(last.unwrap_or(rusqlite::Error::InvalidQuery)))
@@ -395,6 +398,13 @@ impl SqliteLedger {
             report,
         })
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Creates an empty ledger file readable by its owner only.

@@ -6,7 +6,7 @@
 //! stops for it.
 
 use super::{Ledger, Monitor, RunIdentity, Status, Thaw};
-use crate::govern::budget::Limit;
+use crate::govern::budget::Share;
 use crate::report::RunReport;
 use crate::sample::PowerRow;
 use std::path::PathBuf;
@@ -33,8 +33,8 @@ enum Msg {
 /// What the writer thread tells the run.
 #[derive(Debug, Default)]
 pub struct Shared {
-    /// The latest limits the project's budgets put on this run (after a refresh).
-    pub limits: Option<Vec<Limit>>,
+    /// The latest shares of the project's budgets left to this run (after a refresh).
+    pub limits: Option<Vec<Share>>,
     /// Set while writes fail (the message of the first failure of the streak).
     pub failing: Option<String>,
     /// Refreshes asked for and not yet answered.
@@ -105,8 +105,8 @@ impl Writer {
         self.send(Msg::Refresh { policy, project });
     }
 
-    /// Takes the newest limits, if a refresh was answered since the last call.
-    pub fn take_limits(&self) -> Option<Vec<Limit>> {
+    /// Takes the newest shares, if a refresh was answered since the last call.
+    pub fn take_limits(&self) -> Option<Vec<Share>> {
         self.shared.lock().ok().and_then(|mut s| s.limits.take())
     }
 

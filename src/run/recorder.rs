@@ -105,9 +105,11 @@ impl Observer for Recorder {
         let mut directive = Directive::Continue;
         let mut msgs = Vec::new();
         let mut fresh = false;
+        let mut publish = false;
+        let mut project = false;
         if let Some(g) = self.governor.as_mut() {
-            if let Some(lim) = self.writer.as_ref().and_then(|w| w.take_limits()) {
-                msgs.extend(g.update_project_limits(lim));
+            if let Some(shares) = self.writer.as_ref().and_then(|w| w.take_limits()) {
+                msgs.extend(g.update_project(shares));
             }
             let reading = self.grid.as_mut().and_then(|r| r.take_new());
             let (d, m) = g.tick(
@@ -119,6 +121,8 @@ impl Observer for Recorder {
             msgs.extend(m);
             directive = d;
             fresh = g.needs_fresh_usage();
+            publish = g.publish_due();
+            project = g.has_project_limits();
         }
         self.say(msgs);
         if self.live {
@@ -136,14 +140,21 @@ impl Observer for Recorder {
         }
         let due = self.last_checkpoint.elapsed() >= self.checkpoint;
         if let Some(w) = &self.writer {
-            if due || fresh {
+            if due || fresh || publish {
                 self.last_checkpoint = Instant::now();
                 let rows = st.take_unsaved();
                 let mut report = snapshot(st);
                 report.governance = self.governor.as_ref().map(|g| g.record.clone());
                 w.checkpoint(report, rows);
-                if let Some((policy, project)) = &self.refresh {
-                    w.refresh(policy.clone(), project.clone());
+                if let Some(g) = self.governor.as_mut() {
+                    g.published();
+                }
+            }
+            // The other runs' use is re-read every interval while a project budget applies
+            // (on the ledger thread; the answer is taken at a later tick).
+            if project {
+                if let Some((policy, name)) = &self.refresh {
+                    w.refresh(policy.clone(), name.clone());
                 }
             }
         }
@@ -175,6 +186,7 @@ impl Observer for Recorder {
 
     fn finish(&mut self, st: &RunState) -> (Option<Record>, Option<Factor>) {
         self.clear_line();
+        let reading = self.grid.as_mut().and_then(|r| r.take_new());
         // The grid thread stops here: nothing more will be read.
         self.grid = None;
         let Some(g) = self.governor.as_mut() else {
@@ -184,6 +196,7 @@ impl Observer for Recorder {
             crate::timefmt::now_s(),
             st.elapsed().0,
             st.totals.workload().0,
+            reading,
         );
         let record = g.finish(st.elapsed().0);
         let grid = g.grid_factor(&self.zone_grid);

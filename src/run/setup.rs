@@ -72,7 +72,7 @@ pub fn governor(
                 p.path.display()
             )),
             Some(l) => {
-                let (st, limits) = crate::govern::usage::project_limits(p, project, now, l, None)
+                let (st, shares) = crate::govern::usage::project_limits(p, project, now, l, None)
                     .map_err(|e| format!("reading the ledger for budgets: {e}"))?;
                 let over: Vec<_> = st.iter().filter(|s| s.remaining() <= 0.0).collect();
                 if !over.is_empty() && !req.force {
@@ -95,7 +95,7 @@ pub fn governor(
                 if forced {
                     messages.push("warning: project budget used up; starting anyway (--force, recorded)".into());
                 } else {
-                    project_limits = limits;
+                    project_limits = shares;
                     refresh = Some((p.path.clone(), project.to_string()));
                 }
             }
@@ -114,7 +114,7 @@ pub fn governor(
         .unwrap_or(OnExceed::Stop);
     let cfg = GovernorConfig {
         limits: req.budget.clone(),
-        project_limits,
+        project: project_limits,
         on_exceed,
         grace: req.grace,
         grid: req.grid.as_ref().map(|(s, y)| (s.label(), y.clone())),

@@ -73,13 +73,41 @@ pub fn end(s: &Series) -> f64 {
     s.last().map(|l| l.0 + step(s)).unwrap_or(0.0)
 }
 
-/// The value in force at `t`, if the series covers it.
+/// A stretch of time with one value: [start, end).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub value: f64,
+}
+
+/// The series as segments. A value holds until the next row, unless the next row comes
+/// more than one and a half steps later: then it holds one step and the rest is a hole (a
+/// missing stretch of the forecast is not the previous value).
+pub fn segments(s: &Series) -> Vec<Segment> {
+    let st = step(s);
+    s.iter()
+        .enumerate()
+        .map(|(i, (t, v))| {
+            let end = match s.get(i + 1) {
+                Some((n, _)) if n - t <= 1.5 * st => *n,
+                _ => t + st,
+            };
+            Segment {
+                start: *t,
+                end,
+                value: *v,
+            }
+        })
+        .collect()
+}
+
+/// The value in force at `t`, if the series covers it (not before it, after it, or in a hole).
 pub fn value_at(s: &Series, t: f64) -> Option<f64> {
-    if s.is_empty() || t < s[0].0 || t >= end(s) {
-        return None;
-    }
-    let i = s.partition_point(|(ts, _)| *ts <= t);
-    Some(s[i - 1].1)
+    let segs = segments(s);
+    let i = segs.partition_point(|g| g.start <= t);
+    let g = segs.get(i.checked_sub(1)?)?;
+    (t < g.end).then_some(g.value)
 }
 
 #[cfg(test)]
@@ -97,6 +125,11 @@ mod tests {
         assert_eq!(value_at(&s, t0 + 3.0 * 3600.0 - 1.0), Some(200.0));
         assert_eq!(value_at(&s, t0 + 3.0 * 3600.0), None);
         assert_eq!(value_at(&s, t0 - 1.0), None);
+        // A missing hour is a hole, not the previous value.
+        let g = parse("f.csv", "0,100\n3600,200\n10800,300\n14400,300\n").expect("parses");
+        assert_eq!(value_at(&g, 5000.0), Some(200.0));
+        assert_eq!(value_at(&g, 8000.0), None);
+        assert_eq!(value_at(&g, 11000.0), Some(300.0));
         assert!(parse("f.csv", "2026-11-29T00:00:00Z,x\n")
             .expect_err("bad")
             .contains("line 1"));

@@ -454,3 +454,46 @@ fn csv_export_uses_codecarbon_columns_and_units() {
     assert_eq!(col("tracking_mode"), "process");
     assert_eq!(col("cpu_method"), "modelled");
 }
+
+#[test]
+fn a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out() {
+    use decompute::ledger::{sqlite::SqliteLedger, Ledger, Monitor, RunIdentity};
+    let d = tempfile::tempdir().expect("tmp");
+    let path = d.path().join("l.sqlite");
+    // A real report to start from: one run recorded by the binary.
+    let o = with_ledger(&path, &["run", "--quiet", "--", "true"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let rec = &export(&path)[0];
+    let report: decompute::report::RunReport =
+        serde_json::from_value(rec["report"].clone()).expect("report");
+    let mut l = SqliteLedger::open(&path).expect("open");
+    for (id, lease_s) in [("01LEASESHORT", 0.05), ("01LEASELONG", 600.0)] {
+        let ident = RunIdentity {
+            id: id.into(),
+            project: "p".into(),
+            tags: Default::default(),
+            user: "u".into(),
+            // A monitor elsewhere: its pid means nothing here, only its lease does.
+            host: "another-host".into(),
+            cwd: "/".into(),
+        };
+        l.begin(
+            &ident,
+            Monitor {
+                pid: 1,
+                start_ticks: 1,
+                lease_s,
+            },
+            &report,
+        )
+        .expect("begin");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got = l.recover().expect("recover");
+    let ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["01LEASESHORT"], "only the expired lease");
+    assert_eq!(
+        l.get("01LEASELONG").expect("row").status,
+        decompute::ledger::Status::Running
+    );
+}

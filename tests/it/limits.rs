@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn run_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
+pub fn run_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
     let mut c = decompute();
     c.current_dir(dir)
         .env("DECOMPUTE_LEDGER", dir.join("ledger.sqlite"))
@@ -18,11 +18,11 @@ fn run_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
     c
 }
 
-fn err(o: &Output) -> String {
+pub fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn read_counter(p: &Path) -> u64 {
+pub fn read_counter(p: &Path) -> u64 {
     std::fs::read_to_string(p)
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -30,7 +30,7 @@ fn read_counter(p: &Path) -> u64 {
 }
 
 /// Processes whose command line contains `marker`, with their state letter.
-fn processes_with(marker: &str) -> Vec<(i32, char)> {
+pub fn processes_with(marker: &str) -> Vec<(i32, char)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("proc").flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -56,7 +56,7 @@ fn processes_with(marker: &str) -> Vec<(i32, char)> {
 }
 
 /// Polls `cond` for up to 5 s: on a loaded 2-core machine a tick can come late.
-fn eventually(cond: impl Fn() -> bool) -> bool {
+pub fn eventually(cond: impl Fn() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         if cond() {
@@ -68,7 +68,7 @@ fn eventually(cond: impl Fn() -> bool) -> bool {
 }
 
 /// Ends a spawned decompute (and thaws its workload) if a test fails half-way.
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -80,7 +80,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn counter_workload(dir: &Path, marker: &str) -> String {
+pub fn counter_workload(dir: &Path, marker: &str) -> String {
     format!("i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i > {}/counter; sleep 0.02; done # {marker}", dir.display())
 }
 

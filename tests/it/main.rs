@@ -10,3 +10,4 @@ mod ledger;
 mod limits;
 mod monitor;
 mod rapl;
+mod trust;
