@@ -29,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod sample;
 pub mod sampler;
+pub mod serve;
 pub mod signal;
 pub mod source;
 pub mod timefmt;

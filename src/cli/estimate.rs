@@ -151,8 +151,7 @@ fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
         }
         Some(p) => {
             print_stdout(text)?;
-            std::fs::write(p, json)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))
+            Ok(crate::outfile::write(p, json.as_bytes())?)
         }
         None => print_stdout(text),
     }
@@ -244,10 +243,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             let f = factors_for(&i.common)?;
             let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
             let reference = hw.get("h100-sxm").ok().cloned();
-            let pts =
-                infer::parse_calibration(include_str!("../../data/inference_calibration.csv"))
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            let fit = infer::fit(&pts).map_err(|e| anyhow::anyhow!(e))?;
+            let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
             let input = infer::InferInput {
                 params: i.params,
                 active_params: i.active_params,

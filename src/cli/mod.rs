@@ -10,6 +10,7 @@ pub mod factors;
 pub mod ledger;
 pub mod run;
 pub mod scale;
+pub mod serve;
 pub mod when;
 
 use crate::config::Config;
@@ -51,6 +52,8 @@ pub enum Command {
     Estimate(estimate::EstimateCmd),
     /// Place a piece of work on the scale of AI compute, AlexNet to the frontier
     Scale(scale::ScaleArgs),
+    /// Node agent: energy, carbon and water of every cgroup, for Prometheus
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Where to read the machine from, and overrides of what it says.
@@ -389,6 +392,7 @@ pub fn main() -> i32 {
         Command::When(a) => (when::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Serve(a) => (serve::main(*a).map(|()| 0), EXIT_FAILURE),
     };
     match result {
         Ok(code) => code,

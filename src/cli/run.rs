@@ -136,7 +136,7 @@ fn parse_any_duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
         return Err(format!(

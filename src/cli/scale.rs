@@ -25,24 +25,6 @@ pub struct ScaleArgs {
     pub ledger: LedgerArgs,
 }
 
-/// The FLOP of a ledger run, from its tags: `flop`, or 6 × `params` × `tokens`.
-pub fn run_flop(tags: &std::collections::BTreeMap<String, String>) -> Option<(f64, String)> {
-    let num = |k: &str| {
-        tags.get(k)
-            .and_then(|v| crate::estimate::parse_count(v).ok())
-    };
-    if let Some(f) = num("flop") {
-        return Some((f, "tag flop".into()));
-    }
-    match (num("active_params").or(num("params")), num("tokens")) {
-        (Some(n), Some(d)) => Some((
-            6.0 * n * d,
-            "6 × params × tokens from the run's tags".into(),
-        )),
-        _ => None,
-    }
-}
-
 pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
     let all = models::embedded();
     let work: Option<(String, f64, u32)> = if let Some(f) = a.flop {
@@ -51,7 +33,7 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
         let cfg = FactorArgs::config_from(None)?;
         let l = a.ledger.open(&cfg)?;
         let rec = l.get(id)?;
-        let (f, _) = run_flop(&rec.identity.tags)
+        let (f, _) = crate::estimate::run_flop(&rec.identity.tags)
             .ok_or_else(|| anyhow::anyhow!("run {} has no FLOP: record it with --tag flop=3e18, or --tag params=… --tag tokens=…", rec.identity.id))?;
         let year = rec
             .report

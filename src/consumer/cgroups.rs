@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 pub enum Layout {
     /// cgroup v2 mounted at this directory (pure or hybrid).
     V2(PathBuf),
+    /// The hybrid layout: cgroup v2 for the hierarchy and CPU time, with memory still
+    /// accounted by cgroup v1's `memory` controller (same paths under its mount).
+    Hybrid { v2: PathBuf, memory: PathBuf },
     /// cgroup v1: the `cpuacct` hierarchy and, if mounted, the `memory` one.
     V1 {
         cpuacct: PathBuf,
@@ -31,6 +34,7 @@ impl Layout {
     pub fn from_mountinfo(mountinfo: &str) -> Option<Layout> {
         let mut v1_cpu = None;
         let mut v1_mem = None;
+        let mut v2 = None;
         for l in mountinfo.lines() {
             let Some((left, right)) = l.split_once(" - ") else {
                 continue;
@@ -44,7 +48,7 @@ impl Layout {
             };
             let mount = PathBuf::from(unescape_mount(mount));
             match fstype {
-                "cgroup2" => return Some(Layout::V2(mount)),
+                "cgroup2" => v2 = Some(mount),
                 "cgroup" => {
                     let o: Vec<&str> = opts.split(',').collect();
                     if o.contains(&"cpuacct") {
@@ -56,10 +60,12 @@ impl Layout {
                 _ => {}
             }
         }
-        v1_cpu.map(|cpuacct| Layout::V1 {
-            cpuacct,
-            memory: v1_mem,
-        })
+        match (v2, v1_mem, v1_cpu) {
+            (Some(v2), Some(memory), _) => Some(Layout::Hybrid { v2, memory }),
+            (Some(v2), None, _) => Some(Layout::V2(v2)),
+            (None, memory, Some(cpuacct)) => Some(Layout::V1 { cpuacct, memory }),
+            (None, _, None) => None,
+        }
     }
 
     /// Finds the layout of the machine whose procfs is at `procfs`.
@@ -80,7 +86,15 @@ impl Layout {
             return Ok(Layout::V2(root.to_path_buf()));
         }
         if root.join("unified/cgroup.controllers").exists() {
-            return Ok(Layout::V2(root.join("unified")));
+            let memory = root.join("memory");
+            return Ok(if memory.join("memory.usage_in_bytes").exists() {
+                Layout::Hybrid {
+                    v2: root.join("unified"),
+                    memory,
+                }
+            } else {
+                Layout::V2(root.join("unified"))
+            });
         }
         for cpu in [
             root.join("cpuacct"),
@@ -103,7 +117,7 @@ impl Layout {
 
     fn cpu_root(&self) -> &Path {
         match self {
-            Layout::V2(p) => p,
+            Layout::V2(p) | Layout::Hybrid { v2: p, .. } => p,
             Layout::V1 { cpuacct, .. } => cpuacct,
         }
     }
@@ -111,6 +125,11 @@ impl Layout {
     pub fn describe(&self) -> String {
         match self {
             Layout::V2(p) => format!("cgroup v2 at {}", p.display()),
+            Layout::Hybrid { v2, memory } => format!(
+                "cgroup v2 at {} (hybrid: memory from v1 at {})",
+                v2.display(),
+                memory.display()
+            ),
             Layout::V1 { cpuacct, memory } => format!(
                 "cgroup v1: cpuacct at {}{}",
                 cpuacct.display(),
@@ -209,14 +228,25 @@ impl Cgroups {
     }
 
     fn read(&self, rel: &str, dir: &Path) -> Option<Counters> {
+        let number = |p: PathBuf| -> Option<u64> {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+        };
         match &self.layout {
-            Layout::V2(_) => {
+            Layout::V2(_) | Layout::Hybrid { .. } => {
                 let cpu_s = std::fs::read_to_string(dir.join("cpu.stat"))
                     .ok()
                     .and_then(|t| parse_cpu_stat(&t))?;
-                let mem = std::fs::read_to_string(dir.join("memory.current"))
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok())
+                let mem = number(dir.join("memory.current"))
+                    .or_else(|| match &self.layout {
+                        Layout::Hybrid { memory, .. } => number(
+                            memory
+                                .join(rel.trim_start_matches('/'))
+                                .join("memory.usage_in_bytes"),
+                        ),
+                        _ => None,
+                    })
                     .unwrap_or(0);
                 Some(Counters { cpu_s, mem })
             }
@@ -338,10 +368,14 @@ mod tests {
             Some(Layout::V2("/sys/fs/cgroup".into()))
         );
         let hybrid = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                      35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                       41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
         assert_eq!(
             Layout::from_mountinfo(hybrid),
-            Some(Layout::V2("/sys/fs/cgroup/unified".into()))
+            Some(Layout::Hybrid {
+                v2: "/sys/fs/cgroup/unified".into(),
+                memory: "/sys/fs/cgroup/memory".into()
+            })
         );
         let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                   35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";

@@ -259,6 +259,12 @@ pub fn estimate(
     })
 }
 
+/// The model fitted on the measurements shipped in `data/inference_calibration.csv`.
+pub fn calibrated() -> Result<Fit, String> {
+    let pts = parse_calibration(include_str!("../../data/inference_calibration.csv"))?;
+    fit(&pts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

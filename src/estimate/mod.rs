@@ -86,6 +86,24 @@ pub fn parse_count(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The FLOP of a ledger run, from its tags: `flop`, or 6 × `params` × `tokens`.
+pub fn run_flop(tags: &std::collections::BTreeMap<String, String>) -> Option<(f64, String)> {
+    let num = |k: &str| {
+        tags.get(k)
+            .and_then(|v| crate::estimate::parse_count(v).ok())
+    };
+    if let Some(f) = num("flop") {
+        return Some((f, "tag flop".into()));
+    }
+    match (num("active_params").or(num("params")), num("tokens")) {
+        (Some(n), Some(d)) => Some((
+            6.0 * n * d,
+            "6 × params × tokens from the run's tags".into(),
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

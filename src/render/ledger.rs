@@ -213,7 +213,7 @@ pub fn show(r: &RunRecord) -> String {
         GramsCo2e(p.carbon_g.value),
         Litres(p.water_l.value)
     ));
-    if let Some((flop, how)) = crate::cli::scale::run_flop(&id.tags) {
+    if let Some((flop, how)) = crate::estimate::run_flop(&id.tags) {
         let models = crate::estimate::models::embedded();
         o.push_str(&format!(
             "  compute   {flop:.2e} FLOP ({how}): {}\n",

@@ -3,6 +3,7 @@
 
 pub mod explain;
 pub mod ledger;
+pub mod prometheus;
 pub mod scale;
 pub mod status;
 pub mod summary;

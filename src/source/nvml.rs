@@ -23,6 +23,8 @@ pub struct GpuDevice {
     pub index: u32,
     pub name: String,
     pub bus_id: String,
+    /// NVML's UUID of the device (`GPU-…`), empty if unknown.
+    pub uuid: String,
     /// The total-energy counter is supported (Volta and later).
     pub energy_counter: bool,
 }
@@ -62,10 +64,12 @@ impl NvmlBackend {
                 .map(|p| p.bus_id)
                 .unwrap_or_else(|_| format!("index-{index}"));
             let energy_counter = dev.total_energy_consumption().is_ok();
+            let uuid = dev.uuid().unwrap_or_default();
             devices.push(GpuDevice {
                 index,
                 name,
                 bus_id,
+                uuid,
                 energy_counter,
             });
         }
@@ -283,6 +287,7 @@ mod tests {
             index,
             name: "Sim".into(),
             bus_id: format!("0000:{index:02}:00.0"),
+            uuid: format!("GPU-sim-{index}"),
             energy_counter,
         }
     }

@@ -10,4 +10,5 @@ mod ledger;
 mod limits;
 mod monitor;
 mod rapl;
+mod serve;
 mod trust;
