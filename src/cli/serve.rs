@@ -84,7 +84,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         std::thread::spawn(move || {
             while !TERMINATE.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(100));
             }
             stop.store(true, Ordering::SeqCst);
         });

@@ -187,6 +187,10 @@ pub struct Cgroups {
     pub layout: Layout,
     /// Read `cgroup.procs` (to match GPU context holders); costs a read per cgroup.
     pub want_pids: bool,
+    /// The hierarchy as last walked, and when, and the root's descendant count then.
+    tree: Vec<(String, PathBuf)>,
+    walked: Option<std::time::Instant>,
+    descendants: Option<u64>,
     last: HashMap<String, Counters>,
     /// Paths seen in the last scan.
     pub count: usize,
@@ -197,6 +201,9 @@ impl Cgroups {
         let mut c = Cgroups {
             layout,
             want_pids,
+            tree: Vec::new(),
+            walked: None,
+            descendants: None,
             last: HashMap::new(),
             count: 0,
         };
@@ -225,6 +232,31 @@ impl Cgroups {
             }
         }
         out
+    }
+
+    /// `nr_descendants` of the root's `cgroup.stat` (v2): it changes when cgroups come or go.
+    fn root_descendants(&self) -> Option<u64> {
+        let t = std::fs::read_to_string(self.layout.cpu_root().join("cgroup.stat")).ok()?;
+        t.lines()
+            .find_map(|l| l.strip_prefix("nr_descendants "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The hierarchy, walked again only when it may have changed: the root's descendant
+    /// count moved, a cgroup could not be read last time, or 10 s went by (a cgroup created
+    /// and another removed in between leave the count alike). Walking every directory of a
+    /// large hierarchy every second would be most of the agent's cost.
+    fn hierarchy(&mut self, stale: bool) -> Vec<(String, PathBuf)> {
+        let count = self.root_descendants();
+        let fresh = self
+            .walked
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10));
+        if stale || !fresh || count != self.descendants {
+            self.tree = self.walk();
+            self.walked = Some(std::time::Instant::now());
+            self.descendants = count;
+        }
+        self.tree.clone()
     }
 
     fn read(&self, rel: &str, dir: &Path) -> Option<Counters> {
@@ -308,11 +340,25 @@ pub fn own_shares(now: &[(String, f64)], before: &HashMap<String, f64>) -> Vec<(
 
 impl Consumers for Cgroups {
     fn scan(&mut self) -> Vec<Usage> {
-        let walked = self.walk();
+        let mut walked = self.hierarchy(false);
         let mut now: Vec<(String, PathBuf, Counters)> = Vec::with_capacity(walked.len());
-        for (rel, dir) in walked {
-            if let Some(c) = self.read(&rel, &dir) {
-                now.push((rel, dir, c));
+        let mut missing = false;
+        for (rel, dir) in &walked {
+            match self.read(rel, dir) {
+                Some(c) => now.push((rel.clone(), dir.clone(), c)),
+                // One that was there last time went away.
+                None if self.last.contains_key(rel) => missing = true,
+                None => {}
+            }
+        }
+        if missing {
+            // Something went: walk again now, so nothing new is missed either.
+            walked = self.hierarchy(true);
+            now.clear();
+            for (rel, dir) in &walked {
+                if let Some(c) = self.read(rel, dir) {
+                    now.push((rel.clone(), dir.clone(), c));
+                }
             }
         }
         let before_cpu: HashMap<String, f64> = self
@@ -453,6 +499,32 @@ mod tests {
         assert!((u["/user.slice"].0 - 0.5).abs() < 1e-9);
         assert_eq!(u["/system.slice"].1, 100);
         assert_eq!(c.count, 3);
+    }
+
+    #[test]
+    fn new_and_removed_cgroups_are_seen_at_the_next_scan() {
+        let d = tempfile::tempdir().expect("tmp");
+        let r = d.path();
+        let mk = |rel: &str| {
+            let p = r.join(rel);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            std::fs::write(p.join("cpu.stat"), "usage_usec 0\n").expect("w");
+        };
+        std::fs::write(r.join("cgroup.controllers"), "cpu\n").expect("w");
+        std::fs::write(r.join("cgroup.stat"), "nr_descendants 1\n").expect("w");
+        mk("a");
+        let mut c = Cgroups::new(Layout::at(r).expect("v2"), false);
+        assert_eq!(c.scan().len(), 1);
+        // A new cgroup: the root's descendant count moves, the hierarchy is walked again.
+        mk("b");
+        std::fs::write(r.join("cgroup.stat"), "nr_descendants 2\n").expect("w");
+        assert_eq!(c.scan().len(), 2);
+        // One goes (and another comes: the count alike): the failed read walks again.
+        std::fs::remove_dir_all(r.join("a")).expect("rm");
+        mk("c");
+        let seen: Vec<Consumer> = c.scan().into_iter().map(|u| u.consumer).collect();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen.contains(&Consumer::Cgroup("/c".into())));
     }
 
     proptest::proptest! {

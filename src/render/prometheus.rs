@@ -3,16 +3,12 @@
 //! Prometheus project's own Rust client. Units are in the names and counters are in joules,
 //! grams and litres, as Prometheus naming asks. Every `cgroup` family sums to the host's.
 
-use crate::serve::state::{AgentState, COMPONENTS};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use crate::serve::state::{idx, AgentState, COMPONENTS};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::atomic::AtomicU64;
-
-type Labels = Vec<(String, String)>;
-type FCounter = Counter<f64, AtomicU64>;
-type FGauge = Gauge<f64, AtomicU64>;
+use std::sync::Arc;
 
 /// What the agent knows about itself.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,182 +37,217 @@ impl Format {
     }
 }
 
-fn l(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// The agent's figures as a collector: encoded straight from the counters at each scrape,
+/// series by series, with borrowed labels (no metric objects, no hashing of label sets).
+#[derive(Debug)]
+struct Figures {
+    state: Arc<AgentState>,
+    me: SelfMetrics,
 }
 
-fn counters(reg: &mut Registry, name: &str, help: &str, unit: Unit) -> Family<Labels, FCounter> {
-    let f = Family::<Labels, FCounter>::default();
-    reg.register_with_unit(name, help, unit, f.clone());
-    f
-}
+type L<'a> = [(&'a str, &'a str)];
 
-fn gauges(
-    reg: &mut Registry,
+fn family<'a>(
+    enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    unit: Option<Unit>,
-) -> Family<Labels, FGauge> {
-    let f = Family::<Labels, FGauge>::default();
-    match unit {
-        Some(u) => reg.register_with_unit(name, help, u, f.clone()),
-        None => reg.register(name, help, f.clone()),
+    unit: Option<&Unit>,
+    kind: MetricType,
+    series: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, unit, kind)?;
+    for (labels, v) in series {
+        let l: &L = &labels;
+        let mut e = m.encode_family(&l)?;
+        match kind {
+            MetricType::Counter => e.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
+            _ => e.encode_gauge(&v)?,
+        }
     }
-    f
+    Ok(())
 }
 
-/// The registry of every metric, from the counters.
-pub fn registry(s: &AgentState, me: &SelfMetrics) -> Registry {
+impl Collector for Figures {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &*self.state;
+        let me = &self.me;
+        let joules = Unit::Joules;
+        let comps: Vec<(String, usize)> = COMPONENTS
+            .iter()
+            .filter(|c| s.host.keys().any(|(k, _)| k == *c))
+            .map(|c| (c.to_string(), idx(*c)))
+            .collect();
+        let host: Vec<(String, String, f64)> = s
+            .host
+            .iter()
+            .map(|((c, m), v)| (c.to_string(), m.to_string(), *v))
+            .collect();
+        family(
+            &mut enc,
+            "decompute_host_energy",
+            "Energy of the whole host per component, measured or modelled",
+            Some(&joules),
+            MetricType::Counter,
+            host.iter()
+                .map(|(c, m, v)| (vec![("component", c.as_str()), ("method", m.as_str())], *v)),
+        )?;
+        family(
+            &mut enc,
+            "decompute_host_power",
+            "Mean host power per component over the last interval",
+            Some(&Unit::Other("watts".into())),
+            MetricType::Gauge,
+            comps
+                .iter()
+                .map(|(c, i)| (vec![("component", c.as_str())], s.power[*i])),
+        )?;
+        let mut cg: Vec<(Vec<(&str, &str)>, f64)> =
+            Vec::with_capacity(comps.len() * (s.cgroups.len() + 2));
+        for (c, i) in &comps {
+            for (path, e) in &s.cgroups {
+                let mut l = vec![("cgroup", path.as_str()), ("component", c.as_str())];
+                l.extend(e.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                cg.push((l, e.energy[*i]));
+            }
+            cg.push((
+                vec![("cgroup", "_idle"), ("component", c.as_str())],
+                s.idle[*i],
+            ));
+            cg.push((
+                vec![("cgroup", "_other"), ("component", c.as_str())],
+                s.other[*i],
+            ));
+        }
+        family(
+            &mut enc,
+            "decompute_cgroup_energy",
+            "Energy charged to each cgroup (its own use, not its children's); _idle is what no cgroup used, _other the cgroups beyond --top or expired. Sums to decompute_host_energy_joules_total per component",
+            Some(&joules),
+            MetricType::Counter,
+            cg,
+        )?;
+        if !s.gpus.is_empty() {
+            let gpus: Vec<(&str, &str, f64)> = s
+                .gpus
+                .iter()
+                .map(|(src, v)| {
+                    let bus = src.strip_prefix("nvml:").unwrap_or(src);
+                    let uuid = s.gpu_uuids.get(bus).map(String::as_str).unwrap_or("");
+                    (bus, uuid, *v)
+                })
+                .collect();
+            family(
+                &mut enc,
+                "decompute_gpu_energy",
+                "Energy of each GPU, from NVML",
+                Some(&joules),
+                MetricType::Counter,
+                gpus.iter()
+                    .map(|(b, u, v)| (vec![("gpu", *b), ("uuid", *u)], *v)),
+            )?;
+        }
+        family(
+            &mut enc,
+            "decompute_grid_intensity_grams_per_kwh",
+            "Carbon intensity of the electricity applied (location-based), gCO2e/kWh",
+            None,
+            MetricType::Gauge,
+            [(vec![("source", me.intensity_source.as_str())], me.intensity)],
+        )?;
+        family(
+            &mut enc,
+            "decompute_host_carbon",
+            "Carbon of the host's energy at the facility (× PUE × grid intensity), gCO2e",
+            Some(&Unit::Grams),
+            MetricType::Counter,
+            [(vec![], s.carbon_g)],
+        )?;
+        family(
+            &mut enc,
+            "decompute_host_water",
+            "Water of the host's energy: on site (WUE) and off site (EWIF × PUE)",
+            Some(&Unit::Other("litres".into())),
+            MetricType::Counter,
+            [(vec![], s.water_l)],
+        )?;
+        let sources: Vec<(String, String, &str)> = s
+            .sources
+            .iter()
+            .map(|(c, m, src)| (c.to_string(), m.to_string(), src.as_str()))
+            .collect();
+        family(
+            &mut enc,
+            "decompute_source_info",
+            "What each component is read from, and whether it is measured or modelled (value 1)",
+            None,
+            MetricType::Gauge,
+            sources.iter().map(|(c, m, src)| {
+                (
+                    vec![
+                        ("component", c.as_str()),
+                        ("method", m.as_str()),
+                        ("source", *src),
+                    ],
+                    1.0,
+                )
+            }),
+        )?;
+        family(
+            &mut enc,
+            "decompute_build_info",
+            "decompute's version (value 1)",
+            None,
+            MetricType::Gauge,
+            [(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+        )?;
+        family(
+            &mut enc,
+            "decompute_sample_duration",
+            "Time the last sample took",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+            [(vec![], me.sample_duration_s)],
+        )?;
+        family(
+            &mut enc,
+            "decompute_cgroups",
+            "Cgroups seen in the last sample",
+            None,
+            MetricType::Gauge,
+            [(vec![], s.cgroups_seen as f64)],
+        )?;
+        family(
+            &mut enc,
+            "process_cpu",
+            "CPU time of the agent itself (user + system)",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+            [(vec![], me.cpu_s)],
+        )?;
+        family(
+            &mut enc,
+            "process_resident_memory",
+            "Resident memory of the agent itself",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+            [(vec![], me.resident_bytes)],
+        )
+    }
+}
+
+/// The registry of every metric, over a snapshot of the counters.
+pub fn registry(state: Arc<AgentState>, me: &SelfMetrics) -> Registry {
     let mut reg = Registry::default();
-    let host = counters(
-        &mut reg,
-        "decompute_host_energy",
-        "Energy of the whole host per component, measured or modelled",
-        Unit::Joules,
-    );
-    for ((c, m), v) in &s.host {
-        host.get_or_create(&l(&[
-            ("component", &c.to_string()),
-            ("method", &m.to_string()),
-        ]))
-        .inc_by(*v);
-    }
-    let power = gauges(
-        &mut reg,
-        "decompute_host_power",
-        "Mean host power per component over the last interval",
-        Some(Unit::Other("watts".into())),
-    );
-    for c in COMPONENTS {
-        if s.host.keys().any(|(k, _)| *k == c) {
-            power
-                .get_or_create(&l(&[("component", &c.to_string())]))
-                .set(s.power[crate::serve::state::idx(c)]);
-        }
-    }
-    let cg = counters(
-        &mut reg,
-        "decompute_cgroup_energy",
-        "Energy charged to each cgroup (its own use, not its children's); _idle is what no cgroup used, _other the cgroups beyond --top or expired. Sums to decompute_host_energy_joules_total per component",
-        Unit::Joules,
-    );
-    for c in COMPONENTS {
-        if !s.host.keys().any(|(k, _)| *k == c) {
-            continue;
-        }
-        let i = crate::serve::state::idx(c);
-        let comp = c.to_string();
-        for (path, e) in &s.cgroups {
-            let mut labels = l(&[("cgroup", path), ("component", &comp)]);
-            labels.extend(e.labels.iter().cloned());
-            cg.get_or_create(&labels).inc_by(e.energy[i]);
-        }
-        cg.get_or_create(&l(&[("cgroup", "_idle"), ("component", &comp)]))
-            .inc_by(s.idle[i]);
-        cg.get_or_create(&l(&[("cgroup", "_other"), ("component", &comp)]))
-            .inc_by(s.other[i]);
-    }
-    if !s.gpus.is_empty() {
-        let g = counters(
-            &mut reg,
-            "decompute_gpu_energy",
-            "Energy of each GPU, from NVML",
-            Unit::Joules,
-        );
-        for (src, v) in &s.gpus {
-            let bus = src.strip_prefix("nvml:").unwrap_or(src);
-            let uuid = s.gpu_uuids.get(bus).map(String::as_str).unwrap_or("");
-            g.get_or_create(&l(&[("gpu", bus), ("uuid", uuid)]))
-                .inc_by(*v);
-        }
-    }
-    gauges(
-        &mut reg,
-        "decompute_grid_intensity_grams_per_kwh",
-        "Carbon intensity of the electricity applied (location-based), gCO2e/kWh",
-        None,
-    )
-    .get_or_create(&l(&[("source", &me.intensity_source)]))
-    .set(me.intensity);
-    counters(
-        &mut reg,
-        "decompute_host_carbon",
-        "Carbon of the host's energy at the facility (× PUE × grid intensity), gCO2e",
-        Unit::Grams,
-    )
-    .get_or_create(&Vec::new())
-    .inc_by(s.carbon_g);
-    counters(
-        &mut reg,
-        "decompute_host_water",
-        "Water of the host's energy: on site (WUE) and off site (EWIF × PUE)",
-        Unit::Other("litres".into()),
-    )
-    .get_or_create(&Vec::new())
-    .inc_by(s.water_l);
-    let info = gauges(
-        &mut reg,
-        "decompute_source_info",
-        "What each component is read from, and whether it is measured or modelled (value 1)",
-        None,
-    );
-    for (c, m, src) in &s.sources {
-        info.get_or_create(&l(&[
-            ("component", &c.to_string()),
-            ("method", &m.to_string()),
-            ("source", src),
-        ]))
-        .set(1.0);
-    }
-    gauges(
-        &mut reg,
-        "decompute_build_info",
-        "decompute's version (value 1)",
-        None,
-    )
-    .get_or_create(&l(&[("version", env!("CARGO_PKG_VERSION"))]))
-    .set(1.0);
-    gauges(
-        &mut reg,
-        "decompute_sample_duration",
-        "Time the last sample took",
-        Some(Unit::Seconds),
-    )
-    .get_or_create(&Vec::new())
-    .set(me.sample_duration_s);
-    gauges(
-        &mut reg,
-        "decompute_cgroups",
-        "Cgroups seen in the last sample",
-        None,
-    )
-    .get_or_create(&Vec::new())
-    .set(s.cgroups_seen as f64);
-    counters(
-        &mut reg,
-        "process_cpu",
-        "CPU time of the agent itself (user + system)",
-        Unit::Seconds,
-    )
-    .get_or_create(&Vec::new())
-    .inc_by(me.cpu_s);
-    gauges(
-        &mut reg,
-        "process_resident_memory",
-        "Resident memory of the agent itself",
-        Some(Unit::Bytes),
-    )
-    .get_or_create(&Vec::new())
-    .set(me.resident_bytes);
+    reg.register_collector(Box::new(Figures {
+        state,
+        me: me.clone(),
+    }));
     reg
 }
 
 /// The exposition text.
-pub fn text(s: &AgentState, me: &SelfMetrics, format: Format) -> String {
-    let reg = registry(s, me);
+pub fn text(s: &Arc<AgentState>, me: &SelfMetrics, format: Format) -> String {
+    let reg = registry(s.clone(), me);
     let mut out = String::new();
     let r = match format {
         Format::Prometheus => prometheus_client::encoding::prometheus_text::encode(&mut out, &reg),
@@ -234,7 +265,11 @@ mod tests {
     use crate::sample::{Component, Method};
     use crate::serve::state::CgroupEntry;
 
-    fn state() -> AgentState {
+    fn state() -> Arc<AgentState> {
+        Arc::new(plain())
+    }
+
+    fn plain() -> AgentState {
         let mut s = AgentState::new(10);
         s.host.insert((Component::Cpu, Method::Modelled), 100.0);
         s.power = [5.0, 0.0, 0.0];
@@ -251,6 +286,45 @@ mod tests {
         s.carbon_g = 1.5;
         s.sources = vec![(Component::Cpu, Method::Modelled, "model:vcpu".into())];
         s
+    }
+
+    #[test]
+    fn every_metric_the_dashboard_queries_is_exported() {
+        let mut s = plain();
+        s.gpus.insert("nvml:0000:17:00.0".into(), 5.0);
+        let text = text(&Arc::new(s), &SelfMetrics::default(), Format::Prometheus);
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let dash = include_str!("../../deploy/grafana/decompute.json");
+        let v: serde_json::Value = serde_json::from_str(dash).expect("dashboard JSON");
+        let mut queried = Vec::new();
+        for p in v["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                let e = t["expr"].as_str().expect("expr");
+                let mut rest = e;
+                while let Some(i) = rest.find(|c: char| c.is_ascii_lowercase()) {
+                    rest = &rest[i..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    let word = &rest[..end];
+                    if word.starts_with("decompute_") || word.starts_with("process_") {
+                        queried.push(word.to_string());
+                    }
+                    rest = &rest[end..];
+                }
+            }
+        }
+        assert!(queried.len() >= 8, "{queried:?}");
+        for q in &queried {
+            assert!(
+                exported.contains(q.as_str()),
+                "the dashboard queries {q}, which the agent does not export: {exported:?}"
+            );
+        }
     }
 
     #[test]

@@ -117,8 +117,12 @@ fn answer(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Send + Syn
         resp.content_type,
         resp.body.len()
     );
-    let _ = s.write_all(header.as_bytes());
-    let _ = s.write_all(resp.body.as_bytes());
+    // One write of the whole answer, without Nagle's delay.
+    let _ = s.set_nodelay(true);
+    let mut out = Vec::with_capacity(header.len() + resp.body.len());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(resp.body.as_bytes());
+    let _ = s.write_all(&out);
     let _ = s.flush();
 }
 
@@ -147,7 +151,19 @@ pub fn serve(
                 })?,
         );
     }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     while !stop.load(Ordering::SeqCst) {
+        // Sleep until a connection comes (or a quarter second, to see `stop`): no busy
+        // polling while idle.
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the listener's descriptor.
+        if unsafe { libc::poll(&mut pfd, 1, 250) } <= 0 {
+            continue;
+        }
         match listener.accept() {
             Ok((s, _)) => {
                 let _ = s.set_nonblocking(false);
@@ -166,9 +182,7 @@ pub fn serve(
                     );
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }

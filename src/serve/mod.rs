@@ -34,7 +34,7 @@ pub struct Options {
 /// One published state: the counters and the agent's own figures.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub state: AgentState,
+    pub state: Arc<AgentState>,
     pub me: SelfMetrics,
 }
 
@@ -118,7 +118,7 @@ impl Agent {
         };
         let intensity_source = conv.grid.cite();
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot {
-            state: AgentState::new(opts.top),
+            state: Arc::new(AgentState::new(opts.top)),
             me: SelfMetrics {
                 intensity: factors.g_per_kwh,
                 intensity_source: intensity_source.clone(),
@@ -130,14 +130,16 @@ impl Agent {
         let handle = std::thread::Builder::new()
             .name("sampler".into())
             .spawn(move || {
-                let mut state = AgentState::new(top);
-                state.gpu_uuids = gpu_uuids;
+                // Shared with the scrapes by reference count: a tick changes it in place
+                // unless a scrape still reads the previous one (then it is copied once).
+                let mut state = Arc::new(AgentState::new(top));
+                Arc::make_mut(&mut state).gpu_uuids = gpu_uuids;
                 let mut next = Instant::now() + interval;
                 let mut warned = 0;
                 while !st.load(Ordering::SeqCst) {
                     let now = Instant::now();
                     if now < next {
-                        std::thread::sleep((next - now).min(Duration::from_millis(50)));
+                        std::thread::sleep((next - now).min(Duration::from_millis(250)));
                         continue;
                     }
                     next += interval;
@@ -146,7 +148,7 @@ impl Agent {
                     }
                     let iv = sampler.tick();
                     let t = crate::timefmt::now_s();
-                    state.add(&iv, t, &factors);
+                    Arc::make_mut(&mut state).add(&iv, t, &factors);
                     if let Some(h) = hook.as_mut() {
                         h(&iv, t);
                     }
