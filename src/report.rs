@@ -155,6 +155,10 @@ pub struct RunReport {
     /// Budgets, pauses and grid signal, when the run was governed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<crate::govern::governor::Record>,
+    /// Who ran it, where, under which id: in the `--json` report (so `ledger import` of
+    /// it can fill a ledger that missed the run), not in the ledger's own copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<crate::ledger::RunIdentity>,
     pub samples: Vec<PowerRow>,
 }
 
@@ -181,6 +185,26 @@ pub struct RunMeta {
     pub cpu_time_s: f64,
     pub notes: Vec<String>,
     pub leftover_processes: Vec<Leftover>,
+}
+
+impl RunReport {
+    /// The status a finished report stands for.
+    pub fn status(&self) -> crate::ledger::Status {
+        use crate::ledger::Status;
+        if self
+            .governance
+            .as_ref()
+            .is_some_and(|g| g.stopped_by.is_some())
+        {
+            Status::StoppedByBudget
+        } else if self.interrupted_by.is_some() || self.exit_code.is_none() {
+            Status::Interrupted
+        } else if self.exit_code == Some(0) {
+            Status::Finished
+        } else {
+            Status::Failed
+        }
+    }
 }
 
 pub fn build(
@@ -261,6 +285,7 @@ pub fn build(
         notes: meta.notes,
         leftover_processes: meta.leftover_processes,
         governance: None,
+        run: None,
         samples,
     }
 }

@@ -121,20 +121,19 @@ impl Interval {
     /// The power row of this interval, with `consumer`'s power as the workload column.
     pub fn power_row(&self, consumer: &Consumer) -> PowerRow {
         let dt = self.dt.0.max(1e-9);
+        // Folded from +0.0: `f64::sum` of nothing is -0.0, which would be stored and shown.
         let host = |c: Component| {
             self.host
                 .iter()
                 .filter(|h| h.resource.component == c)
-                .map(|h| h.energy.0)
-                .sum::<f64>()
+                .fold(0.0, |a, h| a + h.energy.0)
                 / dt
         };
         let workload = self
             .consumers
             .iter()
             .filter(|c| &c.usage.consumer == consumer)
-            .map(|c| c.total().0)
-            .sum::<f64>()
+            .fold(0.0, |a, c| a + c.total().0)
             / dt;
         PowerRow {
             t_s: self.t_end.0,
@@ -440,6 +439,20 @@ mod tests {
             high: Joules(e),
             share,
         }
+    }
+
+    #[test]
+    fn an_absent_component_is_plus_zero() {
+        let iv = Interval {
+            t_end: Seconds(1.0),
+            dt: Seconds(1.0),
+            load: 0.0,
+            host: vec![reading(ShareBy::CpuTime, 1.0)],
+            consumers: vec![],
+        };
+        let row = iv.power_row(&Consumer::Workload);
+        assert!(row.gpu_w == 0.0 && row.gpu_w.is_sign_positive());
+        assert!(row.workload_w.is_sign_positive());
     }
 
     #[test]

@@ -38,22 +38,49 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         config,
     } = a.action;
     let cwd = std::env::current_dir()?;
-    let path = path.or_else(|| policy::find(&cwd)).ok_or_else(|| {
+    let found = policy::discover(path.as_deref(), &cwd);
+    if let Some(w) = found.warning() {
+        crate::say!("decompute: warning: {w}");
+    }
+    let path = found.path().map(|p| p.to_path_buf()).ok_or_else(|| {
         anyhow::anyhow!(
-            "no {} here or in a parent directory; create one or pass --policy FILE",
+            "no trusted {} here or in a parent directory; create one or pass --policy FILE",
             policy::FILE_NAME
         )
     })?;
     let p = policy::load(&path)?;
+    if let Some(want) = &project {
+        if !p.projects().contains(&want.as_str()) {
+            anyhow::bail!(
+                "project '{}' has no budget in {}; budgeted projects: {}",
+                crate::term::escape(want),
+                path.display(),
+                if p.projects().is_empty() {
+                    "none".to_string()
+                } else {
+                    p.projects().join(", ")
+                }
+            );
+        }
+    }
     let cfg = FactorArgs::config_from(config.as_deref())?;
-    let l = ledger.open(&cfg)?;
+    let loc = ledger.target(&cfg, Some(&p))?;
+    let mut l = loc.open()?;
+    super::recover(l.as_mut(), std::path::Path::new("/proc"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let mut projects: Vec<&str> = p.budgets.iter().map(|b| b.project.as_str()).collect();
-    projects.dedup();
-    let mut o = format!("policy {}\n", path.display());
+    let projects = p.projects();
+    let mut o = format!(
+        "policy {}\nledger {}{}\n",
+        path.display(),
+        loc.shown(),
+        match &loc.origin {
+            crate::factors::Origin::Default => String::new(),
+            other => format!(" ({other})"),
+        }
+    );
     for proj in projects
         .into_iter()
         .filter(|x| project.as_deref().is_none_or(|want| want == *x))

@@ -112,9 +112,10 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
                 GroupBy::Tag(k) => format!("tag:{k}"),
                 other => format!("{other:?}").to_lowercase(),
             };
-            print_stdout(&render::ledger::summary(
-                &label,
-                &l.summary(&by, &filter.filter())?,
+            let head = a.ledger.shared_heading(&cfg).unwrap_or_default();
+            print_stdout(&format!(
+                "{head}{}",
+                render::ledger::summary(&label, &l.summary(&by, &filter.filter())?)
             ))
         }
         Action::Export {
@@ -176,8 +177,20 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
         }
         Action::Import { .. } => {
             let records = records.unwrap_or_default();
-            let (added, present) = l.import(&records)?;
-            crate::say!("decompute: imported {added} run(s), {present} already present");
+            let n = l.import(&records)?;
+            crate::say!(
+                "decompute: imported {} run(s), {} already present{}",
+                n.added,
+                n.present,
+                if n.completed > 0 {
+                    format!(
+                        ", {} completed (the ledger had them unfinished)",
+                        n.completed
+                    )
+                } else {
+                    String::new()
+                }
+            );
             Ok(())
         }
     }
@@ -197,6 +210,13 @@ fn read_import(file: &std::path::Path) -> anyhow::Result<Vec<RunRecord>> {
             "give the file `decompute ledger export --format json` wrote, or - for stdin"
         })?
     };
+    // A `run --json` report (one JSON document, pretty-printed): the record it stands for.
+    if let Ok(report) = serde_json::from_str::<crate::report::RunReport>(&text) {
+        let mut r = RunRecord::from_report(report).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        r.validate()
+            .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was imported"))?;
+        return Ok(vec![r]);
+    }
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

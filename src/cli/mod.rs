@@ -282,6 +282,20 @@ impl LedgerArgs {
         Ok(l)
     }
 
+    /// "ledger X (named by policy P)" and a newline when the team's policy chose the ledger.
+    pub fn shared_heading(&self, cfg: &Config) -> Option<String> {
+        if self.path.is_some() {
+            return None;
+        }
+        let cwd = std::env::current_dir().ok()?;
+        let policy = crate::govern::policy::discover(None, &cwd)
+            .path()
+            .and_then(|p| crate::govern::policy::load(p).ok())?;
+        let loc = self.target(cfg, Some(&policy)).ok()?;
+        matches!(loc.origin, Origin::Policy(_))
+            .then(|| format!("ledger {} (named by {})\n", loc.shown(), loc.origin))
+    }
+
     /// The files outputs must never overwrite.
     pub fn protected(&self, cfg: &Config) -> Vec<PathBuf> {
         self.target(cfg, None)

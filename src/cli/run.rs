@@ -11,7 +11,7 @@ use crate::govern::budget::{self, Limit};
 use crate::govern::freeze::Freezer;
 use crate::govern::policy::{self, OnExceed};
 use crate::govern::yielding::YieldPolicy;
-use crate::ledger::{self, RunIdentity, Status, Thaw};
+use crate::ledger::{self, RunIdentity, Thaw};
 use crate::procfs::ProcRoot;
 use crate::render;
 use crate::run::recorder::Recorder;
@@ -327,15 +327,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         .governance
         .as_ref()
         .is_some_and(|g| g.stopped_by.is_some());
-    let status = if stopped {
-        Status::StoppedByBudget
-    } else if report.interrupted_by.is_some() {
-        Status::Interrupted
-    } else if outcome.exit_code == 0 {
-        Status::Finished
-    } else {
-        Status::Failed
-    };
+    let status = report.status();
     let mut recorded = false;
     if let Some(w) = recorder.writer.take() {
         match w.finish(status, report.clone(), outcome.unsaved.clone()) {
@@ -367,7 +359,9 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         outcome.exit_code
     };
     if let Some(p) = &a.json {
-        let text = render::json(report);
+        let mut full = report.clone();
+        full.run = Some(identity.clone());
+        let text = render::json(&full);
         if p.as_os_str() == "-" {
             if let Err(e) = print_stdout(&text) {
                 // A closed stdout costs the report, never the command's exit code.

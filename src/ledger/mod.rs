@@ -3,6 +3,7 @@
 //! merge. One [`Ledger`] trait; SQLite (embedded, the default) implements it, and a
 //! PostgreSQL backend for teams will sit behind the same trait, so the SQL stays portable.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
@@ -254,6 +255,47 @@ impl RunRecord {
     }
 }
 
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Imported {
+    pub added: usize,
+    pub completed: usize,
+    pub present: usize,
+}
+
+/// Whether an imported record should replace the row the ledger has of the same run: the
+/// row was never finished (its monitor lost the ledger) and the record is ended and at least
+/// as long.
+pub fn completes(existing: Status, existing_duration_s: f64, incoming: &RunRecord) -> bool {
+    let unfinished = matches!(existing, Status::Running | Status::Interrupted);
+    let d = incoming.report.duration_s;
+    let more = match incoming.status {
+        Status::Running => false,
+        // An interrupted record completes only if it saw more of the run.
+        Status::Interrupted => d > existing_duration_s,
+        _ => d >= existing_duration_s,
+    };
+    unfinished && more
+}
+
+impl RunRecord {
+    /// The record a `--json` run report stands for (it carries the run's identity).
+    pub fn from_report(report: RunReport) -> Result<RunRecord, String> {
+        let identity = report.run.clone().ok_or(
+            "this run report has no run identity (written by an older decompute); import the ledger export instead",
+        )?;
+        let status = report.status();
+        let mut report = report;
+        report.run = None;
+        Ok(RunRecord {
+            schema: RECORD_SCHEMA.into(),
+            identity,
+            status,
+            report,
+        })
+    }
+}
+
 /// Filters shared by `list`, `summary` and `export`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -386,8 +428,10 @@ pub trait Ledger: Send {
         f: &Filter,
         each: &mut dyn FnMut(RunRecord) -> Result<(), LedgerError>,
     ) -> Result<usize, LedgerError>;
-    /// Inserts records whose id is not present; returns (inserted, already present).
-    fn import(&mut self, records: &[RunRecord]) -> Result<(usize, usize), LedgerError>;
+    /// Inserts records whose id is not present, and completes a run the ledger has only as
+    /// `running` or `interrupted` (its monitor lost the ledger) with a longer, ended record
+    /// of it; the rest are already present.
+    fn import(&mut self, records: &[RunRecord]) -> Result<Imported, LedgerError>;
 }
 
 /// Where a ledger is: a SQLite file, or a PostgreSQL database shared by a team.
@@ -419,10 +463,7 @@ impl Location {
     pub fn open(&self) -> Result<Box<dyn Ledger>, LedgerError> {
         match &self.target {
             Target::Sqlite(p) => Ok(Box::new(sqlite::SqliteLedger::open(p)?)),
-            Target::Postgres(url) => Err(LedgerError::Open {
-                path: redact(url),
-                message: "this build has no PostgreSQL backend".into(),
-            }),
+            Target::Postgres(url) => Ok(Box::new(postgres::PgLedger::open(url)?)),
         }
     }
 
@@ -450,7 +491,7 @@ impl Location {
     pub fn shown_if_shared(&self) -> String {
         match (&self.origin, &self.target) {
             (crate::factors::Origin::Policy(p), _) => {
-                format!(", ledger {} (named by {p})", self.shown())
+                format!(", ledger {} (named by the policy {p})", self.shown())
             }
             (_, Target::Postgres(_)) => format!(", ledger {}", self.shown()),
             _ => String::new(),

@@ -5,8 +5,8 @@
 //! accepts (`ON CONFLICT ... DO NOTHING`, no SQLite-only types) so the team backend can share it.
 
 use super::{
-    Filter, GroupBy, Ledger, LedgerError, Monitor, Recovered, RunIdentity, RunRecord, RunRow,
-    Status, SummaryRow, Thaw, RECORD_SCHEMA,
+    Filter, GroupBy, Imported, Ledger, LedgerError, Monitor, Recovered, RunIdentity, RunRecord,
+    RunRow, Status, SummaryRow, Thaw, RECORD_SCHEMA,
 };
 use crate::report::RunReport;
 use crate::sample::PowerRow;
@@ -635,7 +635,7 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
 }
 
 /// Whether the process that wrote a running row is still alive on this host.
-fn monitor_alive(pid: i64, start: i64) -> bool {
+pub fn monitor_alive(pid: i64, start: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(t) => crate::procfs::pid::parse(&t)
             .map(|s| s.starttime as i64 == start)
@@ -913,31 +913,43 @@ impl Ledger for SqliteLedger {
         Ok(ids.len())
     }
 
-    fn import(&mut self, records: &[RunRecord]) -> Result<(usize, usize), LedgerError> {
+    fn import(&mut self, records: &[RunRecord]) -> Result<Imported, LedgerError> {
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db {
             path: path.clone(),
             message: e.to_string(),
         };
         let tx = self.write_tx()?;
-        let (mut added, mut present) = (0, 0);
+        let mut n = Imported::default();
         for r in records {
-            let exists: Option<i64> = tx
-                .query_row("SELECT 1 FROM runs WHERE id = ?1", [&r.identity.id], |x| {
-                    x.get(0)
-                })
+            let existing: Option<(String, f64)> = tx
+                .query_row(
+                    "SELECT status, duration_s FROM runs WHERE id = ?1",
+                    [&r.identity.id],
+                    |x| Ok((x.get(0)?, x.get(1)?)),
+                )
                 .optional()
                 .map_err(db)?;
-            if exists.is_some() {
-                present += 1;
-                continue;
-            }
-            insert_run(&tx, &r.identity, r.status, &r.report, None).map_err(db)?;
             let ended = r.status != Status::Running;
+            match existing {
+                Some((st, dur))
+                    if super::completes(Status::parse(&st).unwrap_or(Status::Finished), dur, r) =>
+                {
+                    n.completed += 1;
+                }
+                Some(_) => {
+                    n.present += 1;
+                    continue;
+                }
+                None => {
+                    insert_run(&tx, &r.identity, r.status, &r.report, None).map_err(db)?;
+                    n.added += 1;
+                }
+            }
             write_figures(&tx, &r.identity.id, r.status, &r.report, ended).map_err(db)?;
             // Keep the record's own times, not the import's.
             tx.execute(
-                "UPDATE runs SET ended_at = ?2 WHERE id = ?1",
+                "UPDATE runs SET ended_at = ?2, monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL WHERE id = ?1",
                 params![
                     r.identity.id,
                     if ended {
@@ -949,9 +961,8 @@ impl Ledger for SqliteLedger {
             )
             .map_err(db)?;
             write_samples(&tx, &r.identity.id, &r.report.samples).map_err(db)?;
-            added += 1;
         }
         tx.commit().map_err(db)?;
-        Ok((added, present))
+        Ok(n)
     }
 }

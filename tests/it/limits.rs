@@ -70,6 +70,33 @@ pub fn eventually(cond: impl Fn() -> bool) -> bool {
 /// Ends a spawned decompute (and thaws its workload) if a test fails half-way.
 pub struct KillOnDrop(pub Child);
 
+impl KillOnDrop {
+    /// Waits for the process and collects what it printed (as `wait_with_output`).
+    pub fn output(&mut self) -> Output {
+        use std::io::Read;
+        let out = self.0.stdout.take().map(|mut o| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = o.read_to_end(&mut v);
+                v
+            })
+        });
+        let err = self.0.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = e.read_to_end(&mut v);
+                v
+            })
+        });
+        let status = self.0.wait().expect("wait");
+        Output {
+            status,
+            stdout: out.and_then(|t| t.join().ok()).unwrap_or_default(),
+            stderr: err.and_then(|t| t.join().ok()).unwrap_or_default(),
+        }
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {

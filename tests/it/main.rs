@@ -11,4 +11,5 @@ mod limits;
 mod monitor;
 mod rapl;
 mod serve;
+mod team;
 mod trust;
