@@ -1,13 +1,13 @@
-//! Ledger benchmark helper: fills a ledger with N synthetic (but complete) run records, then
-//! times checkpoints of a running run. Used by bench/ledger.sh.
+//! Ledger benchmark helper: fills a ledger (a SQLite path or a postgres:// URL) with N
+//! synthetic (but complete) run records, then times checkpoints of a running run, and the
+//! throughput of W writers checkpointing at once. Used by bench/ledger.sh.
 //!
-//!     cargo run --release --example ledger_bench -- PATH N
+//!     cargo run --release --example ledger_bench -- LEDGER N [WRITERS]
 
 #![allow(clippy::disallowed_macros)] // a benchmark tool: printing is its job
 
 use decompute::factors::{resolve, ConversionRequest, FactorData};
-use decompute::ledger::sqlite::SqliteLedger;
-use decompute::ledger::{Ledger, Monitor, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
+use decompute::ledger::{Location, Monitor, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use decompute::report::{build, HostInfo, RunMeta};
 use decompute::sample::{Component, Consumer, Method, PowerRow, Resource, Sample, Totals};
 use decompute::units::{Joules, Seconds};
@@ -15,8 +15,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = std::path::PathBuf::from(args.get(1).ok_or("usage: ledger_bench PATH N")?);
-    let n: usize = args.get(2).ok_or("usage: ledger_bench PATH N")?.parse()?;
+    let target = args
+        .get(1)
+        .ok_or("usage: ledger_bench LEDGER N [WRITERS]")?
+        .clone();
+    let n: usize = args
+        .get(2)
+        .ok_or("usage: ledger_bench LEDGER N [WRITERS]")?
+        .parse()?;
+    let writers: usize = args.get(3).map(|w| w.parse()).transpose()?.unwrap_or(32);
+    let loc = Location::parse(&target, decompute::factors::Origin::Default);
     let data = FactorData::embedded()?;
     let conv = resolve(
         &data,
@@ -25,7 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     )?;
-    let mut ledger = SqliteLedger::open(&path)?;
+    let mut ledger = loc.open()?;
+    let already = ledger
+        .summary(&decompute::ledger::GroupBy::Project, &Default::default())?
+        .iter()
+        .map(|r| r.runs as usize)
+        .sum::<usize>();
     let projects = [
         "llm-finetune",
         "vision",
@@ -105,7 +118,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch.clear();
         }
     }
-    eprintln!("filled {n} runs in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "filled {n} runs in {:.1} s ({already} were there)",
+        t0.elapsed().as_secs_f64()
+    );
 
     // Checkpoint cost: a running run, 10 new power rows per checkpoint.
     let ident = RunIdentity {
@@ -173,7 +189,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opens = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        let mut l = SqliteLedger::open(&path)?;
+        let mut l = loc.open()?;
         l.recover()?;
         drop(l);
         opens.push(t.elapsed().as_secs_f64() * 1e3);
@@ -189,6 +205,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times[times.len() * 9 / 10],
         times[times.len() - 1],
         times.len()
+    );
+
+    // Throughput: W writers, each its own connection and run, 50 checkpoints each.
+    let t = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let loc = loc.clone();
+            let report = report.clone();
+            std::thread::spawn(move || -> Result<usize, String> {
+                let mut l = loc.open().map_err(|e| e.to_string())?;
+                let ident = RunIdentity {
+                    id: format!("{}{w:04}", &decompute::ulid::new(SystemTime::now())[..22]),
+                    project: "bench".into(),
+                    tags: Default::default(),
+                    user: "u".into(),
+                    host: format!("h{w}"),
+                    cwd: "/".into(),
+                };
+                l.begin(
+                    &ident,
+                    Monitor {
+                        pid: 1,
+                        start_ticks: 1,
+                        lease_s: 30.0,
+                    },
+                    &report,
+                )
+                .map_err(|e| e.to_string())?;
+                for k in 0..50 {
+                    let rows: Vec<PowerRow> = (0..10)
+                        .map(|j| PowerRow {
+                            t_s: (k * 10 + j) as f64,
+                            dt_s: 1.0,
+                            cpu_w: 10.0,
+                            dram_w: 2.0,
+                            gpu_w: 0.0,
+                            workload_w: 9.0,
+                        })
+                        .collect();
+                    l.checkpoint(&ident.id, &report, &rows)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(50)
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for h in handles {
+        done += h.join().map_err(|_| "writer panicked")??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{writers} concurrent writers: {done} checkpoints in {secs:.2} s, {:.0} checkpoints/s, none lost",
+        done as f64 / secs
     );
     Ok(())
 }

@@ -692,40 +692,49 @@ fn write_figures(
         "INSERT INTO run_reports (run_id, report) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET report = excluded.report",
         &[&id, &report_json(r)],
     )?;
-    tx.execute("DELETE FROM components WHERE run_id = $1", &[&id])?;
-    let st = tx.prepare(
-        "INSERT INTO components (run_id, component, method, source, host_j, workload_j, low_j, high_j)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )?;
+    // Whole sets in one statement each (arrays unnested server-side): a checkpoint is a
+    // handful of round trips, not one per row.
+    let (mut comp, mut meth, mut src) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut host, mut work, mut low, mut high) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for c in &r.components {
-        tx.execute(
-            &st,
-            &[
-                &id,
-                &c.component.to_string(),
-                &c.method.to_string(),
-                &c.source,
-                &c.host_energy_j,
-                &c.workload_energy_j,
-                &c.low_j,
-                &c.high_j,
-            ],
-        )?;
+        comp.push(c.component.to_string());
+        meth.push(c.method.to_string());
+        src.push(c.source.clone());
+        host.push(c.host_energy_j);
+        work.push(c.workload_energy_j);
+        low.push(c.low_j);
+        high.push(c.high_j);
     }
-    tx.execute("DELETE FROM factors WHERE run_id = $1", &[&id])?;
-    let st = tx.prepare(
-        "INSERT INTO factors (run_id, name, value, source, year) VALUES ($1, $2, $3, $4, $5)",
+    tx.execute("DELETE FROM components WHERE run_id = $1", &[&id])?;
+    tx.execute(
+        "INSERT INTO components (run_id, component, method, source, host_j, workload_j, low_j, high_j)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])",
+        &[&id, &comp, &meth, &src, &host, &work, &low, &high],
     )?;
     let f = &r.factors;
+    let (mut names, mut values, mut sources, mut years) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::<Option<i32>>::new(),
+    );
     for (name, x) in [
         ("grid_gco2_per_kwh", &f.grid_gco2_per_kwh),
         ("pue", &f.pue),
         ("wue_l_per_kwh", &f.wue_l_per_kwh),
         ("ewif_l_per_kwh", &f.ewif_l_per_kwh),
     ] {
-        let year: Option<i32> = x.year.and_then(|y| i32::try_from(y).ok());
-        tx.execute(&st, &[&id, &name, &x.value, &x.source, &year])?;
+        names.push(name.to_string());
+        values.push(x.value);
+        sources.push(x.source.clone());
+        years.push(x.year.and_then(|y| i32::try_from(y).ok()));
     }
+    tx.execute(
+        "INSERT INTO factors (run_id, name, value, source, year)
+         SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::text[], $5::int4[])
+         ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, source = excluded.source, year = excluded.year",
+        &[&id, &names, &values, &sources, &years],
+    )?;
     Ok(())
 }
 
@@ -733,24 +742,21 @@ fn write_samples(tx: &mut Transaction, id: &str, rows: &[PowerRow]) -> Result<()
     if rows.is_empty() {
         return Ok(());
     }
-    let st = tx.prepare(
-        "INSERT INTO samples (run_id, t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    let col = |f: fn(&PowerRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    tx.execute(
+        "INSERT INTO samples (run_id, t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w)
+         SELECT $1, * FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
          ON CONFLICT (run_id, t_s) DO NOTHING",
+        &[
+            &id,
+            &col(|r| r.t_s),
+            &col(|r| r.dt_s),
+            &col(|r| r.cpu_w),
+            &col(|r| r.dram_w),
+            &col(|r| r.gpu_w),
+            &col(|r| r.workload_w),
+        ],
     )?;
-    for s in rows {
-        tx.execute(
-            &st,
-            &[
-                &id,
-                &s.t_s,
-                &s.dt_s,
-                &s.cpu_w,
-                &s.dram_w,
-                &s.gpu_w,
-                &s.workload_w,
-            ],
-        )?;
-    }
     Ok(())
 }
 
@@ -788,11 +794,13 @@ fn insert_run(
             &lease,
         ],
     )?;
-    if n == 1 {
-        let st = tx.prepare("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")?;
-        for (k, v) in &ident.tags {
-            tx.execute(&st, &[&ident.id, k, v])?;
-        }
+    if n == 1 && !ident.tags.is_empty() {
+        let keys: Vec<&String> = ident.tags.keys().collect();
+        let vals: Vec<&String> = ident.tags.values().collect();
+        tx.execute(
+            "INSERT INTO run_tags (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])",
+            &[&ident.id, &keys, &vals],
+        )?;
     }
     Ok(n)
 }

@@ -331,3 +331,37 @@ fn the_policy_names_the_project_and_the_teams_ledger_and_budgets_bind_concurrent
         .expect("runs");
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("ledger postgres://"));
 }
+
+#[test]
+fn a_writer_with_the_documented_least_privileges_records_runs() {
+    let Some(l) = postgres_ledger() else { return };
+    let admin = postgres_admin().expect("admin");
+    let db = db_name(&l);
+    // The owner creates the schema by opening the ledger once.
+    assert!(list(&l).status.success());
+    let owner_db = url_as(&admin, "decompute", &db, "");
+    let mut c = postgres::Client::connect(&owner_db, postgres::NoTls).expect("owner");
+    let role = format!("w_{db}");
+    c.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN;
+         REVOKE ALL ON DATABASE {db} FROM PUBLIC;
+         GRANT CONNECT ON DATABASE {db} TO {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT DELETE ON components, factors TO {role};"
+    ))
+    .expect("grants (docs/ledger.md)");
+    let w = url_as(&admin, &role, &db, "?sslmode=disable");
+    let o = with_ledger(
+        &w,
+        &["run", "--quiet", "--checkpoint", "1s", "--", "sleep", "1.3"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!err(&o).contains("cannot write"), "{}", err(&o));
+    let recs = export(&w);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["status"], "finished");
+    // It cannot change the schema.
+    let mut wc = postgres::Client::connect(&w, postgres::NoTls).expect("writer");
+    assert!(wc.batch_execute("DROP TABLE samples").is_err());
+}

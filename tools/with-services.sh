@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Runs a command beside throwaway services. As root it installs what is missing (Debian's
+# prometheus, postgresql, slurm-wlm and munge, chromium: one `apt-get update`, then
+# `apt-get install -y`), starts throwaway instances (data, config and sockets in a
+# temporary directory, loopback only), runs the command with their addresses in the
+# environment (DECOMPUTE_TEST_*), and stops them. Without root, or when a package cannot be
+# had, what needs it is skipped. tools/test.sh runs the tests this way.
+#
+#   tools/with-services.sh COMMAND [ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/decompute-services.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+    if [ -n "${PGDATA_DIR:-}" ]; then
+        if [ "$(id -u)" = 0 ]; then
+            su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDATA_DIR -m immediate stop" >/dev/null 2>&1 || true
+        else
+            "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+        fi
+    fi
+    [ -n "${SLURM_STOP:-}" ] && $SLURM_STOP >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap "exit 130" INT TERM
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+[ -n "$(pg_bin)" ] || need+=(postgresql)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "tools/with-services.sh: installing ${need[*]}"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "tools/with-services.sh: not root (or no apt-get): ${need[*]} missing; their tests are skipped"
+    fi
+fi
+
+# Wait until a TCP port answers (bounded).
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# A free loopback port.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Prometheus: scrapes two fixed loopback targets every second; the serve tests start the
+# agent on them.
+if command -v prometheus >/dev/null; then
+    pport=$(free_port)
+    t1=$(free_port)
+    t2=$(free_port)
+    mkdir -p "$tmp/prom"
+    cat >"$tmp/prom/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: decompute
+    static_configs:
+      - targets: ["127.0.0.1:$t1", "127.0.0.1:$t2"]
+EOF
+    prometheus --config.file="$tmp/prom/prometheus.yml" --storage.tsdb.path="$tmp/prom/data" \
+        --web.listen-address="127.0.0.1:$pport" >"$tmp/prom/log" 2>&1 &
+    pids+=($!)
+    if wait_port "$pport"; then
+        export DECOMPUTE_TEST_PROMETHEUS="http://127.0.0.1:$pport"
+        export DECOMPUTE_TEST_PROM_TARGETS="127.0.0.1:$t1,127.0.0.1:$t2"
+    else
+        echo "tools/with-services.sh: prometheus did not start:"; tail -5 "$tmp/prom/log"
+    fi
+fi
+
+# PostgreSQL: a throwaway cluster on loopback (data, config and socket in $tmp/pg), trust
+# for the test user, one role that only TLS may use (self-signed certificate for 127.0.0.1),
+# and one that must give a password.
+PGBIN=$(pg_bin)
+if [ -n "$PGBIN" ] && command -v openssl >/dev/null; then
+    pg="$tmp/pg"
+    pgport=$(free_port)
+    mkdir -p "$pg"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$pg"
+        chmod 755 "$tmp"
+        as_pg() { su postgres -s /bin/sh -c "$*"; }
+    else
+        as_pg() { sh -c "$*"; }
+    fi
+    as_pg "$PGBIN/initdb -D $pg/data -U decompute --auth=trust -E UTF8 --no-sync" >"$tmp/pg.log" 2>&1
+    # A throwaway CA, and a server certificate for 127.0.0.1 signed by it (a leaf, as
+    # WebPKI wants, not the CA itself).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=decompute test CA" \
+        -keyout "$pg/ca.key" -out "$pg/ca.crt" >>"$tmp/pg.log" 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$pg/data/server.key" -out "$pg/server.csr" >>"$tmp/pg.log" 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$pg/ext.cnf"
+    openssl x509 -req -in "$pg/server.csr" -CA "$pg/ca.crt" -CAkey "$pg/ca.key" -CAcreateserial \
+        -days 3 -extfile "$pg/ext.cnf" -out "$pg/data/server.crt" >>"$tmp/pg.log" 2>&1
+    chmod 600 "$pg/data/server.key"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pg/data/server.key" "$pg/data/server.crt"; fi
+    {
+        echo "listen_addresses = '127.0.0.1'"
+        echo "port = $pgport"
+        echo "unix_socket_directories = '$pg'"
+        echo "ssl = on"
+        echo "fsync = off"
+        echo "max_connections = 200"
+    } >>"$pg/data/postgresql.conf"
+    {
+        echo "local all all trust"
+        echo "hostnossl all tlsonly 127.0.0.1/32 reject"
+        echo "hostssl all tlsonly 127.0.0.1/32 trust"
+        echo "host all pwuser 127.0.0.1/32 scram-sha-256"
+        echo "host all all 127.0.0.1/32 trust"
+    } >"$pg/data/pg_hba.conf"
+    if as_pg "$PGBIN/pg_ctl -D $pg/data -l $pg/log -w start" >>"$tmp/pg.log" 2>&1; then
+        PGDATA_DIR="$pg/data"
+        "$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U decompute -d postgres -q \
+            -c "CREATE ROLE tlsonly LOGIN SUPERUSER" \
+            -c "CREATE ROLE pwuser LOGIN SUPERUSER PASSWORD 'pw-secret'" >>"$tmp/pg.log" 2>&1
+        export DECOMPUTE_TEST_POSTGRES="postgres://decompute@127.0.0.1:$pgport/postgres"
+        export DECOMPUTE_TEST_POSTGRES_CA="$pg/ca.crt"
+        export DECOMPUTE_TEST_PGCTL="$PGBIN/pg_ctl -D $pg/data"
+    else
+        echo "tools/with-services.sh: postgresql did not start:"; tail -5 "$tmp/pg.log" "$pg/log" 2>/dev/null
+    fi
+fi
+
+"$@"
