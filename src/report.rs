@@ -88,6 +88,9 @@ pub struct Factors {
     pub pue: FactorRef,
     pub wue_l_per_kwh: FactorRef,
     pub ewif_l_per_kwh: FactorRef,
+    /// The cloud region the zone named (`--zone aws:eu-west-3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<crate::factors::cloud::Region>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,7 +162,23 @@ pub struct RunReport {
     /// it can fill a ledger that missed the run), not in the ledger's own copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<crate::ledger::RunIdentity>,
+    /// Set on a record imported from another tool's file (CodeCarbon's `emissions.csv`) or
+    /// from a CSV export: which tool and version, and the row's cells as they were, so the
+    /// figures are shown and exported as that tool printed them, never recomputed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportedFrom>,
     pub samples: Vec<PowerRow>,
+}
+
+/// The file a record was imported from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImportedFrom {
+    /// `codecarbon`, or `decompute-csv` (decompute's own CSV export).
+    pub tool: String,
+    /// The tool's version as the row gives it (`3.3.2`); empty if it gives none.
+    pub version: String,
+    /// Every cell of the row by column name, as written.
+    pub cells: std::collections::BTreeMap<String, String>,
 }
 
 /// Facility energy, carbon and water of an IT energy figure.
@@ -281,11 +300,13 @@ pub fn build(
             pue: (&conv.pue).into(),
             wue_l_per_kwh: (&conv.wue).into(),
             ewif_l_per_kwh: (&conv.ewif).into(),
+            cloud: conv.cloud.clone(),
         },
         notes: meta.notes,
         leftover_processes: meta.leftover_processes,
         governance: None,
         run: None,
+        imported: None,
         samples,
     }
 }

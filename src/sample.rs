@@ -30,6 +30,9 @@ impl std::fmt::Display for Component {
 pub enum Method {
     Measured,
     Modelled,
+    /// Reported by another tool whose file was imported (CodeCarbon): decompute cannot say
+    /// whether it was measured, so it is never counted as measured.
+    Reported,
 }
 
 impl std::fmt::Display for Method {
@@ -37,6 +40,7 @@ impl std::fmt::Display for Method {
         f.write_str(match self {
             Method::Measured => "measured",
             Method::Modelled => "modelled",
+            Method::Reported => "reported",
         })
     }
 }

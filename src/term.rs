@@ -50,6 +50,14 @@ impl Caps {
         Caps::decide(tty, &term, no_color, if tty { width(2) } else { None })
     }
 
+    /// The same for stdout (listings printed for people).
+    pub fn stdout() -> Caps {
+        let tty = std::io::stdout().is_terminal();
+        let term = std::env::var("TERM").unwrap_or_default();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Caps::decide(tty, &term, no_color, if tty { width(1) } else { None })
+    }
+
     /// The pure decision (tested by table).
     pub fn decide(tty: bool, term: &str, no_color: bool, width: Option<usize>) -> Caps {
         let live = tty && !term.is_empty() && term != "dumb";

@@ -119,6 +119,39 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A number as Python's `repr` writes it (as CodeCarbon's CSV has them): the shortest
+/// digits that read back to the same value, an exponent below 1e-4 or from 1e16
+/// (`1.2159e-05`), and `.0` on whole numbers. Files holding both tools' rows look alike.
+pub fn py_float(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let a = x.abs();
+    if !(1e-4..1e16).contains(&a) {
+        // Rust's `{:e}` gives the shortest mantissa: `1.2159e-5`.
+        let e = format!("{x:e}");
+        let (m, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+        let n: i32 = exp.parse().unwrap_or(0);
+        let sign = if n < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", n.unsigned_abs());
+    }
+    let s = format!("{x}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
 /// Three significant figures at most: our inputs are rarely known better than that.
 pub fn sig3(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
@@ -217,6 +250,24 @@ impl std::fmt::Display for Seconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_python_repr() {
+        for (x, want) in [
+            (1.2159017036069122e-05, "1.2159017036069122e-05"),
+            (0.0, "0.0"),
+            (20.0, "20.0"),
+            (2.0107446170000003, "2.0107446170000003"),
+            (0.0001, "0.0001"),
+            (1e16, "1e+16"),
+            (123456.5, "123456.5"),
+            (-3.5e-7, "-3.5e-07"),
+            (1.5e300, "1.5e+300"),
+        ] {
+            assert_eq!(py_float(x), want);
+            assert_eq!(py_float(x).parse::<f64>().ok(), Some(x));
+        }
+    }
 
     #[test]
     fn scales_units_for_people() {

@@ -27,12 +27,25 @@ for a3, v in sorted(mix.items()):
     if v.get("total_TWh"):
         num += ci * float(v["total_TWh"]); den += float(v["total_TWh"]); years.add(int(v["year"]))
 world = round(num / den, 1)
+usa = json.loads((root / "codecarbon/codecarbon/data/private_infra/2023/usa_emissions.json").read_text())
+states = []
+for key, v in usa.items():
+    if key.startswith("_") or key == "usa":
+        continue
+    lbs = float(v["emissions"])
+    name = "United States: " + " ".join(x if x == "of" else x.capitalize() for x in key.split())
+    states.append(["US-" + v["regionCode"], "", name, round(lbs / 2.20462, 1), 2023, "subdivision",
+                   f"US EPA eGRID2023, state annual CO2e total output emission rate (STC2ERTA) {lbs} lb/MWh ÷ 2.20462; "
+                   "combustion emissions only, where the country rows are life-cycle; public domain; "
+                   "via the codecarbon 3.3.2 wheel (usa_emissions.json)"])
 with open(out / "grid_intensity.csv", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
-    w.writerow(["zone", "alpha2", "name", "g_co2e_per_kwh", "year", "basis"])
-    w.writerow(["WORLD", "", "World", world, max(years), "derived"])
+    w.writerow(["zone", "alpha2", "name", "g_co2e_per_kwh", "year", "basis", "source"])
+    w.writerow(["WORLD", "", "World", world, max(years), "derived", ""])
     for r in rows:
-        w.writerow(list(r) + ["country"])
+        w.writerow(list(r) + ["country", ""])
+    for r in sorted(states):
+        w.writerow(r)
 
 water = json.loads((root / "ecologits/ecologits/data/electricity_mixes.json").read_text())["electricity_mixes"]
 with open(out / "water_intensity.csv", "w", newline="") as f:

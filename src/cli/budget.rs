@@ -27,6 +27,9 @@ pub enum BudgetAction {
         /// Defaults file
         #[arg(long, env = "DECOMPUTE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Print JSON on stdout (figures in J, g, L and s)
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -36,6 +39,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         project,
         ledger,
         config,
+        json,
     } = a.action;
     let cwd = std::env::current_dir()?;
     let found = policy::discover(path.as_deref(), &cwd);
@@ -72,6 +76,8 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let projects = p.projects();
+    let caps = crate::term::Caps::stdout();
+    let mut jprojects = Vec::new();
     let mut o = format!(
         "policy {}\nledger {}{}\n",
         path.display(),
@@ -89,6 +95,32 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
             crate::govern::usage::period_usage(l.as_ref(), proj, s, e)
         })
         .map_err(|e| anyhow::anyhow!(e))?;
+        let iso = |t: i64| crate::timefmt::rfc3339_s(t as f64);
+        let state = |s: &policy::Standing| {
+            if s.remaining() <= 0.0 {
+                "used-up"
+            } else if s.projection(now) > s.budget.amount {
+                "on-course-to-exceed"
+            } else {
+                "ok"
+            }
+        };
+        jprojects.push(serde_json::json!({
+            "project": proj,
+            "on_exceed": p.on_exceed.get(proj).map(|a| format!("{a:?}").to_lowercase()),
+            "budgets": st.iter().map(|s| serde_json::json!({
+                "metric": s.budget.metric.name(),
+                "unit": s.budget.metric.base_unit(),
+                "used": s.used,
+                "amount": s.budget.amount,
+                "fraction": s.fraction(),
+                "period": s.budget.period.name(),
+                "period_start": iso(s.period_start),
+                "period_end": iso(s.period_end),
+                "projected": s.projection(now),
+                "state": state(s),
+            })).collect::<Vec<_>>(),
+        }));
         o.push_str(&format!(
             "project {proj}{}\n",
             p.on_exceed
@@ -115,14 +147,27 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
                 &at(s.period_end)[..10],
                 m.show(s.projection(now)),
                 if s.remaining() <= 0.0 {
-                    "  USED UP: runs are refused until the period renews"
+                    crate::term::paint(
+                        "  USED UP: runs are refused until the period renews",
+                        Some("red"),
+                        caps,
+                    )
                 } else if s.projection(now) > s.budget.amount {
-                    "  on course to exceed"
+                    crate::term::paint("  on course to exceed", Some("yellow"), caps)
                 } else {
-                    ""
+                    String::new()
                 }
             ));
         }
+    }
+    if json {
+        let j = serde_json::json!({
+            "schema": "decompute.budget-status/1",
+            "policy": path.display().to_string(),
+            "ledger": loc.shown(),
+            "projects": jprojects,
+        });
+        return print_stdout(&(serde_json::to_string_pretty(&j)? + "\n"));
     }
     print_stdout(&o)
 }

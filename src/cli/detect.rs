@@ -10,13 +10,73 @@ pub struct DetectArgs {
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn main(a: DetectArgs) -> anyhow::Result<()> {
     let cfg = a.factors.load_config()?;
     let data = a.factors.data()?;
     let d = Detection::run(&a.machine.probe(&cfg)?, &data);
+    if a.json {
+        return print_stdout(&(serde_json::to_string_pretty(&json(&d))? + "\n"));
+    }
     print_stdout(&render(&d))
+}
+
+/// The same facts as [`render`], as JSON (`decompute.detect/1`).
+pub fn json(d: &Detection) -> serde_json::Value {
+    let rapl = d.rapl.as_ref();
+    let (cpu_method, cpu_source, cpu_explain) = if d.cpu_measured() {
+        (
+            "measured",
+            rapl.map(|r| r.selection.cpu_label()).unwrap_or_default(),
+            Vec::new(),
+        )
+    } else {
+        (
+            "modelled",
+            d.cpu_model.label().to_string(),
+            d.cpu_model.explain(),
+        )
+    };
+    let (dram_method, dram_source, dram_explain) = match d.dram_source() {
+        DramSource::Rapl => (
+            "measured",
+            rapl.map(|r| r.selection.dram_label()).unwrap_or_default(),
+            Vec::new(),
+        ),
+        DramSource::InPsys => ("measured-in-psys", "psys".to_string(), Vec::new()),
+        DramSource::Model => (
+            "modelled",
+            "model:dram-per-gb".to_string(),
+            d.dram_model.explain(),
+        ),
+    };
+    let gpus: Vec<serde_json::Value> = d
+        .gpu
+        .as_ref()
+        .map(|g| {
+            g.devices()
+                .iter()
+                .map(|dev| serde_json::json!({"bus_id": dev.bus_id, "name": dev.name, "method": "measured"}))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "schema": "decompute.detect/1",
+        "cpu_model": d.cpu.model_name,
+        "logical_cpus": d.cpu.logical_cpus,
+        "packages": d.cpu.packages,
+        "virtual_machine": d.cpu.hypervisor,
+        "memory_bytes": d.mem_total_bytes,
+        "cpu": {"method": cpu_method, "source": cpu_source, "explain": cpu_explain},
+        "dram": {"method": dram_method, "source": dram_source, "explain": dram_explain},
+        "gpus": gpus,
+        "notes": d.notes,
+        "warnings": d.warnings,
+    })
 }
 
 pub fn render(d: &Detection) -> String {

@@ -23,7 +23,13 @@ pub struct LedgerCmd {
 #[derive(Debug, Subcommand)]
 pub enum Action {
     /// Runs, newest first
-    List(FilterArgs),
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print JSON (one array of runs) on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// One run in full: components, factors with sources, power over time
     Show {
         /// Run id, or a unique prefix of it
@@ -36,8 +42,15 @@ pub enum Action {
         by: GroupBy,
         #[command(flatten)]
         filter: FilterArgs,
+        /// table, csv or json
+        #[arg(long, value_enum, default_value = "table")]
+        format: SummaryFormat,
+        /// Same as --format json
+        #[arg(long)]
+        json: bool,
     },
-    /// Full records as JSON lines, or CodeCarbon-compatible CSV
+    /// Full records as JSON lines, CSV (CodeCarbon's 38 columns, then decompute's), or
+    /// CodeCarbon's exact columns
     Export {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
@@ -47,7 +60,9 @@ pub enum Action {
         #[command(flatten)]
         filter: FilterArgs,
     },
-    /// Add exported JSON-lines records ("-" for stdin); runs already present are skipped
+    /// Add runs from a file ("-" for stdin), recognised by content: decompute's JSON lines,
+    /// CSV or `run --json` report, or CodeCarbon's emissions.csv; runs already present are
+    /// skipped
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -58,6 +73,15 @@ pub enum Action {
 pub enum Format {
     Json,
     Csv,
+    /// CodeCarbon 3.3.2's 38 columns exactly (a tracker can append to the same file)
+    Codecarbon,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+pub enum SummaryFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,25 +122,47 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
         Action::Import { file } => Some(read_import(file)?),
         _ => None,
     };
-    let mut l = a.ledger.open(&cfg)?;
-    let _ = l.recover();
+    let loc = a.ledger.location(&cfg)?;
+    let mut l = LedgerArgs::open_at(&loc)?;
     match a.action {
-        Action::List(f) => {
+        Action::List { filter: f, json } => {
             let mut filter = f.filter();
             filter.limit = filter.limit.or(Some(50));
-            print_stdout(&render::ledger::list(&l.list(&filter)?))
+            let rows = l.list(&filter)?;
+            if json {
+                return print_stdout(&(serde_json::to_string_pretty(&rows)? + "\n"));
+            }
+            print_stdout(&render::ledger::list(&rows))
         }
         Action::Show { id } => print_stdout(&render::ledger::show(&l.get(&id)?)),
-        Action::Summary { by, filter } => {
+        Action::Summary {
+            by,
+            filter,
+            format,
+            json,
+        } => {
             let label = match &by {
                 GroupBy::Tag(k) => format!("tag:{k}"),
                 other => format!("{other:?}").to_lowercase(),
             };
+            let rows = l.summary(&by, &filter.filter())?;
+            match (json, format) {
+                (true, _) | (_, SummaryFormat::Json) => {
+                    let j = serde_json::json!({
+                        "schema": "decompute.summary/1",
+                        "by": label,
+                        "ledger": loc.shown(),
+                        "groups": rows,
+                    });
+                    return print_stdout(&(serde_json::to_string_pretty(&j)? + "\n"));
+                }
+                (false, SummaryFormat::Csv) => {
+                    return print_stdout(&render::ledger::summary_csv(&label, &rows));
+                }
+                (false, SummaryFormat::Table) => {}
+            }
             let head = a.ledger.shared_heading(&cfg).unwrap_or_default();
-            print_stdout(&format!(
-                "{head}{}",
-                render::ledger::summary(&label, &l.summary(&by, &filter.filter())?)
-            ))
+            print_stdout(&format!("{head}{}", render::ledger::summary(&label, &rows)))
         }
         Action::Export {
             format,
@@ -128,8 +174,12 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             let mut failed: Option<LedgerError> = None;
             let l = &l;
             let mut produce = |out: &mut dyn Write| -> std::io::Result<()> {
-                if let Format::Csv = format {
-                    writeln!(out, "{}", render::ledger::csv_header())?;
+                match format {
+                    Format::Csv => writeln!(out, "{}", ledger::csv::header())?,
+                    Format::Codecarbon => {
+                        writeln!(out, "{}", ledger::codecarbon::COLUMNS.join(","))?
+                    }
+                    Format::Json => {}
                 }
                 let res = l.export(&filter, &mut |r| {
                     let line = match format {
@@ -139,7 +189,8 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
                                 message: e.to_string(),
                             })?
                         }
-                        Format::Csv => render::ledger::csv_row(&r),
+                        Format::Csv => ledger::csv::row(&r),
+                        Format::Codecarbon => ledger::codecarbon::row(&r),
                     };
                     writeln!(out, "{line}").map_err(|e| LedgerError::Output(e.to_string()))
                 });
@@ -210,22 +261,51 @@ fn read_import(file: &std::path::Path) -> anyhow::Result<Vec<RunRecord>> {
             "give the file `decompute ledger export --format json` wrote, or - for stdin"
         })?
     };
+    let (records, note) = parse_import(&name, &text)?;
+    if let Some(n) = note {
+        crate::say!("decompute: {n}");
+    }
+    Ok(records)
+}
+
+/// Recognises an import by its content: a `run --json` report, JSON lines of records, or a
+/// CSV (CodeCarbon's `emissions.csv`, or decompute's own export). The first bad row refuses
+/// the whole file, naming its line.
+fn parse_import(name: &str, text: &str) -> anyhow::Result<(Vec<RunRecord>, Option<String>)> {
+    let body = text.trim_start_matches('\u{feff}').trim_start();
+    if !body.starts_with('{') && !body.is_empty() {
+        let table = crate::csvdata::parse(name, text)?;
+        if ledger::codecarbon::is_codecarbon(&table.header) {
+            let (recs, superseded) = ledger::codecarbon::read(&table)
+                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            let note = (superseded > 0).then(|| {
+                format!("{superseded} earlier row(s) of the same CodeCarbon run were superseded by its last row")
+            });
+            return Ok((recs, note));
+        }
+        if ledger::csv::is_decompute(&table.header) {
+            let recs = ledger::csv::read(&table)
+                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            return Ok((recs, None));
+        }
+        anyhow::bail!("{name}: neither JSON lines nor a CSV decompute knows (its header has no run_id/emissions/energy_consumed of CodeCarbon's emissions.csv, nor decompute's decompute_version); nothing was imported");
+    }
     // A `run --json` report (one JSON document, pretty-printed): the record it stands for.
-    if let Ok(report) = serde_json::from_str::<crate::report::RunReport>(&text) {
+    if let Ok(report) = serde_json::from_str::<crate::report::RunReport>(text) {
         let mut r = RunRecord::from_report(report).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         r.validate()
             .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was imported"))?;
-        return Ok(vec![r]);
+        return Ok((vec![r], None));
     }
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let mut r: RunRecord = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}: line {}: not a ledger record ({e}); import reads the output of `decompute ledger export --format json`; nothing was imported", i + 1))?;
+        let mut r: RunRecord = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}: line {}: not a ledger record ({e}); import reads what `decompute ledger export` writes (JSON lines or CSV), a `run --json` report, or CodeCarbon's emissions.csv; nothing was imported", i + 1))?;
         r.validate()
             .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}; nothing was imported", i + 1))?;
         records.push(r);
     }
-    Ok(records)
+    Ok((records, None))
 }

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod run;
 pub mod scale;
 pub mod serve;
+pub mod shell;
 pub mod when;
 
 use crate::config::Config;
@@ -54,6 +55,10 @@ pub enum Command {
     Scale(scale::ScaleArgs),
     /// Node agent: energy, carbon and water of every cgroup, for Prometheus
     Serve(Box<serve::ServeArgs>),
+    /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout
+    Completions(shell::CompletionsArgs),
+    /// Man pages in roff: the main page on stdout, or one per subcommand with --dir
+    Man(shell::ManArgs),
 }
 
 /// Where to read the machine from, and overrides of what it says.
@@ -261,15 +266,13 @@ impl LedgerArgs {
     /// Opens the ledger a command (other than `run`) reads: the policy file found from the
     /// working directory may name the team's. Says which ledger when it is not the default.
     pub fn open(&self, cfg: &Config) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let found = crate::govern::policy::discover(None, &cwd);
-        if let Some(w) = found.warning() {
-            crate::say!("decompute: warning: {w}");
-        }
-        let policy = found
-            .path()
-            .and_then(|p| crate::govern::policy::load(p).ok());
-        let loc = self.target(cfg, policy.as_ref())?;
+        Self::open_at(&self.location(cfg)?)
+    }
+
+    /// Opens the ledger at `loc` (from [`Self::location`]), saying which when a policy chose it.
+    pub fn open_at(
+        loc: &crate::ledger::Location,
+    ) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
         if matches!(loc.origin, Origin::Policy(_)) {
             crate::say!(
                 "decompute: ledger {} (named by {})",
@@ -280,6 +283,20 @@ impl LedgerArgs {
         let mut l = loc.open()?;
         recover(l.as_mut(), std::path::Path::new("/proc"));
         Ok(l)
+    }
+
+    /// The ledger a command (other than `run`) reads, the policy found from the working
+    /// directory included.
+    pub fn location(&self, cfg: &Config) -> anyhow::Result<crate::ledger::Location> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let found = crate::govern::policy::discover(None, &cwd);
+        if let Some(w) = found.warning() {
+            crate::say!("decompute: warning: {w}");
+        }
+        let policy = found
+            .path()
+            .and_then(|p| crate::govern::policy::load(p).ok());
+        self.target(cfg, policy.as_ref())
     }
 
     /// "ledger X (named by policy P)" and a newline when the team's policy chose the ledger.
@@ -407,6 +424,8 @@ pub fn main() -> i32 {
         Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Serve(a) => (serve::main(*a).map(|()| 0), EXIT_FAILURE),
+        Command::Completions(a) => (shell::completions(a).map(|()| 0), EXIT_FAILURE),
+        Command::Man(a) => (shell::man(a).map(|()| 0), EXIT_FAILURE),
     };
     match result {
         Ok(code) => code,

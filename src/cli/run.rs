@@ -98,7 +98,8 @@ pub struct LimitArgs {
     /// Start even though a project budget of the policy is used up (recorded)
     #[arg(long)]
     pub force: bool,
-    /// Grid signal read every interval: file:PATH, csv:PATH or cmd:COMMAND
+    /// Grid signal read every interval: file:PATH, csv:PATH, json:PATH (a Carbon Aware SDK,
+    /// Electricity Maps or WattTime forecast) or cmd:COMMAND
     #[arg(long, value_parser = Signal::parse, value_name = "SIGNAL")]
     pub grid: Option<Signal>,
     /// Freeze the workload while the grid is above this intensity (gCO2e/kWh)
@@ -338,7 +339,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if !a.quiet {
-        crate::term::say_raw(&render::summary::render(report, &shown));
+        crate::term::say_raw(&render::summary::render(report, &shown, caps));
         if recorded {
             crate::say!(
                 "  recorded as run {} in project '{}'{}",
@@ -385,7 +386,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
 fn limit_request(a: &RunArgs) -> anyhow::Result<LimitRequest> {
     let l = &a.limits;
     if l.grid.is_none() && (l.pause_above.is_some() || l.pause_at_stress.is_some()) {
-        anyhow::bail!("--pause-above/--pause-at-stress need a grid signal: add --grid file:PATH, csv:PATH or cmd:COMMAND");
+        anyhow::bail!("--pause-above/--pause-at-stress need a grid signal: add --grid file:PATH, csv:PATH, json:PATH or cmd:COMMAND");
     }
     for (name, v) in [
         ("--pause-above", l.pause_above),

@@ -3,6 +3,7 @@
 //! (embedded at build time) or from a directory the user points at, each value carried with
 //! its source and year so every printed figure can be traced.
 
+pub mod cloud;
 pub mod cpu_tdp;
 pub mod zones;
 
@@ -40,6 +41,8 @@ pub enum Origin {
     Shipped(String),
     /// A grid signal read during the run (`file:/run/grid`).
     Signal(String),
+    /// Another tool's file the record was imported from (`CodeCarbon 3.3.2`).
+    Imported(String),
     /// decompute's documented default when nothing was given.
     Default,
 }
@@ -64,6 +67,7 @@ impl std::fmt::Display for Origin {
             Origin::DataDir(x) => write!(f, "data file {x}"),
             Origin::Shipped(x) => write!(f, "shipped {x}"),
             Origin::Signal(x) => write!(f, "grid signal {x}"),
+            Origin::Imported(x) => write!(f, "imported from {x}"),
             Origin::Default => write!(f, "default"),
         }
     }
@@ -142,6 +146,8 @@ pub enum FactorError {
     Csv(#[from] CsvError),
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    #[error(transparent)]
+    Cloud(#[from] cloud::CloudError),
     #[error("cannot read data file {path}: {error}; fix the path given by --data-dir / DECOMPUTE_DATA_DIR or unset it to use the shipped data")]
     Io { path: String, error: std::io::Error },
     #[error("{file}: missing constant '{key}'; add a row for it (see data/SOURCES.md)")]
@@ -198,6 +204,7 @@ pub struct FactorData {
     pub cpu_tdp: TdpSource,
     pub pue: Vec<PuePreset>,
     pub constants: Constants,
+    pub cloud: cloud::CloudTable,
     /// Origin of each table by file name (shipped, or a file of `--data-dir`).
     pub origins: Vec<(&'static str, Origin)>,
 }
@@ -213,7 +220,7 @@ impl FactorData {
     }
 }
 
-const EMBEDDED: [(&str, &str); 5] = [
+const EMBEDDED: [(&str, &str); 7] = [
     (
         "grid_intensity.csv",
         include_str!("../../data/grid_intensity.csv"),
@@ -225,6 +232,14 @@ const EMBEDDED: [(&str, &str); 5] = [
     ("cpu_tdp.csv", include_str!("../../data/cpu_tdp.csv")),
     ("pue.csv", include_str!("../../data/pue.csv")),
     ("constants.csv", include_str!("../../data/constants.csv")),
+    (
+        "cloud_regions.csv",
+        include_str!("../../data/cloud_regions.csv"),
+    ),
+    (
+        "cloud_providers.csv",
+        include_str!("../../data/cloud_providers.csv"),
+    ),
 ];
 
 fn embedded_text(name: &str) -> &'static str {
@@ -320,12 +335,15 @@ impl FactorData {
         };
         let pue = parse_pue("pue.csv", &read("pue.csv")?)?;
         let constants = parse_constants("constants.csv", &read("constants.csv")?)?;
+        let cloud =
+            cloud::CloudTable::parse(&read("cloud_regions.csv")?, &read("cloud_providers.csv")?)?;
         Ok(FactorData {
             grid,
             water,
             cpu_tdp,
             pue,
             constants,
+            cloud,
             origins: Vec::new(),
         })
     }
@@ -443,6 +461,9 @@ pub struct Conversion {
     pub grid: Factor,
     pub wue: Factor,
     pub ewif: Factor,
+    /// The cloud region the zone named, if it named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<cloud::Region>,
 }
 
 impl Conversion {
@@ -469,7 +490,14 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
             "WORLD".to_string()
         }
     };
-    let grid_row = data.grid.get(&zone_text)?;
+    let region = data.cloud.find(&zone_text).transpose()?;
+    let provider = region
+        .as_ref()
+        .and_then(|r| data.cloud.provider(&r.provider));
+    let grid_row = match &region {
+        Some(r) => data.grid.get(r.grid_zone())?,
+        None => data.grid.get(&zone_text)?,
+    };
     let grid = match &req.grid_intensity {
         Some(g) => {
             check_range(
@@ -495,9 +523,14 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
             Factor::user(v.value, "L/kWh", v.origin.clone())
         }
         None => {
+            // A subdivision (US-VA) has its country's water factor.
+            let country = match grid_row.code.split_once('-') {
+                Some((a2, _)) if grid_row.basis == "subdivision" => a2.to_string(),
+                _ => grid_row.code.clone(),
+            };
             let row = data
                 .water
-                .get(&grid_row.code)
+                .get(&country)
                 .or_else(|_| data.water.get("WORLD"))?;
             let base = data.water.source_of(&row, WATER_SOURCE);
             let src = if row.basis == "world-default" {
@@ -524,22 +557,54 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
             )?;
             Factor::user(v.value, "L/kWh", v.origin.clone())
         }
-        None => Factor::new(
-            0.0,
-            "L/kWh",
-            "default: no on-site cooling water (a personal machine); pass --wue for a data centre",
-            None,
-        ),
+        None => match provider {
+            Some(p) => match &p.wue {
+                Some((v, y, src)) => Factor::new(*v, "L/kWh", format!("{}: {src}", p.name), Some(*y))
+                    .from(data.origin("cloud_providers.csv")),
+                None => {
+                    notes.push(format!(
+                        "{}: {}; on-site water is not counted: pass --wue",
+                        p.name, p.missing
+                    ));
+                    Factor::new(
+                        0.0,
+                        "L/kWh",
+                        format!("not counted: {} ({}); pass --wue", p.missing, p.name),
+                        None,
+                    )
+                }
+            },
+            None => Factor::new(
+                0.0,
+                "L/kWh",
+                "default: no on-site cooling water (a personal machine); pass --wue for a data centre",
+                None,
+            ),
+        },
     };
-    let pue = resolve_pue(data, req.pue.as_ref())?;
+    let pue = match (
+        req.pue.as_ref(),
+        provider.and_then(|p| p.pue.as_ref().map(|x| (p, x))),
+    ) {
+        (None, Some((p, (v, y, src)))) => {
+            Factor::new(*v, "", format!("{}: {src}", p.name), Some(*y))
+                .from(data.origin("cloud_providers.csv"))
+        }
+        (given, _) => resolve_pue(data, given)?,
+    };
+    let zone_name = match &region {
+        Some(r) => format!("{} — {} ({})", grid_row.name, r.key(), r.location),
+        None => grid_row.name.clone(),
+    };
     Ok(Conversion {
         zone: grid_row.code.clone(),
-        zone_name: grid_row.name.clone(),
+        zone_name,
         notes,
         pue,
         grid,
         wue,
         ewif,
+        cloud: region,
     })
 }
 

@@ -36,6 +36,16 @@ impl Metric {
         }
     }
 
+    /// The unit budgets are kept in: J, g (CO2e), L or s.
+    pub fn base_unit(self) -> &'static str {
+        match self {
+            Metric::Energy => "J",
+            Metric::Carbon => "g",
+            Metric::Water => "L",
+            Metric::Time => "s",
+        }
+    }
+
     /// (unit, factor to the base unit: J, g, L, s), for each accepted unit.
     fn units(self) -> &'static [(&'static str, f64)] {
         match self {

@@ -173,7 +173,7 @@ impl Governor {
             .yielder
             .as_ref()
             .and_then(|y| y.current())
-            .and_then(|r| r.intensity)
+            .and_then(|r| r.average())
         {
             Some(i) => (i, true),
             None => (self.cfg.zone_intensity, false),
@@ -319,7 +319,7 @@ impl Governor {
             }
             grid_decision = d;
             if !had_reading {
-                if let Some(i) = y.current().and_then(|r| r.intensity) {
+                if let Some(i) = y.current().and_then(|r| r.average()) {
                     before = i;
                     from_signal = true;
                 }
@@ -578,6 +578,7 @@ mod tests {
             result: Ok(Reading {
                 intensity: Some(i),
                 stress: None,
+                marginal: false,
             }),
         })
     }

@@ -36,6 +36,8 @@ pub struct Yielder {
     warned_stale: bool,
     /// The signal is failing to read (warned once per streak).
     failing: bool,
+    /// The signal's marginal basis has been said.
+    said_marginal: bool,
 }
 
 impl Yielder {
@@ -49,6 +51,7 @@ impl Yielder {
             exhausted: false,
             warned_stale: false,
             failing: false,
+            said_marginal: false,
         }
     }
 
@@ -108,7 +111,10 @@ impl Yielder {
                 self.warned_stale = false;
                 if std::mem::take(&mut self.failing) {
                     warning = Some("grid signal readable again".to_string());
+                } else if r.marginal && r.intensity.is_some() && !self.said_marginal {
+                    warning = Some("grid signal is a marginal rate (MOER): it decides when to pause; carbon is counted with the zone's average intensity".to_string());
                 }
+                self.said_marginal |= r.marginal;
             }
             Some((_, Err(e))) if !self.failing => {
                 self.failing = true;
@@ -203,6 +209,7 @@ mod tests {
         Ok(Reading {
             intensity: Some(i),
             stress: None,
+            marginal: false,
         })
     }
 
@@ -256,6 +263,7 @@ mod tests {
             Ok(Reading {
                 intensity: None,
                 stress: Some(n),
+                marginal: false,
             })
         };
         assert_eq!(y.step(1.0, 1.0, s(1)).0, Decision::Stay);

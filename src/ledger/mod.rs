@@ -3,6 +3,8 @@
 //! merge. One [`Ledger`] trait; SQLite (embedded, the default) implements it, and a
 //! PostgreSQL backend for teams will sit behind the same trait, so the SQL stays portable.
 
+pub mod codecarbon;
+pub mod csv;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;
@@ -255,6 +257,34 @@ impl RunRecord {
     }
 }
 
+/// The workload energy decompute did not measure itself (modelled, or reported by a tool
+/// whose file was imported): the "modelled" column of list and summary.
+pub fn modelled_j(r: &RunReport) -> f64 {
+    r.components
+        .iter()
+        .filter(|c| c.method != crate::sample::Method::Measured)
+        .map(|c| c.workload_energy_j)
+        .sum()
+}
+
+/// The forms of a run id prefix to look up: as given, then upper-cased (ULIDs are upper
+/// case; an imported tool's ids may not be). Only id characters are accepted.
+pub fn prefix_forms(prefix: &str) -> Vec<String> {
+    let p = prefix.trim();
+    if p.is_empty()
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Vec::new();
+    }
+    let mut v = vec![p.to_string()];
+    if p.to_ascii_uppercase() != p {
+        v.push(p.to_ascii_uppercase());
+    }
+    v
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Imported {
@@ -338,7 +368,7 @@ impl GroupBy {
 }
 
 /// One row of `ledger list`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
     pub id: String,
     pub project: String,

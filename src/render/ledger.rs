@@ -1,17 +1,22 @@
 //! Renderers for the ledger: the `list` and `summary` tables, the `show` page with a power
-//! sparkline, and the CodeCarbon-compatible CSV of `export --format csv`. Pure functions of
-//! ledger records; docs/ledger.md documents the CSV columns.
+//! sparkline. Pure functions of ledger records.
 
-use crate::csvdata::{quote, text_cell};
 use crate::ledger::{RunRecord, RunRow, SummaryRow};
 use crate::render::summary::shell_words;
-use crate::sample::{Component, PowerRow};
+use crate::sample::PowerRow;
 use crate::term::escape;
-use crate::units::{GramsCo2e, Joules, Litres, Seconds, Watts, J_PER_KWH};
+use crate::units::{GramsCo2e, Joules, Litres, Seconds, Watts};
 
 pub fn list(rows: &[RunRow]) -> String {
+    // Run ids are ULIDs (26), or an imported tool's own (CodeCarbon's UUIDs, 36).
+    let w = rows
+        .iter()
+        .map(|r| r.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(26);
     let mut o = format!(
-        "{:<26}  {:<16}  {:<19}  {:>9}  {:<17}  {:>10}  {:>13}  {:>9}  {}\n",
+        "{:<w$}  {:<16}  {:<19}  {:>9}  {:<17}  {:>10}  {:>13}  {:>9}  {}\n",
         "id",
         "project",
         "started (UTC)",
@@ -27,13 +32,17 @@ pub fn list(rows: &[RunRow]) -> String {
             Some(c) if c != 0 => format!("{} ({c})", r.status),
             _ => r.status.to_string(),
         };
-        let mut cmd = escape(&shell_words(&r.command));
+        let mut cmd = if r.command.is_empty() {
+            "(imported: no command)".to_string()
+        } else {
+            escape(&shell_words(&r.command))
+        };
         if cmd.chars().count() > 40 {
             cmd = cmd.chars().take(39).collect::<String>() + "…";
         }
         o.push_str(&format!(
-            "{:<26}  {:<16}  {:<19}  {:>9}  {:<17}  {:>10}  {:>13}  {:>9}  {}\n",
-            r.id,
+            "{:<w$}  {:<16}  {:<19}  {:>9}  {:<17}  {:>10}  {:>13}  {:>9}  {}\n",
+            escape(&r.id),
             truncate(&escape(&r.project), 16),
             r.started_at
                 .get(..19)
@@ -52,7 +61,9 @@ pub fn list(rows: &[RunRow]) -> String {
         ));
     }
     if rows.iter().any(|r| r.modelled_share > 0.5) {
-        o.push_str("* mostly modelled energy\n");
+        o.push_str(
+            "* mostly not measured by decompute (modelled, or reported by an imported tool)\n",
+        );
     }
     o
 }
@@ -63,6 +74,27 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// `ledger summary --format csv`: one row per group, SI units named in the header.
+pub fn summary_csv(by: &str, rows: &[SummaryRow]) -> String {
+    let mut o = format!(
+        "{},runs,duration_s,energy_j,modelled_j,carbon_g,water_l\n",
+        crate::csvdata::quote(by)
+    );
+    for r in rows {
+        o.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            crate::csvdata::text_cell(&r.key),
+            r.runs,
+            r.duration_s,
+            r.energy_j,
+            r.modelled_j,
+            r.carbon_g,
+            r.water_l
+        ));
+    }
+    o
 }
 
 pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
@@ -200,13 +232,22 @@ pub fn show(r: &RunRecord) -> String {
             c.source
         ));
     }
+    let reported = p
+        .components
+        .iter()
+        .any(|c| c.method == crate::sample::Method::Reported);
     o.push_str(&format!(
-        "  total     {} (band {}–{}), host {}, {:.0} % modelled\n",
+        "  total     {} (band {}–{}), host {}, {:.0} % {}\n",
         Joules(p.energy_j.workload),
         Joules(p.energy_j.workload_low),
         Joules(p.energy_j.workload_high),
         Joules(p.energy_j.host),
-        p.modelled_share * 100.0
+        p.modelled_share * 100.0,
+        if reported {
+            "not measured by decompute (reported by the imported tool)"
+        } else {
+            "modelled"
+        }
     ));
     o.push_str(&format!(
         "  carbon    {}   water {}\n",
@@ -263,175 +304,4 @@ pub fn show(r: &RunRecord) -> String {
         o.push_str(&format!("  note      {}\n", escape(n)));
     }
     o
-}
-
-/// The CSV header: CodeCarbon's `emissions.csv` columns in its order and units, then ours.
-pub const CSV_COLUMNS: &[&str] = &[
-    "timestamp",
-    "project_name",
-    "run_id",
-    "experiment_id",
-    "duration",
-    "emissions",
-    "emissions_rate",
-    "cpu_power",
-    "gpu_power",
-    "ram_power",
-    "cpu_energy",
-    "gpu_energy",
-    "ram_energy",
-    "energy_consumed",
-    "water_consumed",
-    "country_name",
-    "country_iso_code",
-    "region",
-    "cloud_provider",
-    "cloud_region",
-    "os",
-    "python_version",
-    "codecarbon_version",
-    "cpu_count",
-    "cpu_model",
-    "gpu_count",
-    "gpu_model",
-    "longitude",
-    "latitude",
-    "ram_total_size",
-    "tracking_mode",
-    "cpu_utilization_percent",
-    "gpu_utilization_percent",
-    "ram_utilization_percent",
-    "ram_used_gb",
-    "on_cloud",
-    "pue",
-    "wue",
-    // decompute's own
-    "status",
-    "exit_code",
-    "user",
-    "host",
-    "command",
-    "host_energy_consumed",
-    "energy_low",
-    "energy_high",
-    "modelled_share",
-    "cpu_method",
-    "cpu_source",
-    "grid_intensity_g_per_kwh",
-    "grid_intensity_source",
-    "ewif_l_per_kwh",
-    "tags",
-    "decompute_version",
-];
-
-fn kwh(j: f64) -> f64 {
-    j / J_PER_KWH
-}
-
-/// One CSV line for a record (no trailing newline).
-pub fn csv_row(r: &RunRecord) -> String {
-    let p = &r.report;
-    let comp = |c: Component| {
-        p.components
-            .iter()
-            .filter(|x| x.component == c)
-            .fold(0.0, |a, x| a + x.workload_energy_j)
-    };
-    let avg_w = |j: f64| {
-        if p.duration_s > 0.0 {
-            j / p.duration_s
-        } else {
-            0.0
-        }
-    };
-    let (cpu_j, gpu_j, ram_j) = (
-        comp(Component::Cpu),
-        comp(Component::Gpu),
-        comp(Component::Dram),
-    );
-    let cpu = p.components.iter().find(|c| c.component == Component::Cpu);
-    let gpu_models: Vec<&str> = p.host.gpus.iter().map(|g| g.name.as_str()).collect();
-    let emissions_kg = p.carbon_g.value / 1000.0;
-    let cells: Vec<String> = vec![
-        p.ended_at.clone(),
-        text_cell(&r.identity.project),
-        text_cell(&r.identity.id),
-        String::new(),
-        p.duration_s.to_string(),
-        emissions_kg.to_string(),
-        (if p.duration_s > 0.0 {
-            emissions_kg / p.duration_s
-        } else {
-            0.0
-        })
-        .to_string(),
-        avg_w(cpu_j).to_string(),
-        avg_w(gpu_j).to_string(),
-        avg_w(ram_j).to_string(),
-        kwh(cpu_j).to_string(),
-        kwh(gpu_j).to_string(),
-        kwh(ram_j).to_string(),
-        kwh(p.energy_j.workload).to_string(),
-        p.water_l.value.to_string(),
-        text_cell(&p.factors.zone_name),
-        text_cell(&p.factors.zone),
-        String::new(),
-        String::new(),
-        String::new(),
-        std::env::consts::OS.to_string(),
-        String::new(),
-        String::new(),
-        p.host.logical_cpus.to_string(),
-        text_cell(&p.host.cpu_model),
-        p.host.gpus.len().to_string(),
-        text_cell(&gpu_models.join(", ")),
-        String::new(),
-        String::new(),
-        p.host.memory_gb.to_string(),
-        "process".into(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        "N".into(),
-        p.pue.to_string(),
-        p.factors.wue_l_per_kwh.value.to_string(),
-        r.status.to_string(),
-        p.exit_code.map(|c| c.to_string()).unwrap_or_default(),
-        text_cell(&r.identity.user),
-        text_cell(&r.identity.host),
-        text_cell(&shell_words(&p.command)),
-        kwh(p.energy_j.host).to_string(),
-        kwh(p.energy_j.workload_low).to_string(),
-        kwh(p.energy_j.workload_high).to_string(),
-        p.modelled_share.to_string(),
-        cpu.map(|c| c.method.to_string()).unwrap_or_default(),
-        text_cell(&cpu.map(|c| c.source.clone()).unwrap_or_default()),
-        p.factors.grid_gco2_per_kwh.value.to_string(),
-        text_cell(&p.factors.grid_gco2_per_kwh.source),
-        p.factors.ewif_l_per_kwh.value.to_string(),
-        // A JSON object: any key or value (commas, semicolons, '=') reads back exactly.
-        if r.identity.tags.is_empty() {
-            String::new()
-        } else {
-            text_cell(&serde_json::to_string(&r.identity.tags).unwrap_or_default())
-        },
-        p.decompute_version.clone(),
-    ];
-    cells
-        .iter()
-        .map(|c| {
-            // Text cells are already made safe; the rest are numbers or fixed words.
-            if c.starts_with(['"', '\'']) {
-                c.clone()
-            } else {
-                quote(c)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub fn csv_header() -> String {
-    CSV_COLUMNS.join(",")
 }

@@ -14,7 +14,10 @@ fn band(v: f64, lo: f64, hi: f64, fmt: impl Fn(f64) -> String) -> String {
 }
 
 /// `already_shown` lists notes printed as warnings when the run started; they are not repeated.
-pub fn render(r: &RunReport, already_shown: &[String]) -> String {
+/// With colour (a terminal, no `NO_COLOR`): measured green, modelled or reported yellow, a
+/// budget that stopped the run red.
+pub fn render(r: &RunReport, already_shown: &[String], caps: crate::term::Caps) -> String {
+    use crate::term::paint;
     let j = |x: f64| Joules(x).to_string();
     let mut out = String::new();
     let code = r
@@ -35,10 +38,14 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
     ));
     out.push_str("  energy     workload                 host         source\n");
     for c in &r.components {
+        let colour = match c.method {
+            crate::sample::Method::Measured => "green",
+            _ => "yellow",
+        };
         out.push_str(&format!(
-            "  {:<5} {:<8} {:<24} {:<12} {}\n",
+            "  {:<5} {} {:<24} {:<12} {}\n",
             c.component.to_string(),
-            c.method.to_string(),
+            paint(&format!("{:<8}", c.method.to_string()), Some(colour), caps),
             band(c.workload_energy_j, c.low_j, c.high_j, j),
             j(c.host_energy_j),
             c.source
@@ -82,7 +89,8 @@ pub fn render(r: &RunReport, already_shown: &[String]) -> String {
     ));
     if let Some(g) = &r.governance {
         for l in governance_lines(g) {
-            out.push_str(&format!("  {l}\n"));
+            let colour = l.starts_with("STOPPED").then_some("red");
+            out.push_str(&format!("  {}\n", paint(&l, colour, caps)));
         }
     }
     for n in r.notes.iter().filter(|n| !already_shown.contains(n)) {

@@ -15,6 +15,7 @@ pub fn parse(text: &str) -> Result<Reading, String> {
         return intensity(v).map(|i| Reading {
             intensity: Some(i),
             stress: None,
+            marginal: false,
         });
     }
     let v: serde_json::Value = serde_json::from_str(t).map_err(|_| {
@@ -46,6 +47,7 @@ pub fn parse(text: &str) -> Result<Reading, String> {
     Ok(Reading {
         intensity: i,
         stress: s,
+        marginal: false,
     })
 }
 
@@ -67,28 +69,32 @@ mod tests {
             parse("  412.5\n"),
             Ok(Reading {
                 intensity: Some(412.5),
-                stress: None
+                stress: None,
+                marginal: false,
             })
         );
         assert_eq!(
             parse("{\"intensity\": 90}"),
             Ok(Reading {
                 intensity: Some(90.0),
-                stress: None
+                stress: None,
+                marginal: false,
             })
         );
         assert_eq!(
             parse("{\"stress\": 2}"),
             Ok(Reading {
                 intensity: None,
-                stress: Some(2)
+                stress: Some(2),
+                marginal: false,
             })
         );
         assert_eq!(
             parse("{\"stress\": 1, \"intensity\": 300}"),
             Ok(Reading {
                 intensity: Some(300.0),
-                stress: Some(1)
+                stress: Some(1),
+                marginal: false,
             })
         );
         for bad in [

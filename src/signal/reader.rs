@@ -107,6 +107,7 @@ mod tests {
             result: Ok(Reading {
                 intensity: Some(100.0),
                 stress: None,
+                marginal: false,
             }),
         };
         let mut r = Reader::start(

@@ -513,9 +513,22 @@ fn csv_export_uses_codecarbon_columns_and_units(l: &str) {
     let r = &row.rows[0].1;
     let col = |name: &str| r[row.column(name).expect("column")].clone();
     let rec = &export(l)[0]["report"];
+    // As CodeCarbon 3.3.2: energy_consumed includes PUE (1.5 here); our IT energy follows.
     let kwh = rec["energy_j"]["workload"].as_f64().expect("j") / 3.6e6;
+    let fac = rec["facility_energy_j"]["value"].as_f64().expect("j") / 3.6e6;
+    assert!((fac - 1.5 * kwh).abs() <= 1e-15 + kwh * 1e-12);
     assert!(
-        (col("energy_consumed").parse::<f64>().expect("kwh") - kwh).abs() <= 1e-15 + kwh * 1e-12
+        (col("energy_consumed").parse::<f64>().expect("kwh") - fac).abs() <= 1e-15 + fac * 1e-12
+    );
+    assert!(
+        (col("it_energy_consumed").parse::<f64>().expect("kwh") - kwh).abs() <= 1e-15 + kwh * 1e-12
+    );
+    // Timestamps as CodeCarbon writes them: no zone, whole seconds.
+    let ts = col("timestamp");
+    assert_eq!(
+        (ts.len(), ts.contains('T'), ts.ends_with('Z')),
+        (19, true, false),
+        "{ts}"
     );
     let kg = rec["carbon_g"]["value"].as_f64().expect("g") / 1000.0;
     assert!((col("emissions").parse::<f64>().expect("kg") - kg).abs() <= kg * 1e-12);

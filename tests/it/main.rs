@@ -6,6 +6,7 @@
 mod cli;
 mod estimate;
 mod fixtures;
+mod interop;
 mod ledger;
 mod limits;
 mod monitor;
