@@ -449,8 +449,20 @@ pub trait Ledger: Send {
     /// anywhere) as `interrupted`; returns them with what may need thawing.
     fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError>;
     fn list(&self, f: &Filter) -> Result<Vec<RunRow>, LedgerError>;
-    /// The full record of the run whose id starts with `prefix` (unique).
-    fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError>;
+    /// The full record of the run whose id starts with `p` exactly (unique); `prefix` is
+    /// what the user typed, for errors.
+    fn get_prefix(&self, p: &str, prefix: &str) -> Result<RunRecord, LedgerError>;
+    /// The full record of the run whose id starts with `prefix` (unique): as given (an
+    /// imported tool's UUIDs are lower case), then upper-cased (ULIDs).
+    fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError> {
+        for p in prefix_forms(prefix) {
+            match self.get_prefix(&p, prefix) {
+                Err(LedgerError::NoSuchRun(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(LedgerError::NoSuchRun(prefix.to_string()))
+    }
     fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError>;
     /// Calls `each` with every matching record, oldest first.
     fn export(

@@ -975,15 +975,34 @@ impl Ledger for PgLedger {
             .collect())
     }
 
-    fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError> {
-        // Ids as given (an imported tool's UUIDs are lower case), then upper-cased (ULIDs).
-        for p in super::prefix_forms(prefix) {
-            match self.get_prefix(&p, prefix) {
-                Err(LedgerError::NoSuchRun(_)) => continue,
-                other => return other,
+    fn get_prefix(&self, p: &str, prefix: &str) -> Result<RunRecord, LedgerError> {
+        let hi = format!("{p}\u{7f}");
+        let ids: Vec<String> = self
+            .query(
+                "SELECT id FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 2",
+                &[&p, &hi],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        match ids.len() {
+            0 => Err(LedgerError::NoSuchRun(prefix.to_string())),
+            1 => self.load(&ids[0]),
+            _ => {
+                let count: i64 = self
+                    .query(
+                        "SELECT count(*) FROM runs WHERE id >= $1 AND id < $2",
+                        &[&p, &hi],
+                    )?
+                    .first()
+                    .map(|r| r.get(0))
+                    .unwrap_or(2);
+                Err(LedgerError::Ambiguous {
+                    prefix: prefix.to_string(),
+                    count: count as usize,
+                })
             }
         }
-        Err(LedgerError::NoSuchRun(prefix.to_string()))
     }
 
     fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError> {
@@ -1094,46 +1113,6 @@ impl Ledger for PgLedger {
             Ok(())
         })?;
         Ok(n)
-    }
-}
-
-impl PgLedger {
-    /// The run whose id starts with `p` (one form of the `prefix` the user gave).
-    fn get_prefix(&self, p: &str, prefix: &str) -> Result<RunRecord, LedgerError> {
-        if p.is_empty()
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(LedgerError::NoSuchRun(prefix.to_string()));
-        }
-        let hi = format!("{p}\u{7f}");
-        let ids: Vec<String> = self
-            .query(
-                "SELECT id FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 2",
-                &[&p, &hi],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        match ids.len() {
-            0 => Err(LedgerError::NoSuchRun(prefix.to_string())),
-            1 => self.load(&ids[0]),
-            _ => {
-                let count: i64 = self
-                    .query(
-                        "SELECT count(*) FROM runs WHERE id >= $1 AND id < $2",
-                        &[&p, &hi],
-                    )?
-                    .first()
-                    .map(|r| r.get(0))
-                    .unwrap_or(2);
-                Err(LedgerError::Ambiguous {
-                    prefix: prefix.to_string(),
-                    count: count as usize,
-                })
-            }
-        }
     }
 }
 

@@ -801,15 +801,34 @@ impl Ledger for SqliteLedger {
         rows.collect::<Result<_, _>>().map_err(|e| self.db(e))
     }
 
-    fn get(&self, prefix: &str) -> Result<RunRecord, LedgerError> {
-        // Ids as given (an imported tool's UUIDs are lower case), then upper-cased (ULIDs).
-        for p in super::prefix_forms(prefix) {
-            match self.get_prefix(&p, prefix) {
-                Err(LedgerError::NoSuchRun(_)) => continue,
-                other => return other,
+    fn get_prefix(&self, p: &str, prefix: &str) -> Result<RunRecord, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2")
+            .map_err(|e| self.db(e))?;
+        let ids: Vec<String> = st
+            .query_map(params![p, format!("{p}\u{7f}")], |r| r.get(0))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db(e))?;
+        match ids.len() {
+            0 => Err(LedgerError::NoSuchRun(prefix.to_string())),
+            1 => self.load(&ids[0]),
+            _ => {
+                let count: usize = self
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2",
+                        params![p, format!("{p}\u{7f}")],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(|e| self.db(e))? as usize;
+                Err(LedgerError::Ambiguous {
+                    prefix: prefix.to_string(),
+                    count,
+                })
             }
         }
-        Err(LedgerError::NoSuchRun(prefix.to_string()))
     }
 
     fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError> {
@@ -933,45 +952,5 @@ impl Ledger for SqliteLedger {
         }
         tx.commit().map_err(db)?;
         Ok(n)
-    }
-}
-
-impl SqliteLedger {
-    /// The run whose id starts with `p` (one form of the `prefix` the user gave).
-    fn get_prefix(&self, p: &str, prefix: &str) -> Result<RunRecord, LedgerError> {
-        if p.is_empty()
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(LedgerError::NoSuchRun(prefix.to_string()));
-        }
-        let mut st = self
-            .conn
-            .prepare("SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 2")
-            .map_err(|e| self.db(e))?;
-        let ids: Vec<String> = st
-            .query_map(params![p, format!("{p}\u{7f}")], |r| r.get(0))
-            .map_err(|e| self.db(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.db(e))?;
-        match ids.len() {
-            0 => Err(LedgerError::NoSuchRun(prefix.to_string())),
-            1 => self.load(&ids[0]),
-            _ => {
-                let count: usize = self
-                    .conn
-                    .query_row(
-                        "SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2",
-                        params![p, format!("{p}\u{7f}")],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .map_err(|e| self.db(e))? as usize;
-                Err(LedgerError::Ambiguous {
-                    prefix: prefix.to_string(),
-                    count,
-                })
-            }
-        }
     }
 }

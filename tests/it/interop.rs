@@ -29,24 +29,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf8")
 }
 
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                let d = tempfile::tempdir().expect("tmp");
-                super::$name(&d.path().join("l.sqlite").display().to_string());
-            }
-            #[test]
-            fn postgres() {
-                if let Some(url) = super::postgres_ledger() {
-                    super::$name(&url);
-                }
-            }
-        }
-    };
-}
-
 both_backends!(codecarbon_file_imports_with_its_own_figures_and_exports_back_unchanged);
 both_backends!(decompute_csv_export_import_export_is_identical);
 

@@ -42,25 +42,6 @@ pub fn postgres_ledger() -> Option<String> {
     Some(format!("{base}/{name}?sslmode=disable"))
 }
 
-/// Runs a test body on a fresh ledger of each backend.
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                let d = tempfile::tempdir().expect("tmp");
-                super::$name(&d.path().join("l.sqlite").display().to_string());
-            }
-            #[test]
-            fn postgres() {
-                if let Some(url) = super::postgres_ledger() {
-                    super::$name(&url);
-                }
-            }
-        }
-    };
-}
-
 both_backends!(runs_are_recorded_listed_shown_and_summed);
 both_backends!(a_killed_monitor_leaves_an_interrupted_row_with_its_last_checkpoint);
 both_backends!(concurrent_runs_all_land);
@@ -468,46 +449,7 @@ fn csv_export_uses_codecarbon_columns_and_units(l: &str) {
     let csv = out(&with_ledger(l, &["ledger", "export", "--format", "csv"]));
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let codecarbon = [
-        "timestamp",
-        "project_name",
-        "run_id",
-        "experiment_id",
-        "duration",
-        "emissions",
-        "emissions_rate",
-        "cpu_power",
-        "gpu_power",
-        "ram_power",
-        "cpu_energy",
-        "gpu_energy",
-        "ram_energy",
-        "energy_consumed",
-        "water_consumed",
-        "country_name",
-        "country_iso_code",
-        "region",
-        "cloud_provider",
-        "cloud_region",
-        "os",
-        "python_version",
-        "codecarbon_version",
-        "cpu_count",
-        "cpu_model",
-        "gpu_count",
-        "gpu_model",
-        "longitude",
-        "latitude",
-        "ram_total_size",
-        "tracking_mode",
-        "cpu_utilization_percent",
-        "gpu_utilization_percent",
-        "ram_utilization_percent",
-        "ram_used_gb",
-        "on_cloud",
-        "pue",
-        "wue",
-    ];
+    let codecarbon = decompute::ledger::codecarbon::COLUMNS;
     assert_eq!(&header[..codecarbon.len()], &codecarbon);
     let row = decompute::csvdata::parse("export", &csv).expect("parses");
     let r = &row.rows[0].1;

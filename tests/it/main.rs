@@ -3,6 +3,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Runs a test body `fn NAME(ledger: &str)` on a fresh SQLite file and, when the test
+/// services are up, on a fresh PostgreSQL database (`postgres_ledger` in the calling module).
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let d = tempfile::tempdir().expect("tmp");
+                super::$name(&d.path().join("l.sqlite").display().to_string());
+            }
+            #[test]
+            fn postgres() {
+                if let Some(url) = super::postgres_ledger() {
+                    super::$name(&url);
+                }
+            }
+        }
+    };
+}
+
 mod cli;
 mod estimate;
 mod fixtures;
