@@ -198,6 +198,9 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 embodied: t.embodied,
             };
             let e = train::estimate(&input, &f, &data.constants).map_err(|e| anyhow::anyhow!(e))?;
+            for w in &e.warnings {
+                crate::say!("decompute: warning: {w}");
+            }
             let mut o = String::from("training estimate\n");
             if let Some(fl) = &e.flop {
                 let models = crate::estimate::models::embedded();

@@ -54,8 +54,12 @@ pub fn embedded() -> Vec<NotableModel> {
 pub fn compare(flop: f64, models: &[NotableModel]) -> String {
     let ratio = |a: f64, b: f64, name: &str| {
         let r = a / b;
-        if r >= 1.0 {
+        if (0.95..1.05).contains(&r) {
+            format!("about as much as {name}")
+        } else if r >= 1.0 {
             format!("{}× {name}", human_ratio(r))
+        } else if r >= 0.5 {
+            format!("{:.0} % of {name}", 100.0 * r)
         } else {
             format!("1/{} of {name}", human_ratio(1.0 / r))
         }
@@ -136,5 +140,15 @@ mod tests {
         assert_eq!(human_ratio(11_875_000.0), "12,000,000");
         let big = compare(1e26, &m);
         assert!(big.contains("2.6× Llama 3.1 405B"), "{big}");
+        // Near a model: never "1/1 of" or "1× ".
+        let bloom = m
+            .iter()
+            .find(|x| x.name == "BLOOM-176B")
+            .expect("bloom")
+            .flop;
+        let near = compare(bloom * 0.98, &m);
+        assert!(near.contains("about as much as BLOOM-176B"), "{near}");
+        let most = compare(bloom * 0.7, &m);
+        assert!(!most.contains("1/1 ") && !most.contains("1× "), "{most}");
     }
 }

@@ -52,6 +52,9 @@ pub struct TrainEstimate {
     pub inputs: Vec<Input>,
     /// The calculation, line by line, for `--explain`.
     pub chain: Vec<String>,
+    /// Inputs that contradict each other or sit at the edge of what is possible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub const SCHEMA: &str = "decompute.estimate/1";
@@ -116,11 +119,26 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
     };
 
     // FLOP.
+    let mut warnings = Vec::new();
     let n_eff = i.active_params.or(i.params);
     let flop = match (i.flop, n_eff, i.tokens) {
-        (Some(fl), _, _) => {
+        (Some(fl), n, d) => {
             inputs.push(given("flop", format!("{fl:.3e}")));
             chain.push(format!("FLOP = {fl:.3e} (given)"));
+            if let (Some(n), Some(d)) = (n, d) {
+                let rule = 6.0 * n * d;
+                let r = fl / rule;
+                if !(1.0 / 1.5..=1.5).contains(&r) {
+                    warnings.push(format!(
+                        "--flop {fl:.3e} is {} the 6·N·D = {rule:.3e} that --params and --tokens give; --flop is used (drop one or the other if that is not meant)",
+                        if r > 1.0 {
+                            format!("{r:.1}×")
+                        } else {
+                            format!("1/{:.1} of", 1.0 / r)
+                        }
+                    ));
+                }
+            }
             Some(fl)
         }
         (None, Some(n), Some(d)) => {
@@ -201,6 +219,29 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             }
         }
     };
+
+    // Given hours and FLOP on a known device imply a utilisation, which cannot pass 1.
+    if let (Some(fl), Some(hw), true) = (
+        flop,
+        &i.hardware,
+        i.device_hours.is_some() || i.days.is_some(),
+    ) {
+        let implied = fl / (hw.peak_flops * hours.value * 3600.0);
+        if implied > 1.0 {
+            return Err(format!(
+                "{fl:.3e} FLOP in {:.4e} {} hours implies an MFU of {implied:.2}, more than the device's peak: check --device-hours (or --days/--count), --flop/--params/--tokens or --hardware",
+                hours.value, hw.name
+            ));
+        }
+        chain.push(format!(
+            "implied MFU = FLOP / (peak × device-hours × 3600) = {implied:.3}"
+        ));
+        if implied > 0.7 {
+            warnings.push(format!(
+                "the inputs imply an MFU of {implied:.2}; published large runs reach 0.14–0.48"
+            ));
+        }
+    }
 
     // Power.
     let power = match (i.power_w, &i.hardware) {
@@ -338,6 +379,7 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
         embodied_kg: embodied,
         inputs,
         chain,
+        warnings,
     })
 }
 
@@ -518,6 +560,39 @@ mod tests {
             let e = estimate(&i, &f, &k()).expect_err(needle);
             assert!(e.contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn contradictions_are_said_and_the_impossible_refused() {
+        let f = factors(1.0, 0.0);
+        // --flop 10× the 6·N·D of --params/--tokens: used, with a warning.
+        let e = estimate(
+            &TrainInput {
+                params: Some(1e9),
+                tokens: Some(1e10),
+                flop: Some(6e20),
+                hardware: hw("h100"),
+                ..Default::default()
+            },
+            &f,
+            &k(),
+        )
+        .expect("estimate");
+        assert_eq!(e.flop.expect("flop").value, 6e20);
+        assert!(e.warnings[0].contains("10.0×"), "{:?}", e.warnings);
+        // 3.8e25 FLOP in 1,000 H100-hours would need an MFU in the thousands.
+        let err = estimate(
+            &TrainInput {
+                flop: Some(3.8e25),
+                device_hours: Some(1000.0),
+                hardware: hw("h100"),
+                ..Default::default()
+            },
+            &f,
+            &k(),
+        )
+        .expect_err("impossible");
+        assert!(err.contains("implies an MFU"), "{err}");
     }
 
     #[test]

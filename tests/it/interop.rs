@@ -235,6 +235,26 @@ fn each_forecast_format_gives_the_reference_window() {
         assert!(v["baseline"]["mean_g_per_kwh"].as_f64().expect("now") > m);
         assert!(v["saving_percent"].as_f64().expect("saving") > 20.0);
     }
+    // A command may print the document: the same answer.
+    let cmd = format!("cmd:cat {}", s(&fixture("forecasts/electricity-maps.json")));
+    let o = decompute()
+        .args([
+            "when",
+            "--grid",
+            &cmd,
+            "--duration",
+            "3h",
+            "--within",
+            "45h",
+            "--now",
+            "2026-12-01T00:00:00Z",
+            "--json",
+        ])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["best"]["start"], "2026-12-02T03:00:00Z");
     // The text says which basis it is.
     let grid = format!("json:{}", s(&fixture("forecasts/watttime-v3.json")));
     let o = decompute()
