@@ -101,14 +101,38 @@ pub struct InferArgs {
     pub common: Common,
 }
 
+/// The factors of an estimate: as for `run`, except that training and serving models happen
+/// in data centres, so when nobody chose a PUE (flag, environment, config, or a cloud zone's
+/// provider) the `hyperscale` preset applies instead of a personal machine's 1.0, and an
+/// on-site water left uncounted says how to count it.
 fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
     let cfg = c.factors.load_config()?;
     let data = c.factors.data()?;
     let conv = factors::resolve(&data, &c.factors.request(&cfg))?;
+    let mut pue = conv.pue;
+    if !pue.origin.given() && conv.cloud.is_none() {
+        if let Ok(mut f) = factors::resolve_pue(
+            &data,
+            Some(&factors::Given::new(
+                "hyperscale".into(),
+                factors::Origin::Default,
+            )),
+        ) {
+            f.source = format!(
+                "{} — default for estimates, which run in data centres (--pue average for the industry mean)",
+                f.source
+            );
+            pue = f;
+        }
+    }
+    let mut wue = conv.wue;
+    if wue.value == 0.0 && !wue.origin.given() && conv.cloud.is_none() {
+        wue.source = "not counted: no WUE given; pass --wue (fleet averages: AWS 0.12, Azure 0.30 L/kWh) or --zone aws:|azure:REGION".into();
+    }
     Ok(train::Factors {
-        pue: conv.pue,
+        pue,
         grid: conv.grid,
-        wue: conv.wue,
+        wue,
         ewif: conv.ewif,
         zone: conv.zone,
     })

@@ -19,6 +19,9 @@ pub struct Accelerator {
     /// `S` cross-checked against a secondary source, `U` datasheet value not re-read here.
     pub check: String,
     pub source: String,
+    /// The model FLOP utilisation published runs on this generation reached: (default, low,
+    /// high, source); `None` where none is published (the general default applies).
+    pub mfu: Option<(f64, f64, f64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,12 @@ impl HardwareTable {
             c("check")?,
             c("source")?,
         );
+        let mfu_cols = (
+            c("mfu").ok(),
+            c("mfu_low").ok(),
+            c("mfu_high").ok(),
+            c("mfu_source").ok(),
+        );
         let mut rows = Vec::new();
         for (line, r) in &t.rows {
             let tflops = t.float(*line, r, f)?;
@@ -76,6 +85,22 @@ impl HardwareTable {
                 embodied_source: r[es].trim().to_string(),
                 check: r[ch].trim().to_string(),
                 source: r[s].trim().to_string(),
+                mfu: match mfu_cols {
+                    (Some(v), Some(lo), Some(hi), Some(src)) if !r[v].trim().is_empty() => {
+                        let (v, lo, hi) = (
+                            t.float(*line, r, v)?,
+                            t.float(*line, r, lo)?,
+                            t.float(*line, r, hi)?,
+                        );
+                        if !(0.0 < lo && lo <= v && v <= hi && hi <= 1.0) {
+                            return Err(
+                                t.row_error(*line, "MFU needs 0 < mfu_low ≤ mfu ≤ mfu_high ≤ 1")
+                            );
+                        }
+                        Some((v, lo, hi, r[src].trim().to_string()))
+                    }
+                    _ => None,
+                },
             });
         }
         Ok(HardwareTable { rows })

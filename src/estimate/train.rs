@@ -192,16 +192,18 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
                     (m, m, m)
                 }
                 None => {
+                    // The device's generation where published runs say, else the default.
+                    let (d, source) = match &hw.mfu {
+                        Some((v, lo, hi, src)) => ((*v, *lo, *hi), format!("{}: {src}", hw.name)),
+                        None => (mfu_default, cite(&k.mfu.0)),
+                    };
                     inputs.push(Input {
                         name: "mfu".into(),
-                        value: format!(
-                            "{} (range {}–{})",
-                            mfu_default.0, mfu_default.1, mfu_default.2
-                        ),
-                        source: cite(&k.mfu.0),
+                        value: format!("{} (range {}–{})", d.0, d.1, d.2),
+                        source,
                         given: false,
                     });
-                    mfu_default
+                    d
                 }
             };
             let per = |m: f64| fl / (hw.peak_flops * m) / 3600.0;
