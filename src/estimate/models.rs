@@ -133,13 +133,13 @@ mod tests {
         assert!(m.last().expect("last").flop >= 1e25);
         let s = compare(3.2e18, &m);
         assert!(
-            s.starts_with("6.8× AlexNet") && s.contains("1/12,000,000 of Llama 3.1 405B"),
+            s.starts_with("6.8× AlexNet") && s.contains("1/16,000,000 of Gemini 1.0 Ultra"),
             "{s}"
         );
         assert_eq!(human_ratio(7.02), "7");
         assert_eq!(human_ratio(11_875_000.0), "12,000,000");
         let big = compare(1e26, &m);
-        assert!(big.contains("2.6× Llama 3.1 405B"), "{big}");
+        assert!(big.contains("2× Gemini 1.0 Ultra"), "{big}");
         // Near a model: never "1/1 of" or "1× ".
         let bloom = m
             .iter()

@@ -293,7 +293,7 @@ fn scale_places_work_in_text_and_svg_and_reads_runs() {
         out.contains("AlexNet")
             && out.contains("◀")
             && out.contains("6.8× AlexNet")
-            && out.contains("of Llama 3.1 405B"),
+            && out.contains("1/16,000,000 of Gemini 1.0 Ultra"),
         "{out}"
     );
     let s = std::fs::read_to_string(&svg).expect("svg");
