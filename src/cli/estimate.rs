@@ -85,7 +85,8 @@ pub struct InferArgs {
     /// Accelerator (h100 is what the calibration measured)
     #[arg(long, default_value = "h100", value_name = "KEY")]
     pub hardware: String,
-    /// Number of devices serving the model (recorded)
+    /// Number of devices serving the model [default: the fewest whose memory holds the
+    /// weights]
     #[arg(long, value_parser = parse_count)]
     pub count: Option<f64>,
     /// Output tokens (per request when --requests is given)
@@ -97,6 +98,10 @@ pub struct InferArgs {
     /// Concurrent requests served together (the dominant variable)
     #[arg(long, default_value_t = 64.0)]
     pub batch: f64,
+    /// Precision of the served weights: bf16, fp16, fp8, int8, int4 (sets the memory the
+    /// weights need, and so the least --count)
+    #[arg(long, default_value = "bf16", value_parser = infer::Precision::parse)]
+    pub precision: infer::Precision,
     #[command(flatten)]
     pub common: Common,
 }
@@ -280,8 +285,12 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 tokens_out: i.tokens_out,
                 requests: i.requests,
                 batch: i.batch,
+                precision: i.precision,
             };
             let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
+            for w in &e.warnings {
+                crate::say!("decompute: warning: {w}");
+            }
             let mut o = String::from("inference estimate\n");
             o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", r(&e.gpu_energy_per_token_j, "J")));
             o.push_str(&format!("  tokens           {}\n", e.tokens));

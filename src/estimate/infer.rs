@@ -101,6 +101,64 @@ pub fn fit(points: &[Point]) -> Result<Fit, String> {
     })
 }
 
+/// Numeric precision of the served weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Bf16,
+    Fp16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "fp16" | "float16" => Ok(Precision::Fp16),
+            "fp8" => Ok(Precision::Fp8),
+            "int8" => Ok(Precision::Int8),
+            "int4" => Ok(Precision::Int4),
+            _ => Err(format!(
+                "precision '{}' is not one of bf16, fp16, fp8, int8, int4",
+                crate::term::escape(s)
+            )),
+        }
+    }
+
+    /// Bytes a weight takes.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Precision::Bf16 | Precision::Fp16 => 2.0,
+            Precision::Fp8 | Precision::Int8 => 1.0,
+            Precision::Int4 => 0.5,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+            Precision::Fp8 => "fp8",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        }
+    }
+}
+
+/// The share of a device's memory the weights may take: the rest holds the KV cache and
+/// activations a serving engine needs (vLLM reserves 90 % of memory and needs room in it).
+pub const WEIGHT_SHARE: f64 = 0.8;
+
+/// The fewest devices whose memory holds `params` weights at `precision`.
+pub fn least_count(params: f64, precision: Precision, memory_gb: f64) -> f64 {
+    (params * precision.bytes() / 1e9 / (memory_gb * WEIGHT_SHARE))
+        .ceil()
+        .max(1.0)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct InferInput {
     pub params: f64,
@@ -111,6 +169,7 @@ pub struct InferInput {
     pub tokens_out: f64,
     pub requests: Option<f64>,
     pub batch: f64,
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,9 +185,15 @@ pub struct InferEstimate {
     pub fit: Fit,
     pub inputs: Vec<Input>,
     pub chain: Vec<String>,
+    /// Inputs outside what the calibration covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub const SCHEMA: &str = "decompute.estimate-infer/1";
+
+/// The batch sizes (concurrent requests) the shipped calibration measured.
+pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
 
 /// Band on the H100 (the leaderboard's previous serving stack used 25–40 % more energy per
 /// token) and, wider, on other hardware (scaled, not measured).
@@ -140,10 +205,17 @@ pub fn estimate(
     fitted: Fit,
     f: &super::train::Factors,
 ) -> Result<InferEstimate, String> {
-    if !(i.batch >= 1.0 && i.batch <= 4096.0) {
+    if !(i.batch >= 1.0 && i.batch <= 4096.0) || i.batch.fract() != 0.0 {
         return Err(format!(
-            "--batch {} is out of range; give the number of concurrent requests, 1 to 4096",
+            "--batch {} is not a number of concurrent requests; give a whole number from 1 to 4096",
             i.batch
+        ));
+    }
+    let mut warnings = Vec::new();
+    if !(CALIBRATED_BATCH.0..=CALIBRATED_BATCH.1).contains(&i.batch) {
+        warnings.push(format!(
+            "--batch {} is outside the measured {}–{} concurrent requests; the figure is extrapolated",
+            i.batch, CALIBRATED_BATCH.0, CALIBRATED_BATCH.1
         ));
     }
     if let Some(a) = i.active_params {
@@ -162,6 +234,30 @@ pub fn estimate(
         .reference
         .as_ref()
         .ok_or("the H100 reference row is missing from data/hardware.csv")?;
+    // The weights must fit in the devices' memory.
+    let weights_gb = i.params * i.precision.bytes() / 1e9;
+    let least = least_count(i.params, i.precision, hw.memory_gb);
+    let count = match i.count {
+        Some(c) if c < least => {
+            let lower = [Precision::Fp8, Precision::Int4]
+                .into_iter()
+                .filter(|p| p.bytes() < i.precision.bytes())
+                .find(|p| least_count(i.params, *p, hw.memory_gb) <= c);
+            return Err(format!(
+                "{:.0} GB of {} weights do not fit on {c} × {} ({} GB each, {:.0} % of it for weights): give --count {least}{}",
+                weights_gb,
+                i.precision.name(),
+                hw.name,
+                hw.memory_gb,
+                WEIGHT_SHARE * 100.0,
+                lower
+                    .map(|p| format!(" or --precision {}", p.name()))
+                    .unwrap_or_default()
+            ));
+        }
+        Some(c) => c,
+        None => least,
+    };
     let base = fitted.j_per_token(n_b, i.batch);
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
@@ -234,15 +330,31 @@ pub fn estimate(
             given: true,
         });
     }
-    if let Some(c) = i.count {
-        inputs.push(Input {
-            name: "count".into(),
-            value: c.to_string(),
-            source:
-                "user (recorded; the per-token figure already reflects the GPUs the model needs)"
-                    .into(),
-            given: true,
-        });
+    inputs.push(Input {
+        name: "count".into(),
+        value: count.to_string(),
+        source: match i.count {
+            Some(_) => "user (checked against memory; the energy per token is not yet scaled by it: the calibration served each model on the devices it needed)".into(),
+            None => format!(
+                "default: the fewest {} that hold {weights_gb:.0} GB of {} weights in {:.0} % of their memory",
+                hw.name,
+                i.precision.name(),
+                WEIGHT_SHARE * 100.0
+            ),
+        },
+        given: i.count.is_some(),
+    });
+    inputs.push(Input {
+        name: "precision".into(),
+        value: i.precision.name().into(),
+        source: "weight memory; the energy fit was measured at bf16".into(),
+        given: i.precision != Precision::Bf16,
+    });
+    if i.precision.bytes() < 2.0 {
+        warnings.push(format!(
+            "--precision {} sets the weight memory; the energy per token is the bf16 fit's (no lower-precision rows are calibrated yet)",
+            i.precision.name()
+        ));
     }
     Ok(InferEstimate {
         schema: SCHEMA.into(),
@@ -256,6 +368,7 @@ pub fn estimate(
         fit: fitted,
         inputs,
         chain,
+        warnings,
     })
 }
 
@@ -301,5 +414,59 @@ mod tests {
         }
         // Batch dominates: 8 vs 256 concurrent requests differ several-fold.
         assert!(f.j_per_token(8.0, 8.0) / f.j_per_token(8.0, 256.0) > 4.0);
+    }
+
+    #[test]
+    fn weights_must_fit_and_batches_be_whole() {
+        // 405 B at bf16 = 810 GB: 13 H100s of 80 GB at 80 % for weights; 7 at fp8.
+        assert_eq!(least_count(405e9, Precision::Bf16, 80.0), 13.0);
+        assert_eq!(least_count(405e9, Precision::Fp8, 80.0), 7.0);
+        assert_eq!(least_count(8e9, Precision::Bf16, 80.0), 1.0);
+        let h100 = super::super::hardware::HardwareTable::embedded()
+            .get("h100")
+            .expect("h100")
+            .clone();
+        let f = fit(&cal()).expect("fit");
+        let factors = super::super::train::Factors {
+            pue: crate::factors::Factor::new(1.0, "", "t", None),
+            grid: crate::factors::Factor::new(0.0, "", "t", None),
+            wue: crate::factors::Factor::new(0.0, "", "t", None),
+            ewif: crate::factors::Factor::new(0.0, "", "t", None),
+            zone: "WORLD".into(),
+        };
+        let input = |count: Option<f64>, batch: f64, precision: Precision| InferInput {
+            params: 405e9,
+            hardware: Some(h100.clone()),
+            reference: Some(h100.clone()),
+            count,
+            tokens_out: 1000.0,
+            batch,
+            precision,
+            ..Default::default()
+        };
+        let e = estimate(&input(Some(1.0), 64.0, Precision::Bf16), f, &factors)
+            .expect_err("810 GB on 80");
+        assert!(
+            e.contains("810 GB") && e.contains("--count 13") && !e.contains("--precision"),
+            "{e}"
+        );
+        let e =
+            estimate(&input(Some(4.0), 64.0, Precision::Bf16), f, &factors).expect_err("4 < 13");
+        assert!(e.contains("--precision int4"), "{e}");
+        let e =
+            estimate(&input(Some(8.0), 64.0, Precision::Bf16), f, &factors).expect_err("8 < 13");
+        assert!(e.contains("--precision fp8"), "{e}");
+        assert!(estimate(&input(Some(8.0), 64.0, Precision::Fp8), f, &factors).is_ok());
+        let ok = estimate(&input(None, 64.0, Precision::Bf16), f, &factors).expect("default count");
+        assert!(ok
+            .inputs
+            .iter()
+            .any(|x| x.name == "count" && x.value == "13"));
+        assert!(estimate(&input(None, 1.5, Precision::Bf16), f, &factors)
+            .expect_err("fractional batch")
+            .contains("whole number"));
+        let far =
+            estimate(&input(None, 1024.0, Precision::Bf16), f, &factors).expect("extrapolated");
+        assert!(far.warnings[0].contains("extrapolated"));
     }
 }
