@@ -152,6 +152,24 @@ impl Precision {
 /// activations a serving engine needs (vLLM reserves 90 % of memory and needs room in it).
 pub const WEIGHT_SHARE: f64 = 0.8;
 
+/// How energy per token grows with the number of devices at a fixed batch: `(count /
+/// calibration count)^γ`. γ = 0.325 is the median over the 39 pairs of ML.ENERGY measurements
+/// (v2 and v3; same model, device and batch, the count doubled) in the project's reference
+/// data: ×1.25 per doubling (Qwen3-30B-A3B at batch 8: 0.653 J on 1 H100, 0.823 J on 2).
+/// The v3 H100 pairs span 0.25–0.43, which bounds the band.
+pub const COUNT_EXPONENT: (f64, f64, f64) = (0.325, 0.25, 0.43);
+
+/// The calibration's deployments held the weights in at most half of each device's memory
+/// (8 B and 14 B models on 1 H100, 32 B on 2, 70 B on 4): the count the fit stands for.
+pub const CALIBRATION_WEIGHT_SHARE: f64 = 0.5;
+
+/// The device count the energy fit stands for at this size.
+pub fn calibration_count(params: f64, precision: Precision, memory_gb: f64) -> f64 {
+    (params * precision.bytes() / 1e9 / (memory_gb * CALIBRATION_WEIGHT_SHARE))
+        .ceil()
+        .max(1.0)
+}
+
 /// The fewest devices whose memory holds `params` weights at `precision`.
 pub fn least_count(params: f64, precision: Precision, memory_gb: f64) -> f64 {
     (params * precision.bytes() / 1e9 / (memory_gb * WEIGHT_SHARE))
@@ -256,18 +274,26 @@ pub fn estimate(
             ));
         }
         Some(c) => c,
-        None => least,
+        None => calibration_count(i.params, i.precision, hw.memory_gb),
+    };
+    let cal_count = calibration_count(i.params, i.precision, hw.memory_gb);
+    let ratio = count / cal_count;
+    let (g, g_lo, g_hi) = COUNT_EXPONENT;
+    let (count_f, count_lo, count_hi) = if ratio >= 1.0 {
+        (ratio.powf(g), ratio.powf(g_lo), ratio.powf(g_hi))
+    } else {
+        (ratio.powf(g), ratio.powf(g_hi), ratio.powf(g_lo))
     };
     let base = fitted.j_per_token(n_b, i.batch);
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
     let scale = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
     let (lo, hi) = if same { BAND_H100 } else { BAND_OTHER };
-    let per = base * scale;
+    let per = base * scale * count_f;
     let per_token = Ranged {
         value: per,
-        low: per * lo,
-        high: per * hi,
+        low: base * scale * count_lo * lo,
+        high: base * scale * count_hi * hi,
     };
     let tokens = i.tokens_out * i.requests.unwrap_or(1.0);
     let it = per_token.scale(tokens / 3.6e6);
@@ -284,6 +310,11 @@ pub fn estimate(
         chain.push(format!(
             "scaled to {} by energy per peak FLOP: ({} W / {:.3e}) / ({} W / {:.3e}) = {scale:.3}",
             hw.name, hw.power_w, hw.peak_flops, reference.power_w, reference.peak_flops
+        ));
+    }
+    if ratio != 1.0 {
+        chain.push(format!(
+            "× (count / calibration count)^γ = ({count} / {cal_count})^{g} = {count_f:.3} (γ from the measured effect of more devices at a fixed batch; band {g_lo}–{g_hi})"
         ));
     }
     chain.push(format!(
@@ -334,12 +365,12 @@ pub fn estimate(
         name: "count".into(),
         value: count.to_string(),
         source: match i.count {
-            Some(_) => "user (checked against memory; the energy per token is not yet scaled by it: the calibration served each model on the devices it needed)".into(),
+            Some(_) => format!("user (at least {least} to hold the weights; the energy fit stands for {cal_count})"),
             None => format!(
-                "default: the fewest {} that hold {weights_gb:.0} GB of {} weights in {:.0} % of their memory",
+                "default: as the calibration deployed models, {} holding {weights_gb:.0} GB of {} weights in at most {:.0} % of their memory",
                 hw.name,
                 i.precision.name(),
-                WEIGHT_SHARE * 100.0
+                CALIBRATION_WEIGHT_SHARE * 100.0
             ),
         },
         given: i.count.is_some(),
@@ -457,11 +488,20 @@ mod tests {
             estimate(&input(Some(8.0), 64.0, Precision::Bf16), f, &factors).expect_err("8 < 13");
         assert!(e.contains("--precision fp8"), "{e}");
         assert!(estimate(&input(Some(8.0), 64.0, Precision::Fp8), f, &factors).is_ok());
+        // By default the count the calibration would have used: 810 GB in half of 80 GB each.
         let ok = estimate(&input(None, 64.0, Precision::Bf16), f, &factors).expect("default count");
-        assert!(ok
-            .inputs
-            .iter()
-            .any(|x| x.name == "count" && x.value == "13"));
+        assert!(
+            ok.inputs
+                .iter()
+                .any(|x| x.name == "count" && x.value == "21"),
+            "{:?}",
+            ok.inputs
+        );
+        // Twice the devices at the same batch: ×2^0.325 = 1.25 per token.
+        let twice = estimate(&input(Some(42.0), 64.0, Precision::Bf16), f, &factors).expect("42");
+        let r = twice.gpu_energy_per_token_j.value / ok.gpu_energy_per_token_j.value;
+        assert!((r - 2f64.powf(0.325)).abs() < 1e-9, "{r}");
+        assert!(twice.gpu_energy_per_token_j.high / ok.gpu_energy_per_token_j.high > r);
         assert!(estimate(&input(None, 1.5, Precision::Bf16), f, &factors)
             .expect_err("fractional batch")
             .contains("whole number"));
