@@ -7,6 +7,7 @@ pub mod hardware;
 pub mod infer;
 pub mod models;
 pub mod train;
+pub mod validation;
 
 use serde::{Deserialize, Serialize};
 
