@@ -4,8 +4,10 @@
 //! model, energy per token fits `e0 + k / B` closely (a fixed per-token cost plus a cost
 //! shared by the batch); across models `k` grows in proportion to N and `e0` as a power of N.
 //! So: `E(N, B) = a·N^b + c·N / B` (N in billions of active parameters), fitted by least
-//! squares at start-up. Other accelerators are scaled by their energy per peak FLOP relative
-//! to the H100. The figure covers the GPUs only, before PUE: host CPU, memory, network and
+//! squares at start-up. A mixture-of-experts model takes its total parameters in the
+//! batch-shared term and √(active·total) in the per-token one; more devices than the
+//! calibration used cost (count / theirs)^0.325. Other accelerators are scaled by their
+//! energy per peak FLOP relative to the H100. The figure covers the GPUs only, before PUE: host CPU, memory, network and
 //! idle capacity are not included.
 
 use super::hardware::Accelerator;
@@ -218,6 +220,10 @@ pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
 /// token) and, wider, on other hardware (scaled, not measured).
 pub const BAND_H100: (f64, f64) = (0.8, 1.4);
 pub const BAND_OTHER: (f64, f64) = (0.6, 1.8);
+/// Mixture-of-experts models: the form below was chosen on measured H100 rows, not fitted,
+/// and errs more: a wider band (docs/validation.md, section 3).
+pub const BAND_MOE_H100: (f64, f64) = (0.6, 1.8);
+pub const BAND_MOE_OTHER: (f64, f64) = (0.45, 2.4);
 
 pub fn estimate(
     i: &InferInput,
@@ -285,11 +291,27 @@ pub fn estimate(
     } else {
         (ratio.powf(g), ratio.powf(g_hi), ratio.powf(g_lo))
     };
-    let base = fitted.j_per_token(n_b, i.batch);
+    // A mixture-of-experts model reads most experts' weights across a batch (the
+    // batch-shared term takes the total parameters), and its per-token cost sits between
+    // its active and total size (routing, expert parallelism): the geometric mean. This form
+    // was chosen on the measured H100 MoE rows and checked on the B200 ones.
+    let total_b = i.params / 1e9;
+    let moe = n_b < total_b;
+    let (n_tok, n_batch) = if moe {
+        ((n_b * total_b).sqrt(), total_b)
+    } else {
+        (n_b, n_b)
+    };
+    let base = fitted.a * n_tok.powf(fitted.b) + fitted.c * n_batch / i.batch.max(1.0);
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
     let scale = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
-    let (lo, hi) = if same { BAND_H100 } else { BAND_OTHER };
+    let (lo, hi) = match (moe, same) {
+        (false, true) => BAND_H100,
+        (false, false) => BAND_OTHER,
+        (true, true) => BAND_MOE_H100,
+        (true, false) => BAND_MOE_OTHER,
+    };
     let per = base * scale * count_f;
     let per_token = Ranged {
         value: per,
@@ -301,12 +323,17 @@ pub fn estimate(
     let facility = it.scale(f.pue.value);
     let carbon = facility.scale(f.grid.value / 1000.0);
     let water = it.scale(f.wue.value).plus(facility.scale(f.ewif.value));
-    let mut chain = vec![
+    let mut chain = vec![if moe {
+        format!(
+            "GPU J/token on H100 = a·√(N_active·N_total)^b + c·N_total/B = {:.4}·{n_tok:.3}^{:.3} + {:.4}·{n_batch}/{} = {base:.4} J (mixture of experts; a, b, c fitted to ML.ENERGY leaderboard v3, Apache-2.0)",
+            fitted.a, fitted.b, fitted.c, i.batch
+        )
+    } else {
         format!(
             "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_b}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
             fitted.a, fitted.b, fitted.c, i.batch
-        ),
-    ];
+        )
+    }];
     if !same {
         chain.push(format!(
             "scaled to {} by energy per peak FLOP: ({} W / {:.3e}) / ({} W / {:.3e}) = {scale:.3}",

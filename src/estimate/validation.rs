@@ -66,8 +66,10 @@ pub fn group(m: &Measured) -> &'static str {
         "models ≤ 4 B (v2 rows only)"
     } else if v2 {
         "v2, larger models (older serving stack)"
+    } else if m.active_b < m.total_b && m.gpu == "H100" {
+        "mixture-of-experts, H100 (v3; the form was chosen on these)"
     } else if m.active_b < m.total_b {
-        "mixture-of-experts (v3)"
+        "mixture-of-experts, B200 (v3; held out)"
     } else if m.gpu == "H100" {
         "dense, H100 (v3)"
     } else {
