@@ -22,6 +22,9 @@ pub struct Accelerator {
     /// The model FLOP utilisation published runs on this generation reached: (default, low,
     /// high, source); `None` where none is published (the general default applies).
     pub mfu: Option<(f64, f64, f64, String)>,
+    /// Measured GPU energy per output token relative to the H100 at the same model and
+    /// batch, with its source; `None` where unmeasured (then scaled by power ÷ peak).
+    pub infer_vs_h100: Option<(f64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ impl HardwareTable {
             c("mfu_high").ok(),
             c("mfu_source").ok(),
         );
+        let ratio_cols = (c("infer_vs_h100").ok(), c("infer_vs_h100_source").ok());
         let mut rows = Vec::new();
         for (line, r) in &t.rows {
             let tflops = t.float(*line, r, f)?;
@@ -98,6 +102,16 @@ impl HardwareTable {
                             );
                         }
                         Some((v, lo, hi, r[src].trim().to_string()))
+                    }
+                    _ => None,
+                },
+                infer_vs_h100: match ratio_cols {
+                    (Some(v), Some(src)) if !r[v].trim().is_empty() => {
+                        let x = t.float(*line, r, v)?;
+                        if !(0.05..=20.0).contains(&x) {
+                            return Err(t.row_error(*line, "infer_vs_h100 outside 0.05–20"));
+                        }
+                        Some((x, r[src].trim().to_string()))
                     }
                     _ => None,
                 },

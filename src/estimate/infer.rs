@@ -220,6 +220,8 @@ pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
 /// token) and, wider, on other hardware (scaled, not measured).
 pub const BAND_H100: (f64, f64) = (0.8, 1.4);
 pub const BAND_OTHER: (f64, f64) = (0.6, 1.8);
+/// Other accelerators whose ratio to the H100 was measured: the spread of the pairs.
+pub const BAND_MEASURED_RATIO: (f64, f64) = (0.65, 1.6);
 /// Mixture-of-experts models: the form below was chosen on measured H100 rows, not fitted,
 /// and errs more: a wider band (docs/validation.md, section 3).
 pub const BAND_MOE_H100: (f64, f64) = (0.6, 1.8);
@@ -305,12 +307,18 @@ pub fn estimate(
     let base = fitted.a * n_tok.powf(fitted.b) + fitted.c * n_batch / i.batch.max(1.0);
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
-    let scale = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
-    let (lo, hi) = match (moe, same) {
-        (false, true) => BAND_H100,
-        (false, false) => BAND_OTHER,
-        (true, true) => BAND_MOE_H100,
-        (true, false) => BAND_MOE_OTHER,
+    let scaled = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
+    let scale = match (&hw.infer_vs_h100, same) {
+        (_, true) => 1.0,
+        (Some((r, _)), false) => *r,
+        (None, false) => scaled,
+    };
+    let (lo, hi) = match (moe, same, hw.infer_vs_h100.is_some()) {
+        (false, true, _) => BAND_H100,
+        (false, false, true) => BAND_MEASURED_RATIO,
+        (false, false, false) => BAND_OTHER,
+        (true, true, _) => BAND_MOE_H100,
+        (true, false, _) => BAND_MOE_OTHER,
     };
     let per = base * scale * count_f;
     let per_token = Ranged {
@@ -334,11 +342,16 @@ pub fn estimate(
             fitted.a, fitted.b, fitted.c, i.batch
         )
     }];
-    if !same {
-        chain.push(format!(
-            "scaled to {} by energy per peak FLOP: ({} W / {:.3e}) / ({} W / {:.3e}) = {scale:.3}",
+    match (&hw.infer_vs_h100, same) {
+        (_, true) => {}
+        (Some((r, src)), false) => chain.push(format!(
+            "× {r} for {} ({src})",
+            hw.name
+        )),
+        (None, false) => chain.push(format!(
+            "scaled to {} by energy per peak FLOP (an assumption: no measured ratio): ({} W / {:.3e}) / ({} W / {:.3e}) = {scale:.3}",
             hw.name, hw.power_w, hw.peak_flops, reference.power_w, reference.peak_flops
-        ));
+        )),
     }
     if ratio != 1.0 {
         chain.push(format!(
