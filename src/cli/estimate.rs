@@ -38,25 +38,25 @@ pub struct Common {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Total parameters (70e9, 70B)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub params: Option<f64>,
     /// Active parameters per token (mixture-of-experts)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub active_params: Option<f64>,
     /// Training tokens (2T, 2e12)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub tokens: Option<f64>,
     /// Training compute in FLOP, instead of 6·N·D
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub flop: Option<f64>,
     /// Accelerator (h100, a100, tpu-v4, mi300x…; see `decompute estimate train --hardware list`)
     #[arg(long, value_name = "KEY")]
     pub hardware: Option<String>,
     /// Number of devices (with --days)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub count: Option<f64>,
     /// Total device-hours
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub device_hours: Option<f64>,
     /// Wall-clock days (with --count)
     #[arg(long)]
@@ -77,23 +77,23 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 pub struct InferArgs {
     /// Total parameters (8e9, 8B)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub params: f64,
     /// Active parameters per token (mixture-of-experts)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub active_params: Option<f64>,
     /// Accelerator (h100 is what the calibration measured)
     #[arg(long, default_value = "h100", value_name = "KEY")]
     pub hardware: String,
     /// Number of devices serving the model [default: the fewest whose memory holds the
     /// weights]
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub count: Option<f64>,
     /// Output tokens (per request when --requests is given)
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub tokens_out: f64,
     /// Number of requests
-    #[arg(long, value_parser = parse_count)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub requests: Option<f64>,
     /// Concurrent requests served together (the dominant variable)
     #[arg(long, default_value_t = 64.0)]

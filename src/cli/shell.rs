@@ -52,6 +52,12 @@ pub fn man(a: ManArgs) -> anyhow::Result<()> {
             print_stdout(&String::from_utf8_lossy(&buf))
         }
         Some(dir) => {
+            if dir.exists() && !dir.is_dir() {
+                anyhow::bail!(
+                    "--dir {}: not a directory; give a directory for the pages",
+                    dir.display()
+                );
+            }
             if !dir.is_dir() {
                 anyhow::bail!(
                     "--dir {}: no such directory; create it first (e.g. mkdir -p {})",

@@ -77,7 +77,10 @@ impl Signal {
         match self {
             Signal::File(p) => parse_any(&text(p)?, now).map_err(|e| format!("{}: {e}", name(p))),
             Signal::Csv(p) | Signal::Json(p) => {
-                let f = forecast::parse(&name(p), &text(p)?)?;
+                let f = match self {
+                    Signal::Json(_) => forecast::parse_json(&name(p), &text(p)?)?,
+                    _ => forecast::parse(&name(p), &text(p)?)?,
+                };
                 f.reading_at(now)
                     .ok_or_else(|| uncovered(&name(p), &f, now))
             }
@@ -96,7 +99,10 @@ impl Signal {
             Signal::Csv(p) | Signal::Json(p) | Signal::File(p) => {
                 let t = crate::infile::read_text(p, crate::infile::BULK_LIMIT)
                     .map_err(|e| e.to_string())?;
-                forecast::parse(&p.display().to_string(), &t)
+                match self {
+                    Signal::Json(_) => forecast::parse_json(&p.display().to_string(), &t),
+                    _ => forecast::parse(&p.display().to_string(), &t),
+                }
             }
             Signal::Cmd(c) => {
                 let (status, out) = command::execute(c, timeout, helpers, &|| false)?;
