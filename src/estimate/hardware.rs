@@ -25,6 +25,9 @@ pub struct Accelerator {
     /// Measured GPU energy per output token relative to the H100 at the same model and
     /// batch, with its source; `None` where unmeasured (then scaled by power ÷ peak).
     pub infer_vs_h100: Option<(f64, String)>,
+    /// Average power per device measured in published training runs: (value, low, high,
+    /// source); `None` where none is published (rated power × the utilisation factor).
+    pub train_power: Option<(f64, f64, f64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +65,12 @@ impl HardwareTable {
             c("mfu_source").ok(),
         );
         let ratio_cols = (c("infer_vs_h100").ok(), c("infer_vs_h100_source").ok());
+        let power_cols = (
+            c("train_power_w").ok(),
+            c("train_power_low").ok(),
+            c("train_power_high").ok(),
+            c("train_power_source").ok(),
+        );
         let mut rows = Vec::new();
         for (line, r) in &t.rows {
             let tflops = t.float(*line, r, f)?;
@@ -112,6 +121,22 @@ impl HardwareTable {
                             return Err(t.row_error(*line, "infer_vs_h100 outside 0.05–20"));
                         }
                         Some((x, r[src].trim().to_string()))
+                    }
+                    _ => None,
+                },
+                train_power: match power_cols {
+                    (Some(v), Some(lo), Some(hi), Some(src)) if !r[v].trim().is_empty() => {
+                        let (v, lo, hi) = (
+                            t.float(*line, r, v)?,
+                            t.float(*line, r, lo)?,
+                            t.float(*line, r, hi)?,
+                        );
+                        if !(0.0 < lo && lo <= v && v <= hi) {
+                            return Err(
+                                t.row_error(*line, "train power needs 0 < low ≤ value ≤ high")
+                            );
+                        }
+                        Some((v, lo, hi, r[src].trim().to_string()))
                     }
                     _ => None,
                 },

@@ -252,6 +252,23 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             chain.push(format!("average power = {p} W per device (given)"));
             Ranged::exact(p)
         }
+        (None, Some(hw)) if hw.train_power.is_some() => {
+            let (v, lo, hi, src) = hw.train_power.clone().unwrap_or_default();
+            inputs.push(Input {
+                name: "power_w".into(),
+                value: format!("{v} W (range {lo}–{hi})"),
+                source: format!("{}: {src}", hw.name),
+                given: false,
+            });
+            chain.push(format!(
+                "average power = {v} W per device, measured in published runs (range {lo}–{hi} W)"
+            ));
+            Ranged {
+                value: v,
+                low: lo,
+                high: hi,
+            }
+        }
         (None, Some(hw)) => {
             let (d, lo, hi) = (
                 k.power_factor.0.value,
