@@ -31,7 +31,8 @@ impl InError {
 
 /// Reads at most `limit` bytes of text from `path`.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, InError> {
-    let shown = || path.display().to_string();
+    // A path is user text: shown with control characters escaped.
+    let shown = || crate::term::escape(&path.display().to_string());
     let f = std::fs::File::open(path).map_err(|error| InError::Io {
         path: shown(),
         error,

@@ -250,7 +250,7 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
 /// Reads, parses and validates every record of an export file; the first bad line refuses
 /// the whole file, naming the line.
 fn read_import(file: &std::path::Path) -> anyhow::Result<Vec<RunRecord>> {
-    let name = file.display().to_string();
+    let name = crate::term::escape(&file.display().to_string());
     let text = if file.as_os_str() == "-" {
         let mut t = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)

@@ -15,6 +15,51 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The tables both backends create word for word (tags, components, factors, power
+/// samples): one text for both migrations.
+macro_rules! detail_tables {
+    () => {
+        "
+    CREATE TABLE run_tags (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE INDEX run_tags_kv ON run_tags (key, value);
+    CREATE TABLE components (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        component TEXT NOT NULL,
+        method TEXT NOT NULL,
+        source TEXT NOT NULL,
+        host_j DOUBLE PRECISION NOT NULL,
+        workload_j DOUBLE PRECISION NOT NULL,
+        low_j DOUBLE PRECISION NOT NULL,
+        high_j DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, source)
+    );
+    CREATE TABLE factors (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        name TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        source TEXT NOT NULL,
+        year INTEGER,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE samples (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        t_s DOUBLE PRECISION NOT NULL,
+        dt_s DOUBLE PRECISION NOT NULL,
+        cpu_w DOUBLE PRECISION NOT NULL,
+        dram_w DOUBLE PRECISION NOT NULL,
+        gpu_w DOUBLE PRECISION NOT NULL,
+        workload_w DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, t_s)
+    )"
+    };
+}
+pub(crate) use detail_tables;
+
 /// Schema of one exported record (a JSON line of `ledger export --format json`).
 pub const RECORD_SCHEMA: &str = "decompute.ledger-record/1";
 

@@ -25,7 +25,8 @@ const LOCK_KEY: i64 = 0x4443_4D50;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the whole schema of SQLite's version 2, with instants as timestamptz.
-    "CREATE TABLE runs (
+    concat!(
+        "CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         project TEXT NOT NULL,
         user_name TEXT NOT NULL,
@@ -60,42 +61,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_started ON runs (started_at);
     CREATE INDEX runs_status ON runs (status) WHERE status = 'running';
     CREATE INDEX runs_totals ON runs (project, started_at) INCLUDE (duration_s, energy_j, modelled_j, carbon_g, water_l);
-    CREATE TABLE run_tags (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (run_id, key)
-    );
-    CREATE INDEX run_tags_kv ON run_tags (key, value);
-    CREATE TABLE components (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        component TEXT NOT NULL,
-        method TEXT NOT NULL,
-        source TEXT NOT NULL,
-        host_j DOUBLE PRECISION NOT NULL,
-        workload_j DOUBLE PRECISION NOT NULL,
-        low_j DOUBLE PRECISION NOT NULL,
-        high_j DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (run_id, source)
-    );
-    CREATE TABLE factors (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        name TEXT NOT NULL,
-        value DOUBLE PRECISION NOT NULL,
-        source TEXT NOT NULL,
-        year INTEGER,
-        PRIMARY KEY (run_id, name)
-    );
-    CREATE TABLE samples (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        t_s DOUBLE PRECISION NOT NULL,
-        dt_s DOUBLE PRECISION NOT NULL,
-        cpu_w DOUBLE PRECISION NOT NULL,
-        dram_w DOUBLE PRECISION NOT NULL,
-        gpu_w DOUBLE PRECISION NOT NULL,
-        workload_w DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (run_id, t_s)
-    );",
+",
+        super::detail_tables!()
+    ),
 ];
 
 /// How the connection is encrypted (libpq's `sslmode`).

@@ -24,7 +24,8 @@ pub const SCHEMA_VERSION: i64 = 2;
 const MIGRATIONS: &[&str] = &[
     // 1: runs (narrow, for fast totals), their full reports, tags, components, factors and
     // power samples.
-    "CREATE TABLE runs (
+    concat!(
+        "CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         project TEXT NOT NULL,
         user_name TEXT NOT NULL,
@@ -58,42 +59,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_status ON runs (status);
     -- Covers `summary` and budget totals: scanned in project order, no table lookups.
     CREATE INDEX runs_totals ON runs (project, started_at, duration_s, energy_j, modelled_j, carbon_g, water_l);
-    CREATE TABLE run_tags (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (run_id, key)
-    );
-    CREATE INDEX run_tags_kv ON run_tags (key, value);
-    CREATE TABLE components (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        component TEXT NOT NULL,
-        method TEXT NOT NULL,
-        source TEXT NOT NULL,
-        host_j DOUBLE PRECISION NOT NULL,
-        workload_j DOUBLE PRECISION NOT NULL,
-        low_j DOUBLE PRECISION NOT NULL,
-        high_j DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (run_id, source)
-    );
-    CREATE TABLE factors (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        name TEXT NOT NULL,
-        value DOUBLE PRECISION NOT NULL,
-        source TEXT NOT NULL,
-        year INTEGER,
-        PRIMARY KEY (run_id, name)
-    );
-    CREATE TABLE samples (
-        run_id TEXT NOT NULL REFERENCES runs (id),
-        t_s DOUBLE PRECISION NOT NULL,
-        dt_s DOUBLE PRECISION NOT NULL,
-        cpu_w DOUBLE PRECISION NOT NULL,
-        dram_w DOUBLE PRECISION NOT NULL,
-        gpu_w DOUBLE PRECISION NOT NULL,
-        workload_w DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (run_id, t_s)
-    );",
+",
+        super::detail_tables!()
+    ),
     // 2: how to thaw a frozen workload if its monitor dies, and a lease on running rows so
     // any host can tell a dead monitor in a shared ledger.
     "ALTER TABLE runs ADD COLUMN thaw TEXT;

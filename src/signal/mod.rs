@@ -73,7 +73,7 @@ impl Signal {
         let text = |p: &std::path::Path| {
             crate::infile::read_text(p, crate::infile::BULK_LIMIT).map_err(|e| e.to_string())
         };
-        let name = |p: &std::path::Path| p.display().to_string();
+        let name = |p: &std::path::Path| crate::term::escape(&p.display().to_string());
         match self {
             Signal::File(p) => parse_any(&text(p)?, now).map_err(|e| format!("{}: {e}", name(p))),
             Signal::Csv(p) | Signal::Json(p) => {
@@ -99,9 +99,10 @@ impl Signal {
             Signal::Csv(p) | Signal::Json(p) | Signal::File(p) => {
                 let t = crate::infile::read_text(p, crate::infile::BULK_LIMIT)
                     .map_err(|e| e.to_string())?;
+                let name = crate::term::escape(&p.display().to_string());
                 match self {
-                    Signal::Json(_) => forecast::parse_json(&p.display().to_string(), &t),
-                    _ => forecast::parse(&p.display().to_string(), &t),
+                    Signal::Json(_) => forecast::parse_json(&name, &t),
+                    _ => forecast::parse(&name, &t),
                 }
             }
             Signal::Cmd(c) => {
