@@ -24,9 +24,9 @@ def group(r):
     total, active = float(r["total_params_b"]), float(r["active_params_b"])
     v2 = r["dataset"].startswith("ml.energy-v2")
     if total <= 4:
-        return "models ≤ 4 B (v2 rows only)"
+        return "models ≤ 4 B (v2 rows only; --stack older)"
     if v2:
-        return "v2, larger models (older serving stack)"
+        return "v2, larger models (--stack older)"
     if active < total:
         return "mixture-of-experts, " + ("H100 (v3; the form was chosen on these)" if r["gpu"] == "H100" else "B200 (v3; held out)")
     return "dense, H100 (v3)" if r["gpu"] == "H100" else "dense, B200 (v3)"

@@ -61,15 +61,21 @@ pub struct TrainArgs {
     /// Wall-clock days (with --count)
     #[arg(long)]
     pub days: Option<f64>,
-    /// Model FLOP utilisation, 0–1 [default: 0.4, range 0.3–0.5]
+    /// Model FLOP utilisation, 0–1 [default: by the device's generation, from published runs:
+    /// V100 0.20, A100 0.35, H100 0.40; see --explain]
     #[arg(long)]
     pub mfu: Option<f64>,
-    /// Average power per device, W [default: rated power × 0.8, range 0.6–1.0]
+    /// Average power per device, W [default: measured in published runs where there is one
+    /// (V100, TPU v3), else rated power × 0.8, range 0.6–1.0]
     #[arg(long)]
     pub power_w: Option<f64>,
     /// Add amortised manufacturing (embodied) carbon of the devices
     #[arg(long)]
     pub embodied: bool,
+    /// Embodied carbon per device, kg CO2e, where data/hardware.csv has none (implies
+    /// --embodied)
+    #[arg(long, value_name = "KG")]
+    pub embodied_kg: Option<f64>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -102,6 +108,10 @@ pub struct InferArgs {
     /// weights need, and so the least --count)
     #[arg(long, default_value = "bf16", value_parser = infer::Precision::parse)]
     pub precision: infer::Precision,
+    /// Serving software: current (vLLM 0.11-era, 2025, what the calibration measured) or
+    /// older (2024 stacks: 1.65× the energy per token, measured)
+    #[arg(long, default_value = "current", value_parser = infer::Stack::parse)]
+    pub stack: infer::Stack,
     #[command(flatten)]
     pub common: Common,
 }
@@ -132,7 +142,31 @@ fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
     }
     let mut wue = conv.wue;
     if wue.value == 0.0 && !wue.origin.given() && conv.cloud.is_none() {
-        wue.source = "not counted: no WUE given; pass --wue (fleet averages: AWS 0.12, Azure 0.30 L/kWh) or --zone aws:|azure:REGION".into();
+        // The hyperscalers' own published fleet figures, averaged: the data centre a
+        // training or serving estimate stands for when nobody said which.
+        let published: Vec<(&str, f64, u32)> = data
+            .cloud
+            .providers
+            .iter()
+            .filter_map(|p| p.wue.as_ref().map(|(v, y, _)| (p.name.as_str(), *v, *y)))
+            .collect();
+        if !published.is_empty() {
+            let mean = published.iter().map(|p| p.1).sum::<f64>() / published.len() as f64;
+            let mean = (mean * 1000.0).round() / 1000.0;
+            let list = published
+                .iter()
+                .map(|(n, v, y)| format!("{n} {v} L/kWh ({y})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            wue = factors::Factor::new(
+                mean,
+                "L/kWh",
+                format!(
+                    "default for estimates: the mean of the hyperscalers' published fleet-average on-site WUE ({list}; data/cloud_providers.csv); --wue 0 for a site without evaporative cooling, --zone aws:|azure:REGION for a provider's own"
+                ),
+                published.iter().map(|p| p.2).min(),
+            );
+        }
     }
     Ok(train::Factors {
         pue,
@@ -201,7 +235,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                         x.memory_gb,
                         x.embodied_kg
                             .map(|k| k.to_string())
-                            .unwrap_or_else(|| "-".into()),
+                            .unwrap_or_else(|| "unknown".into()),
                         x.name
                     ));
                 }
@@ -225,6 +259,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 mfu: t.mfu,
                 power_w: t.power_w,
                 embodied: t.embodied,
+                embodied_kg: t.embodied_kg,
             };
             let e = train::estimate(&input, &f, &data.constants).map_err(|e| anyhow::anyhow!(e))?;
             for w in &e.warnings {
@@ -286,6 +321,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 requests: i.requests,
                 batch: i.batch,
                 precision: i.precision,
+                stack: i.stack,
             };
             let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
             for w in &e.warnings {

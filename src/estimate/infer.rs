@@ -4,8 +4,10 @@
 //! model, energy per token fits `e0 + k / B` closely (a fixed per-token cost plus a cost
 //! shared by the batch); across models `k` grows in proportion to N and `e0` as a power of N.
 //! So: `E(N, B) = a·N^b + c·N / B` (N in billions of active parameters), fitted by least
-//! squares at start-up. A mixture-of-experts model takes its total parameters in the
-//! batch-shared term and √(active·total) in the per-token one; more devices than the
+//! squares at start-up; below the smallest calibrated model the per-token term is held. A
+//! mixture-of-experts model takes the weights its batch touches (active plus the experts
+//! reached) in the batch-shared term and √(active·total) in the per-token one; an older
+//! serving stack costs a measured 1.65×; more devices than the
 //! calibration used cost (count / theirs)^0.325. Other accelerators are scaled by their
 //! energy per peak FLOP relative to the H100. The figure covers the GPUs only, before PUE: host CPU, memory, network and
 //! idle capacity are not included.
@@ -46,17 +48,62 @@ pub fn parse_calibration(text: &str) -> Result<Vec<Point>, String> {
     Ok(out)
 }
 
-/// The fitted model `E = a·N^b + c·N/B`.
+/// The fitted model `E = a·max(N, n_min)^b + c·N/B`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Fit {
     pub a: f64,
     pub b: f64,
     pub c: f64,
+    /// The smallest calibrated model (billions of parameters): below it the per-token term
+    /// is held, not extrapolated (a GPU's fixed per-step costs do not shrink with the
+    /// model; the power law fitted on 8–70 B read 2.6–4 B models 2.5× low).
+    #[serde(default)]
+    pub n_min: f64,
 }
 
 impl Fit {
+    pub fn per_token_term(&self, params_b: f64) -> f64 {
+        self.a * params_b.max(self.n_min).powf(self.b)
+    }
+
     pub fn j_per_token(&self, params_b: f64, batch: f64) -> f64 {
-        self.a * params_b.powf(self.b) + self.c * params_b / batch.max(1.0)
+        self.per_token_term(params_b) + self.c * params_b / batch.max(1.0)
+    }
+}
+
+/// The serving software the figure stands for. The calibration measured vLLM 0.11 (the
+/// ML.ENERGY leaderboard v3, 2025); the leaderboard's previous runs (v2, 2024 serving
+/// stacks) spent more energy for the same model, GPUs and batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    #[default]
+    Current,
+    Older,
+}
+
+/// Energy per token of the older stack ÷ the current one, with its range: the median over
+/// the seven pairs measured in both leaderboard versions (Llama 3.1 70B on 4 × H100 at
+/// batch 64–1024; `data/ml_energy_inference.csv`). A test recomputes it from those rows.
+pub const OLDER_STACK: (f64, f64, f64) = (1.65, 1.61, 1.82);
+
+impl Stack {
+    pub fn parse(s: &str) -> Result<Stack, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "current" | "v3" => Ok(Stack::Current),
+            "older" | "v2" => Ok(Stack::Older),
+            _ => Err(format!(
+                "stack '{}' is not one of current (vLLM 0.11-era, 2025), older (2024 serving stacks)",
+                crate::term::escape(s)
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Current => "current",
+            Stack::Older => "older",
+        }
     }
 }
 
@@ -100,6 +147,7 @@ pub fn fit(points: &[Point]) -> Result<Fit, String> {
         a: ln_a.exp(),
         b,
         c,
+        n_min: ns.iter().copied().fold(f64::INFINITY, f64::min),
     })
 }
 
@@ -150,6 +198,18 @@ impl Precision {
     }
 }
 
+/// The share of a mixture-of-experts model's expert weights a batch of `batch` tokens
+/// touches in a step, when each token uses a share `active ÷ total` of them at random:
+/// `1 − (1 − active/total)^batch`. Close to 1 at large batch (every expert read), small at
+/// batch 8 for a sparse model (DeepSeek-V3's 37 of 671 B: 36 %). Without it the batch term
+/// took every expert at every batch and read DeepSeek-V3.1 at batch 8 3.2× high.
+pub fn expert_coverage(active_b: f64, total_b: f64, batch: f64) -> f64 {
+    if total_b <= 0.0 || active_b >= total_b {
+        return 1.0;
+    }
+    1.0 - (1.0 - active_b / total_b).powf(batch.max(1.0))
+}
+
 /// The share of a device's memory the weights may take at most: vLLM's default
 /// `gpu_memory_utilization` (0.9), which must also hold a KV cache (the measured
 /// Mixtral-8x22B on 8 × A100-40GB held its 282 GB of weights in 88 % of 320 GB).
@@ -191,6 +251,7 @@ pub struct InferInput {
     pub requests: Option<f64>,
     pub batch: f64,
     pub precision: Precision,
+    pub stack: Stack,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,8 +277,8 @@ pub const SCHEMA: &str = "decompute.estimate-infer/1";
 /// The batch sizes (concurrent requests) the shipped calibration measured.
 pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
 
-/// Band on the H100 (the leaderboard's previous serving stack used 25–40 % more energy per
-/// token) and, wider, on other hardware (scaled, not measured).
+/// Band on the H100 (the spread of dense models around the fit: 42 of 53 unfitted v3 rows
+/// inside) and, wider, on other hardware (scaled, not measured).
 pub const BAND_H100: (f64, f64) = (0.8, 1.4);
 pub const BAND_OTHER: (f64, f64) = (0.6, 1.8);
 /// Other accelerators whose ratio to the H100 was measured: the spread of the pairs.
@@ -293,18 +354,23 @@ pub fn estimate(
     } else {
         (ratio.powf(g), ratio.powf(g_hi), ratio.powf(g_lo))
     };
-    // A mixture-of-experts model reads most experts' weights across a batch (the
-    // batch-shared term takes the total parameters), and its per-token cost sits between
+    // A mixture-of-experts model reads the weights of the experts its batch touches (the
+    // batch-shared term), and its per-token cost sits between
     // its active and total size (routing, expert parallelism): the geometric mean. This form
     // was chosen on the measured H100 MoE rows and checked on the B200 ones.
     let total_b = i.params / 1e9;
     let moe = n_b < total_b;
+    let coverage = expert_coverage(n_b, total_b, i.batch);
     let (n_tok, n_batch) = if moe {
-        ((n_b * total_b).sqrt(), total_b)
+        ((n_b * total_b).sqrt(), n_b + (total_b - n_b) * coverage)
     } else {
         (n_b, n_b)
     };
-    let base = fitted.a * n_tok.powf(fitted.b) + fitted.c * n_batch / i.batch.max(1.0);
+    let base = fitted.per_token_term(n_tok) + fitted.c * n_batch / i.batch.max(1.0);
+    let (stack_f, stack_lo, stack_hi) = match i.stack {
+        Stack::Current => (1.0, 1.0, 1.0),
+        Stack::Older => OLDER_STACK,
+    };
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
     let scaled = (hw.power_w / hw.peak_flops) / (reference.power_w / reference.peak_flops);
@@ -320,28 +386,36 @@ pub fn estimate(
         (true, true, _) => BAND_MOE_H100,
         (true, false, _) => BAND_MOE_OTHER,
     };
-    let per = base * scale * count_f;
+    let per = base * scale * count_f * stack_f;
     let per_token = Ranged {
         value: per,
-        low: base * scale * count_lo * lo,
-        high: base * scale * count_hi * hi,
+        low: base * scale * count_lo * stack_lo * lo,
+        high: base * scale * count_hi * stack_hi * hi,
     };
     let tokens = i.tokens_out * i.requests.unwrap_or(1.0);
     let it = per_token.scale(tokens / 3.6e6);
     let facility = it.scale(f.pue.value);
     let carbon = facility.scale(f.grid.value / 1000.0);
     let water = it.scale(f.wue.value).plus(facility.scale(f.ewif.value));
+    let floored = n_tok < fitted.n_min;
+    let n_tok_shown = n_tok.max(fitted.n_min);
     let mut chain = vec![if moe {
         format!(
-            "GPU J/token on H100 = a·√(N_active·N_total)^b + c·N_total/B = {:.4}·{n_tok:.3}^{:.3} + {:.4}·{n_batch}/{} = {base:.4} J (mixture of experts; a, b, c fitted to ML.ENERGY leaderboard v3, Apache-2.0)",
-            fitted.a, fitted.b, fitted.c, i.batch
+            "GPU J/token on H100 = a·√(N_active·N_total)^b + c·N_touched/B = {:.4}·{n_tok_shown:.3}^{:.3} + {:.4}·{n_batch:.1}/{} = {base:.4} J (mixture of experts: N_touched = N_active + (N_total − N_active)·(1 − (1 − N_active/N_total)^B), the weights a batch of {} reads, {:.0} % of the experts; a, b, c fitted to ML.ENERGY leaderboard v3, Apache-2.0)",
+            fitted.a, fitted.b, fitted.c, i.batch, i.batch, coverage * 100.0
         )
     } else {
         format!(
-            "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_b}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
+            "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_tok_shown}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
             fitted.a, fitted.b, fitted.c, i.batch
         )
     }];
+    if floored {
+        chain.push(format!(
+            "the per-token term is held at the smallest calibrated model ({} B), not extrapolated down to {n_tok:.3} B (a GPU's fixed per-step costs do not shrink with the model)",
+            fitted.n_min
+        ));
+    }
     match (&hw.infer_vs_h100, same) {
         (_, true) => {}
         (Some((r, src)), false) => chain.push(format!(
@@ -356,6 +430,11 @@ pub fn estimate(
     if ratio != 1.0 {
         chain.push(format!(
             "× (count / calibration count)^γ = ({count} / {cal_count})^{g} = {count_f:.3} (γ from the measured effect of more devices at a fixed batch; band {g_lo}–{g_hi})"
+        ));
+    }
+    if i.stack == Stack::Older {
+        chain.push(format!(
+            "× {stack_f} for an older serving stack (range {stack_lo}–{stack_hi}: the same model, GPUs and batch measured in ML.ENERGY leaderboard v2 and v3)"
         ));
     }
     chain.push(format!(
@@ -419,14 +498,24 @@ pub fn estimate(
     inputs.push(Input {
         name: "precision".into(),
         value: i.precision.name().into(),
-        source: "weight memory; the energy fit was measured at bf16".into(),
+        source: "sets the weight memory and so the devices the energy fit stands for (fitted at bf16; checked on measured fp8 rows)".into(),
         given: i.precision != Precision::Bf16,
     });
-    if i.precision.bytes() < 2.0 {
-        warnings.push(format!(
-            "--precision {} sets the weight memory; the energy per token is the bf16 fit's (no lower-precision rows are calibrated yet)",
-            i.precision.name()
-        ));
+    inputs.push(Input {
+        name: "stack".into(),
+        value: i.stack.name().into(),
+        source: match i.stack {
+            Stack::Current => "default: the calibration's vLLM 0.11 (2025)".into(),
+            Stack::Older => "user: a 2024-era serving stack".into(),
+        },
+        given: i.stack != Stack::Current,
+    });
+    match i.precision {
+        Precision::Bf16 | Precision::Fp16 | Precision::Fp8 => {}
+        p => warnings.push(format!(
+            "--precision {} sets the weight memory and the device count; its energy per token is not measured (fp8 is: its 34 measured rows are read with a median error of ×1.18)",
+            p.name()
+        )),
     }
     Ok(InferEstimate {
         schema: SCHEMA.into(),
@@ -453,6 +542,17 @@ pub fn calibrated() -> Result<Fit, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GPU energy only: PUE 1, no carbon or water.
+    fn no_facility() -> super::super::train::Factors {
+        super::super::train::Factors {
+            pue: crate::factors::Factor::new(1.0, "", "t", None),
+            grid: crate::factors::Factor::new(0.0, "", "t", None),
+            wue: crate::factors::Factor::new(0.0, "", "t", None),
+            ewif: crate::factors::Factor::new(0.0, "", "t", None),
+            zone: "WORLD".into(),
+        }
+    }
 
     fn cal() -> Vec<Point> {
         parse_calibration(include_str!("../../data/inference_calibration.csv"))
@@ -499,13 +599,7 @@ mod tests {
             .expect("h100")
             .clone();
         let f = fit(&cal()).expect("fit");
-        let factors = super::super::train::Factors {
-            pue: crate::factors::Factor::new(1.0, "", "t", None),
-            grid: crate::factors::Factor::new(0.0, "", "t", None),
-            wue: crate::factors::Factor::new(0.0, "", "t", None),
-            ewif: crate::factors::Factor::new(0.0, "", "t", None),
-            zone: "WORLD".into(),
-        };
+        let factors = no_facility();
         let input = |count: Option<f64>, batch: f64, precision: Precision| InferInput {
             params: 405e9,
             hardware: Some(h100.clone()),
@@ -549,5 +643,58 @@ mod tests {
         let far =
             estimate(&input(None, 1024.0, Precision::Bf16), f, &factors).expect("extrapolated");
         assert!(far.warnings[0].contains("extrapolated"));
+    }
+
+    #[test]
+    fn experts_touched_grow_with_the_batch() {
+        // Dense: every weight every step.
+        assert_eq!(expert_coverage(8.0, 8.0, 8.0), 1.0);
+        // DeepSeek-V3 (37 of 671 B): a third of the experts at batch 8, nearly all at 256.
+        let c8 = expert_coverage(37.0, 671.0, 8.0);
+        assert!((c8 - 0.365).abs() < 0.01, "{c8}");
+        assert!(expert_coverage(37.0, 671.0, 256.0) > 0.999);
+        assert!(expert_coverage(37.0, 671.0, 16.0) > c8);
+    }
+
+    #[test]
+    fn small_models_hold_the_per_token_term_and_older_stacks_cost_more() {
+        let h100 = super::super::hardware::HardwareTable::embedded()
+            .get("h100")
+            .expect("h100")
+            .clone();
+        let f = fit(&cal()).expect("fit");
+        assert_eq!(f.n_min, 8.0);
+        // Held at 8 B: a 3 B and an 8 B model differ only in the batch-shared term.
+        assert_eq!(f.per_token_term(3.0), f.per_token_term(8.0));
+        assert!(f.per_token_term(14.0) > f.per_token_term(8.0));
+        let factors = no_facility();
+        let input = |params: f64, stack: Stack| InferInput {
+            params,
+            hardware: Some(h100.clone()),
+            reference: Some(h100.clone()),
+            tokens_out: 1.0,
+            batch: 64.0,
+            stack,
+            ..Default::default()
+        };
+        let small = estimate(&input(3e9, Stack::Current), f, &factors).expect("3 B");
+        assert!(
+            small
+                .chain
+                .iter()
+                .any(|c| c.contains("held at the smallest calibrated model")),
+            "{:?}",
+            small.chain
+        );
+        let now = estimate(&input(70e9, Stack::Current), f, &factors).expect("70 B");
+        let old = estimate(&input(70e9, Stack::Older), f, &factors).expect("70 B older");
+        let r = old.gpu_energy_per_token_j.value / now.gpu_energy_per_token_j.value;
+        assert!((r - OLDER_STACK.0).abs() < 1e-9, "{r}");
+        assert!(old.chain.iter().any(|c| c.contains("older serving stack")));
+        assert!(old
+            .inputs
+            .iter()
+            .any(|i| i.name == "stack" && i.value == "older"));
+        assert!(Stack::parse("v2").is_ok() && Stack::parse("newest").is_err());
     }
 }

@@ -25,6 +25,8 @@ pub struct TrainInput {
     pub mfu: Option<f64>,
     pub power_w: Option<f64>,
     pub embodied: bool,
+    /// A per-device embodied figure the user has (kg CO2e), instead of the table's.
+    pub embodied_kg: Option<f64>,
 }
 
 /// The conversion factors, resolved as for `run`.
@@ -358,30 +360,42 @@ pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstim
             given: x.origin.given(),
         });
     }
-    let embodied = if i.embodied {
-        let hw = i
-            .hardware
-            .as_ref()
-            .ok_or("--embodied needs --hardware (embodied carbon is per device)")?;
-        let per = hw.embodied_kg.ok_or_else(|| {
-            format!(
-                "no published embodied carbon for {} in data/hardware.csv",
-                hw.name
-            )
-        })?;
+    let embodied = if i.embodied || i.embodied_kg.is_some() {
+        let (per, per_source) = match (i.embodied_kg, i.hardware.as_ref()) {
+            (Some(kg), _) => {
+                if !(kg.is_finite() && (0.0..=100_000.0).contains(&kg)) {
+                    return Err(format!(
+                        "--embodied-kg {kg} is not a per-device figure; give kg CO2e from 0 to 100000"
+                    ));
+                }
+                (kg, "user (--embodied-kg)".to_string())
+            }
+            (None, None) => {
+                return Err("--embodied needs --hardware (embodied carbon is per device) or --embodied-kg".into())
+            }
+            (None, Some(hw)) => (
+                hw.embodied_kg.ok_or_else(|| {
+                    format!(
+                        "the embodied carbon of the {} is unknown: no manufacturer or peer-reviewed figure is in data/hardware.csv; give --embodied-kg KG if you have one (known: A100 SXM 150 kg, H100 SXM 164 kg)",
+                        hw.name
+                    )
+                })?,
+                hw.embodied_source.clone(),
+            ),
+        };
         let life_h = k.lifetime_years.value * 8766.0 * k.lifetime_use.value;
         chain.push(format!(
             "embodied = {per} kg per device × device-hours / ({} y × 8766 h × {}) = {:.4e} kg ({})",
             k.lifetime_years.value,
             k.lifetime_use.value,
             per * hours.value / life_h,
-            hw.embodied_source
+            per_source
         ));
         inputs.push(Input {
             name: "embodied_kg_per_device".into(),
             value: per.to_string(),
-            source: hw.embodied_source.clone(),
-            given: false,
+            source: per_source.clone(),
+            given: i.embodied_kg.is_some(),
         });
         Some(hours.scale(per / life_h))
     } else {
@@ -631,5 +645,51 @@ mod tests {
             (e.embodied_kg.expect("embodied").value - 164.0).abs() < 1e-6,
             "a whole lifetime = one device's embodied carbon"
         );
+    }
+
+    #[test]
+    fn unknown_embodied_carbon_is_said_and_can_be_given() {
+        let life = 8766.0 * 6.0 * 0.85;
+        let err = estimate(
+            &TrainInput {
+                device_hours: Some(life),
+                hardware: hw("b200"),
+                embodied: true,
+                ..Default::default()
+            },
+            &factors(1.0, 0.0),
+            &k(),
+        )
+        .expect_err("unknown");
+        assert!(
+            err.contains("unknown") && err.contains("--embodied-kg"),
+            "{err}"
+        );
+        let e = estimate(
+            &TrainInput {
+                device_hours: Some(life),
+                hardware: hw("b200"),
+                embodied_kg: Some(400.0),
+                ..Default::default()
+            },
+            &factors(1.0, 0.0),
+            &k(),
+        )
+        .expect("given");
+        assert!((e.embodied_kg.expect("embodied").value - 400.0).abs() < 1e-6);
+        assert!(e
+            .inputs
+            .iter()
+            .any(|i| i.name == "embodied_kg_per_device" && i.given && i.source.contains("user")));
+        assert!(estimate(
+            &TrainInput {
+                device_hours: Some(life),
+                embodied_kg: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            &factors(1.0, 0.0),
+            &k(),
+        )
+        .is_err());
     }
 }
