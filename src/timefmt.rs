@@ -72,6 +72,16 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The ISO 8601 week (`2026-W48`) of a day counted from 1970-01-01: weeks start on Monday
+/// and belong to the year of their Thursday.
+pub fn iso_week(days: i64) -> String {
+    let weekday = (days + 3).rem_euclid(7); // 0 = Monday; 1970-01-01 was a Thursday
+    let thursday = days - weekday + 3;
+    let (year, _, _) = civil_from_days(thursday);
+    let week = (thursday - days_from_civil(year, 1, 1)) / 7 + 1;
+    format!("{year}-W{week:02}")
+}
+
 /// Days since 1970-01-01 of a civil date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -227,6 +237,18 @@ pub fn parse_bound_ms(s: &str) -> Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::iso_week;
+
+    #[test]
+    fn iso_weeks_as_strftime_gives_them() {
+        let d = |y, m, dd| super::days_from_civil(y, m, dd);
+        assert_eq!(iso_week(d(2026, 11, 29)), "2026-W48");
+        assert_eq!(iso_week(d(2026, 11, 30)), "2026-W49");
+        assert_eq!(iso_week(d(2021, 1, 3)), "2020-W53");
+        assert_eq!(iso_week(d(2024, 12, 30)), "2025-W01");
+        assert_eq!(iso_week(d(1970, 1, 1)), "1970-W01");
+    }
+
     use super::*;
 
     fn at(s: &str) -> f64 {

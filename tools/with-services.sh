@@ -38,6 +38,8 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 [ -n "$(pg_bin)" ] || need+=(postgresql)
 command -v openssl >/dev/null || need+=(openssl)
+chromium_bin() { command -v chromium || command -v chromium-browser || true; }
+[ -n "$(chromium_bin)" ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tools/with-services.sh: installing ${need[*]}"
@@ -142,6 +144,10 @@ if [ -n "$PGBIN" ] && command -v openssl >/dev/null; then
     else
         echo "tools/with-services.sh: postgresql did not start:"; tail -5 "$tmp/pg.log" "$pg/log" 2>/dev/null
     fi
+fi
+# Chromium: the report tests render pages headless (each run in its own profile directory).
+if [ -n "$(chromium_bin)" ]; then
+    export DECOMPUTE_TEST_CHROMIUM="$(chromium_bin)"
 fi
 
 "$@"

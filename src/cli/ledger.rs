@@ -103,7 +103,7 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    fn filter(&self) -> Filter {
+    pub fn filter(&self) -> Filter {
         Filter {
             project: self.project.clone(),
             tags: self.tags.clone(),

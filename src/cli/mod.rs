@@ -8,6 +8,7 @@ pub mod detect;
 pub mod estimate;
 pub mod factors;
 pub mod ledger;
+pub mod report;
 pub mod run;
 pub mod scale;
 pub mod serve;
@@ -53,6 +54,8 @@ pub enum Command {
     Estimate(estimate::EstimateCmd),
     /// Place a piece of work on the scale of AI compute, AlexNet to the frontier
     Scale(scale::ScaleArgs),
+    /// A self-contained HTML page of what computing cost: a period, or one run
+    Report(report::ReportArgs),
     /// Node agent: energy, carbon and water of every cgroup, for Prometheus
     Serve(Box<serve::ServeArgs>),
     /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout
@@ -423,6 +426,7 @@ pub fn main() -> i32 {
         Command::When(a) => (when::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Report(a) => (report::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Serve(a) => (serve::main(*a).map(|()| 0), EXIT_FAILURE),
         Command::Completions(a) => (shell::completions(a).map(|()| 0), EXIT_FAILURE),
         Command::Man(a) => (shell::man(a).map(|()| 0), EXIT_FAILURE),

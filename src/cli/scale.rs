@@ -27,8 +27,13 @@ pub struct ScaleArgs {
 
 pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
     let all = models::embedded();
-    let work: Option<(String, f64, u32)> = if let Some(f) = a.flop {
-        Some(("this work".into(), f, current_year()))
+    let work: Option<render::scale::Work> = if let Some(f) = a.flop {
+        Some(render::scale::Work {
+            label: "this work".into(),
+            flop: f,
+            year: current_year(),
+            energy_mwh: None,
+        })
     } else if let Some(id) = &a.run {
         let cfg = FactorArgs::config_from(None)?;
         let l = a.ledger.open(&cfg)?;
@@ -41,7 +46,15 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
             .get(..4)
             .and_then(|y| y.parse().ok())
             .unwrap_or_else(current_year);
-        Some((format!("run {}", &rec.identity.id[..10]), f, year))
+        Some(render::scale::Work {
+            label: format!(
+                "run {}",
+                rec.identity.id.chars().take(10).collect::<String>()
+            ),
+            flop: f,
+            year,
+            energy_mwh: Some(rec.report.facility_energy_j.value / 3.6e9),
+        })
     } else if let Some(p) = &a.estimate {
         let text = std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
@@ -57,17 +70,22 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
                 p.display()
             )
         })?;
-        Some(("estimate".into(), f, current_year()))
+        Some(render::scale::Work {
+            label: "estimate".into(),
+            flop: f,
+            year: current_year(),
+            energy_mwh: v["facility_energy_kwh"]["value"].as_f64().map(|k| k / 1e3),
+        })
     } else {
         None
     };
     print_stdout(&render::scale::terminal(
         &all,
-        work.as_ref().map(|(l, f, _)| (l.as_str(), *f)),
+        work.as_ref().map(|w| (w.label.as_str(), w.flop)),
         48,
     ))?;
     if let Some(path) = &a.svg {
-        let svg = render::scale::svg(&all, work.as_ref().map(|(l, f, y)| (l.as_str(), *f, *y)));
+        let svg = render::scale::svg(&all, work.as_ref());
         let cfg = FactorArgs::config_from(None)?;
         crate::outfile::check(path, &a.ledger.protected(&cfg))?;
         crate::outfile::write(path, svg.as_bytes())?;

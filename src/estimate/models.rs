@@ -10,6 +10,10 @@ pub struct NotableModel {
     pub flop: f64,
     pub params: Option<f64>,
     pub tokens: Option<f64>,
+    /// Published (or, as `boundary` says, derived from published inputs) energy, MWh.
+    pub energy_mwh: Option<f64>,
+    /// What the energy covers (GPU only, facility, …).
+    pub boundary: String,
     pub source: String,
 }
 
@@ -23,6 +27,7 @@ pub fn parse(text: &str) -> Result<Vec<NotableModel>, CsvError> {
         t.column("tokens")?,
         t.column("source")?,
     );
+    let (en, bd) = (t.column("energy_mwh")?, t.column("boundary")?);
     let opt = |line: usize, r: &[String], c: usize| -> Result<Option<f64>, CsvError> {
         if r[c].trim().is_empty() {
             Ok(None)
@@ -38,6 +43,8 @@ pub fn parse(text: &str) -> Result<Vec<NotableModel>, CsvError> {
             flop: t.float(*line, r, f)?,
             params: opt(*line, r, p)?,
             tokens: opt(*line, r, tk)?,
+            energy_mwh: opt(*line, r, en)?,
+            boundary: r[bd].trim().to_string(),
             source: r[s].trim().to_string(),
         });
     }

@@ -85,3 +85,36 @@ fn cite(source: &str, year: Option<u32>) -> String {
         None => source.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::snapshot::{check, demo_records, real_record};
+
+    #[test]
+    fn the_chain_matches_its_snapshots() {
+        check("explain-real.txt", &render(&real_record().report, &[]));
+        let lines = vec![(
+            "model:dram-per-gb".to_string(),
+            vec!["P = 0.375 W per GB × 24 GB".to_string()],
+        )];
+        check(
+            "explain-demo.txt",
+            &render(&demo_records()[3].report, &lines),
+        );
+    }
+
+    #[test]
+    fn every_factor_is_cited_with_its_year() {
+        let r = real_record().report;
+        let t = render(&r, &[]);
+        for f in [
+            &r.factors.grid_gco2_per_kwh,
+            &r.factors.pue,
+            &r.factors.ewif_l_per_kwh,
+        ] {
+            assert!(t.contains(&f.source), "{} missing from\n{t}", f.source);
+        }
+        assert!(t.contains("(2023)"), "{t}");
+    }
+}

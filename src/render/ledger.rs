@@ -305,3 +305,74 @@ pub fn show(r: &RunRecord) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Status;
+    use crate::render::snapshot::{check, demo_records, real_record};
+
+    fn row(r: &RunRecord) -> RunRow {
+        RunRow {
+            id: r.identity.id.clone(),
+            project: r.identity.project.clone(),
+            started_at: r.report.started_at.clone(),
+            duration_s: r.report.duration_s,
+            status: r.status,
+            exit_code: r.report.exit_code,
+            energy_j: r.report.energy_j.workload,
+            modelled_share: r.report.modelled_share,
+            carbon_g: r.report.carbon_g.value,
+            water_l: r.report.water_l.value,
+            command: r.report.command.clone(),
+        }
+    }
+
+    #[test]
+    fn list_show_and_summary_match_their_snapshots() {
+        let recs = demo_records();
+        let rows: Vec<RunRow> = recs.iter().take(6).map(row).collect();
+        check("ledger-list.txt", &list(&rows));
+        check("ledger-show-real.txt", &show(&real_record()));
+        check("ledger-show-paused.txt", &show(&recs[0]));
+        let by = |p: &str| SummaryRow {
+            key: p.into(),
+            runs: recs.iter().filter(|r| r.identity.project == p).count() as u64,
+            duration_s: recs
+                .iter()
+                .filter(|r| r.identity.project == p)
+                .map(|r| r.report.duration_s)
+                .sum(),
+            energy_j: recs
+                .iter()
+                .filter(|r| r.identity.project == p)
+                .map(|r| r.report.energy_j.workload)
+                .sum(),
+            modelled_j: 0.0,
+            carbon_g: recs
+                .iter()
+                .filter(|r| r.identity.project == p)
+                .map(|r| r.report.carbon_g.value)
+                .sum(),
+            water_l: 0.5,
+        };
+        let sums = vec![by("ci"), by("eval"), by("llm-finetune")];
+        check("ledger-summary.txt", &summary("project", &sums));
+        check("ledger-summary.csv", &summary_csv("project", &sums));
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_and_nothing_is_lost() {
+        let mut r = real_record();
+        r.identity.project = "evil\u{1b}[2J".into();
+        r.report.command = vec!["printf".into(), "\u{1b}]0;pwned\u{7}".into()];
+        r.status = Status::Failed;
+        let s = show(&r);
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{7}'), "{s}");
+        let l = list(&[row(&r)]);
+        assert!(!l.contains('\u{1b}'), "{l}");
+        assert!(l.contains(&r.identity.id), "{l}");
+        // A sparkline of nothing is empty, of a flat line flat.
+        assert_eq!(sparkline(&[], 10), "");
+    }
+}

@@ -31,6 +31,7 @@ mod ledger;
 mod limits;
 mod monitor;
 mod rapl;
+mod report;
 mod serve;
 mod team;
 mod trust;
