@@ -1,4 +1,4 @@
-//! `decompute estimate train|infer`: the footprint of AI before it runs, every assumption
+//! `decompute estimate train|infer|site`: the footprint of AI before it runs, every assumption
 //! shown. Bad or insufficient inputs get one line saying what would work.
 
 use super::{print_stdout, FactorArgs};
@@ -20,6 +20,45 @@ pub enum What {
     Train(Box<TrainArgs>),
     /// Inference: energy per output token and in total
     Infer(Box<InferArgs>),
+    /// A data centre: its electricity (and share of the zone's), carbon, water and the
+    /// embodied impacts of its hardware, from public inputs
+    Site(Box<SiteArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// IT capacity, MW
+    #[arg(long, value_name = "MW", allow_hyphen_values = true)]
+    pub it_mw: Option<f64>,
+    /// Facility capacity (grid connection), MW; with --it-mw it sets the PUE
+    #[arg(long, value_name = "MW", allow_hyphen_values = true)]
+    pub facility_mw: Option<f64>,
+    /// Number of accelerators (with --hardware): IT power from the accelerator table plus a
+    /// per-server overhead for CPUs, memory and network
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true)]
+    pub gpus: Option<f64>,
+    /// Accelerator (h100, a100, …; `estimate train --hardware list`)
+    #[arg(long, value_name = "KEY")]
+    pub hardware: Option<String>,
+    /// Average IT power ÷ IT capacity [default: 0.5, range 0.4–0.9, see --explain]
+    #[arg(long, value_name = "U", allow_hyphen_values = true)]
+    pub utilisation: Option<f64>,
+    /// The site's published annual consumption, GWh (instead of a capacity)
+    #[arg(long, value_name = "GWH", allow_hyphen_values = true)]
+    pub facility_gwh: Option<f64>,
+    /// The zone's annual electricity, TWh (a demand figure, if you have one) [default: its
+    /// generation, from data/electricity_by_zone.csv]
+    #[arg(long, value_name = "TWH", allow_hyphen_values = true)]
+    pub zone_twh: Option<f64>,
+    /// Years of operation for the totals
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub years: f64,
+    /// Hardware lifetime over which embodied impacts are amortised [default: 6, the BLOOM
+    /// paper's]
+    #[arg(long, value_name = "Y", allow_hyphen_values = true)]
+    pub hardware_years: Option<f64>,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// Conversion and output options shared by both estimates.
@@ -349,5 +388,118 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             }
             output(&i.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
+        What::Site(a) => site(&a, &hw),
     }
+}
+
+fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
+    use crate::estimate::site;
+    let f = factors_for(&a.common)?;
+    let data = a.common.factors.data()?;
+    let tables = site::Tables::embedded().map_err(|e| anyhow::anyhow!(e))?;
+    let hardware = match &a.hardware {
+        Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
+        None => None,
+    };
+    let life = &data.constants.lifetime_years;
+    let input = site::SiteInput {
+        it_mw: a.it_mw,
+        facility_mw: a.facility_mw,
+        gpus: a.gpus,
+        hardware,
+        utilisation: a.utilisation,
+        facility_gwh: a.facility_gwh,
+        zone_twh: a.zone_twh,
+        years: a.years,
+        hardware_years: a.hardware_years.unwrap_or(life.value),
+        hardware_years_source: match a.hardware_years {
+            Some(_) => "user".into(),
+            None => format!("{} ({})", life.source, life.year.unwrap_or(0)),
+        },
+    };
+    let e = site::estimate(&input, &tables, &f).map_err(|e| anyhow::anyhow!(e))?;
+    for w in &e.warnings {
+        crate::say!("decompute: warning: {w}");
+    }
+    let g = |x: &Ranged, unit: &str| r(x, unit);
+    let mut o = format!("site estimate ({})\n", e.zone);
+    if let Some(c) = &e.it_capacity_mw {
+        o.push_str(&format!("  IT capacity      {}\n", g(c, "MW")));
+    }
+    o.push_str(&format!(
+        "  IT energy        {} a year\n",
+        g(&e.it_energy_gwh_per_year, "GWh")
+    ));
+    o.push_str(&format!(
+        "  facility energy  {} a year: {} of the zone's {} TWh\n",
+        g(&e.facility_energy_gwh_per_year, "GWh"),
+        g(&e.share_of_zone_electricity.scale(100.0), "%"),
+        e.zone_electricity_twh
+    ));
+    o.push_str(&format!(
+        "  carbon           {} a year (location-based); {} over {} years\n",
+        g(&e.carbon_t_per_year, "t CO2e"),
+        g(&e.carbon_t_over_years, "t CO2e"),
+        e.years
+    ));
+    o.push_str(&format!(
+        "  water            {} a year on site, {} in the electricity\n",
+        g(&e.water_on_site_m3_per_year, "m3"),
+        g(&e.water_off_site_m3_per_year, "m3")
+    ));
+    for q in &e.equivalents {
+        o.push_str(&format!(
+            "  as much as       {} {}\n",
+            g(&q.people, "").replace("  ", " ").trim_end(),
+            q.what
+        ));
+    }
+    if let Some(m) = &e.embodied {
+        match (&m.carbon_t, &m.carbon_t_per_year) {
+            (Some(c), Some(y)) => o.push_str(&format!(
+                "  embodied         {} for {} accelerators and {} servers; {} a year over {} years\n",
+                g(c, "t CO2e"),
+                m.accelerators,
+                m.servers,
+                g(y, "t CO2e"),
+                m.lifetime_years
+            )),
+            _ => o.push_str("  embodied         carbon unknown\n"),
+        }
+        if let Some(a) = m.adp_kgsbeq {
+            o.push_str(&format!(
+                "                   {} kg Sb eq of abiotic resources (minerals and metals), {} GJ of primary energy\n",
+                crate::units::sig3(a),
+                m.primary_energy_gj.map(crate::units::sig3).unwrap_or_else(|| "unknown".into())
+            ));
+        }
+        for u in &m.unknown {
+            o.push_str(&format!("  unknown          {u}\n"));
+        }
+    }
+    if a.common.explain {
+        o.push_str("how\n");
+        for l in &e.chain {
+            o.push_str(&format!("  {l}\n"));
+        }
+        o.push_str("inputs\n");
+        for i in &e.inputs {
+            o.push_str(&format!(
+                "  {:<24} {:<28} {} — {}\n",
+                i.name,
+                i.value,
+                if i.given { "given" } else { "default" },
+                i.source
+            ));
+        }
+        if let Some(m) = &e.embodied {
+            for s in &m.sources {
+                o.push_str(&format!("  embodied source: {s}\n"));
+            }
+        }
+        for q in &e.equivalents {
+            o.push_str(&format!("  equivalent source: {}\n", q.source));
+        }
+    }
+    output(&a.common, &o, serde_json::to_string_pretty(&e)? + "\n")
 }

@@ -6,6 +6,7 @@
 pub mod hardware;
 pub mod infer;
 pub mod models;
+pub mod site;
 pub mod train;
 pub mod validation;
 

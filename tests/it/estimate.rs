@@ -506,3 +506,57 @@ fn estimates_are_in_a_data_centre_unless_told_otherwise() {
     assert_eq!(wue(&est(&dry))["value"], "0");
     assert_eq!(wue(&est(&cloud))["value"], "0.12");
 }
+
+#[test]
+fn a_site_estimate_says_its_share_water_and_embodied_impacts() {
+    let e = est(&["site", "--facility-gwh", "6334", "--zone", "IE"]);
+    assert_eq!(e["schema"], "decompute.estimate-site/1");
+    let share = e["share_of_zone_electricity"]["value"]
+        .as_f64()
+        .expect("share");
+    assert!((share - 6334.0 / 31_430.0).abs() < 1e-9, "{share}");
+    assert!(e["equivalents"].as_array().expect("eq").len() == 3);
+    let g = est(&[
+        "site",
+        "--gpus",
+        "1024",
+        "--hardware",
+        "h100",
+        "--zone",
+        "FR",
+        "--years",
+        "5",
+    ]);
+    assert_eq!(g["embodied"]["servers"], 128.0);
+    assert!(g["embodied"]["adp_kgsbeq"].as_f64().expect("adp") > 0.0);
+    let m = est(&[
+        "site",
+        "--gpus",
+        "8",
+        "--hardware",
+        "mi300x",
+        "--zone",
+        "FR",
+    ]);
+    assert!(m["embodied"]["carbon_t"].is_null());
+    assert!(m["embodied"]["unknown"][0]
+        .as_str()
+        .expect("unknown")
+        .contains("MI300X"));
+    for (args, needle) in [
+        (vec!["--it-mw", "10", "--utilisation", "1.2"], "at most 1"),
+        (vec!["--it-mw", "-1"], "more than 0"),
+        (vec!["--it-mw", "10", "--zone", "US-VA"], "--zone-twh"),
+        (vec!["--zone", "FR"], "give the site's size"),
+    ] {
+        let o = decompute()
+            .args(["estimate", "site"])
+            .args(&args)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
