@@ -216,6 +216,24 @@ fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
     })
 }
 
+/// `--explain`: the formulas, then every input with whether it was given and its source.
+fn explain(o: &mut String, chain: &[String], inputs: &[crate::estimate::Input]) {
+    o.push_str("how\n");
+    for l in chain {
+        o.push_str(&format!("  {l}\n"));
+    }
+    o.push_str("inputs\n");
+    for i in inputs {
+        o.push_str(&format!(
+            "  {:<24} {:<28} {} — {}\n",
+            i.name,
+            i.value,
+            if i.given { "given" } else { "default" },
+            i.source
+        ));
+    }
+}
+
 fn r(x: &Ranged, unit: &str) -> String {
     let f = |v: f64| {
         if v.abs() >= 1e5 {
@@ -328,20 +346,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 o.push_str(&format!("  embodied carbon  {}\n", r(em, "kg CO2e")));
             }
             if t.common.explain {
-                o.push_str("how\n");
-                for l in &e.chain {
-                    o.push_str(&format!("  {l}\n"));
-                }
-                o.push_str("inputs\n");
-                for i in &e.inputs {
-                    o.push_str(&format!(
-                        "  {:<24} {:<28} {} — {}\n",
-                        i.name,
-                        i.value,
-                        if i.given { "given" } else { "default" },
-                        i.source
-                    ));
-                }
+                explain(&mut o, &e.chain, &e.inputs);
             }
             output(&t.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
@@ -381,10 +386,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             );
             o.push_str(&format!("  covers           {}\n", e.covers));
             if i.common.explain {
-                o.push_str("how\n");
-                for l in &e.chain {
-                    o.push_str(&format!("  {l}\n"));
-                }
+                explain(&mut o, &e.chain, &e.inputs);
             }
             output(&i.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
@@ -478,20 +480,7 @@ fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
         }
     }
     if a.common.explain {
-        o.push_str("how\n");
-        for l in &e.chain {
-            o.push_str(&format!("  {l}\n"));
-        }
-        o.push_str("inputs\n");
-        for i in &e.inputs {
-            o.push_str(&format!(
-                "  {:<24} {:<28} {} — {}\n",
-                i.name,
-                i.value,
-                if i.given { "given" } else { "default" },
-                i.source
-            ));
-        }
+        explain(&mut o, &e.chain, &e.inputs);
         if let Some(m) = &e.embodied {
             for s in &m.sources {
                 o.push_str(&format!("  embodied source: {s}\n"));
