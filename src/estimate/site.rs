@@ -989,4 +989,31 @@ mod tests {
         );
         assert!(t.zone("irl").is_some() && t.zone("ZZZ").is_none());
     }
+
+    /// docs/validation.md, section 4: Meta's 2023 data-centre water from its energy, PUE
+    /// and WUE.
+    #[test]
+    fn metas_fleet_water_is_as_documented() {
+        let t = Tables::embedded().expect("tables");
+        let f = |gwh: f64| {
+            estimate(
+                &SiteInput {
+                    facility_gwh: Some(gwh),
+                    ..input()
+                },
+                &t,
+                &factors("USA", 1.08, 369.5, 0.26, 3.13),
+            )
+            .expect("estimate")
+            .water_on_site_m3_per_year
+            .value
+        };
+        // m3 ÷ 1000 = megalitres.
+        assert_eq!(format!("{:.0}", f(14_975.435) / 1000.0), "3605");
+        assert_eq!(
+            format!("{:.0}", (f(14_975.435) / 1000.0 / 3881.0 - 1.0) * 100.0),
+            "-7"
+        );
+        assert_eq!(format!("{:.0}", f(14_975.435 - 2_187.020) / 1000.0), "3079");
+    }
 }
