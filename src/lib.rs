@@ -31,6 +31,7 @@ pub mod sample;
 pub mod sampler;
 pub mod serve;
 pub mod signal;
+pub mod slurm;
 pub mod source;
 pub mod timefmt;
 pub mod ulid;

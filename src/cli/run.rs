@@ -207,16 +207,22 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     for w in &shown {
         crate::say!("decompute: warning: {w}");
     }
+    // Inside a Slurm job: the job's tags, and its account as the project unless one was
+    // given; tags given with --tag win over the job's.
+    let (slurm_tags, slurm_account) = crate::slurm::env::tags(std::env::vars());
+    let mut tags = slurm_tags;
+    tags.extend(a.record.tags.iter().cloned());
     let identity = RunIdentity {
         id: crate::ulid::new(std::time::SystemTime::now()),
         project: a
             .record
             .project
             .clone()
+            .or(slurm_account)
             .or_else(|| policy.as_ref().and_then(|p| p.project.clone()))
             .or(cfg.project.clone())
             .unwrap_or_else(|| ledger::default_project(&cwd)),
-        tags: a.record.tags.iter().cloned().collect(),
+        tags,
         user: ledger::current_user(),
         host: crate::run::hostname(),
         cwd: cwd.display().to_string(),

@@ -30,10 +30,47 @@ pub struct ServeArgs {
     /// Root of the cgroup hierarchy [default: found in /proc/self/mountinfo]
     #[arg(long, env = "DECOMPUTE_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
+    /// Account every Slurm job on this node: per-job metrics (`slurm_job_id`) and one ledger
+    /// record per job when it ends here (docs/slurm.md)
+    #[arg(long)]
+    pub slurm: bool,
+    /// How Slurm tracks jobs' processes here [default: asked of `scontrol show config`]
+    #[arg(long, value_parser = ["cgroup", "linuxproc"], requires = "slurm", value_name = "PLUGIN")]
+    pub slurm_proctrack: Option<String>,
+    #[command(flatten)]
+    pub ledger: super::LedgerArgs,
     #[command(flatten)]
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
+}
+
+/// The cluster's `ProctrackType` (`cgroup` or `linuxproc`), from `scontrol show config`.
+fn proctrack() -> anyhow::Result<String> {
+    let o = std::process::Command::new("scontrol")
+        .args(["show", "config"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run scontrol to learn how Slurm tracks jobs ({e}); pass --slurm-proctrack cgroup|linuxproc"
+            )
+        })?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let found = text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "ProctrackType").then(|| v.trim().trim_start_matches("proctrack/").to_string())
+    });
+    match found {
+        Some(p) if p == "cgroup" || p == "linuxproc" => Ok(p),
+        Some(p) => anyhow::bail!(
+            "ProctrackType proctrack/{p} is not one decompute follows; pass --slurm-proctrack cgroup|linuxproc"
+        ),
+        None => anyhow::bail!(
+            "scontrol show config gave no ProctrackType ({}); pass --slurm-proctrack cgroup|linuxproc",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+    }
 }
 
 static TERMINATE: AtomicBool = AtomicBool::new(false);
@@ -70,13 +107,58 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
     for w in &detection.warnings {
         crate::say!("decompute: warning: {w}");
     }
+    let mut slurm_steps = false;
+    let mut hook: Option<crate::serve::Hook> = None;
+    let mut writer = None;
+    if a.slurm {
+        use crate::slurm::accountant;
+        let pt = match &a.slurm_proctrack {
+            Some(p) => p.clone(),
+            None => proctrack()?,
+        };
+        slurm_steps = pt == "linuxproc";
+        let cwd = std::env::current_dir()?;
+        let policy = crate::govern::policy::discover(None, &cwd)
+            .path()
+            .and_then(|p| crate::govern::policy::load(p).ok());
+        let loc = a.ledger.target(&cfg, policy.as_ref())?;
+        let node = crate::run::hostname();
+        let cx = accountant::Context {
+            node: node.clone(),
+            host: crate::run::host_info(&detection),
+            conv: conv.clone(),
+            policy_project: policy.as_ref().and_then(|p| p.project.clone()),
+            interval_s: a.interval.as_secs_f64(),
+            tracking: format!("proctrack/{pt}"),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut acc = accountant::Accountant::new(tx);
+        hook = Some(Box::new(move |iv, t| acc.tick(iv, t)));
+        crate::say!(
+            "decompute: accounting Slurm jobs on {node} (proctrack/{pt}); records to {}",
+            loc.shown()
+        );
+        writer = Some(
+            std::thread::Builder::new()
+                .name("slurm-writer".into())
+                .spawn(move || {
+                    accountant::writer(
+                        rx,
+                        cx,
+                        |id| accountant::squeue_job("squeue", id),
+                        accountant::ledger_writer(loc),
+                    )
+                })?,
+        );
+    }
     let opts = crate::serve::Options {
         interval: a.interval,
         top: a.top as usize,
         cgroup_root: a.cgroup_root.clone(),
         procfs_root: a.machine.procfs_root.clone(),
+        slurm_steps,
     };
-    let agent = crate::serve::Agent::start(detection, &conv, &opts, None)
+    let agent = crate::serve::Agent::start(detection, &conv, &opts, hook)
         .map_err(|e| anyhow::anyhow!(e))?;
     install_termination();
     let stop = Arc::new(AtomicBool::new(false));
@@ -102,5 +184,10 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
     );
     crate::serve::serve(&agent, listener, stop)?;
     agent.stop();
+    // The accountant went with the sampling thread, handing over the jobs still running;
+    // the writer finishes them before the agent exits.
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Ok(())
 }

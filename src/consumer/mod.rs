@@ -25,3 +25,9 @@ pub trait Consumers: Send {
     /// Usage of each consumer since the last call.
     fn scan(&mut self) -> Vec<Usage>;
 }
+
+impl Consumers for Box<dyn Consumers> {
+    fn scan(&mut self) -> Vec<Usage> {
+        (**self).scan()
+    }
+}

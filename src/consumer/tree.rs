@@ -59,6 +59,40 @@ fn read_small<'a>(path: &std::path::Path, buf: &'a mut [u8]) -> Option<&'a str> 
     std::str::from_utf8(&buf[..len]).ok()
 }
 
+/// Every `/proc/PID/stat` under `proc_root`, parsed. Processes that vanish between listing
+/// and reading are skipped (normal, not an error); lines that do not parse are noted in
+/// `unreadable` (at most 8).
+pub fn read_all(proc_root: &ProcRoot, unreadable: &mut Vec<String>) -> Vec<PidStat> {
+    let mut procs = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut path = proc_root.0.clone();
+    if let Ok(entries) = std::fs::read_dir(&proc_root.0) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            path.push(name);
+            path.push("stat");
+            let text = read_small(&path, &mut buf);
+            path.pop();
+            path.pop();
+            let Some(text) = text else { continue };
+            match pid::parse(text) {
+                Ok(s) => procs.push(s),
+                Err(problem) => {
+                    if unreadable.len() < 8 {
+                        unreadable
+                            .push(format!("{}/{name}/stat: {problem}", proc_root.0.display()));
+                    }
+                }
+            }
+        }
+    }
+    procs
+}
+
 /// One scan of the tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TreeSnapshot {
@@ -160,35 +194,7 @@ impl ProcessTree {
     /// Reads every `/proc/PID/stat` and returns the tree's state. Processes that vanish
     /// between listing and reading are skipped: that is normal, not an error.
     pub fn scan(&mut self) -> TreeSnapshot {
-        let mut procs = Vec::new();
-        let mut buf = [0u8; 2048];
-        let mut path = self.proc_root.0.clone();
-        if let Ok(entries) = std::fs::read_dir(&self.proc_root.0) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if !name.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                path.push(name);
-                path.push("stat");
-                let text = read_small(&path, &mut buf);
-                path.pop();
-                path.pop();
-                let Some(text) = text else { continue };
-                match pid::parse(text) {
-                    Ok(s) => procs.push(s),
-                    Err(problem) => {
-                        if self.unreadable.len() < 8 {
-                            self.unreadable.push(format!(
-                                "{}/{name}/stat: {problem}",
-                                self.proc_root.0.display()
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        let procs = read_all(&self.proc_root, &mut self.unreadable);
         let before = self.last_cpu_s;
         let mut snap = self.snapshot(&procs);
         if let Some(cg) = self

@@ -71,6 +71,10 @@ pub enum Status {
     Failed,
     Interrupted,
     StoppedByBudget,
+    /// A Slurm job cancelled (scancel, preemption, deadline).
+    Cancelled,
+    /// A Slurm job that ran out of its time limit.
+    TimedOut,
 }
 
 impl Status {
@@ -81,6 +85,8 @@ impl Status {
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
             Status::StoppedByBudget => "stopped-by-budget",
+            Status::Cancelled => "cancelled",
+            Status::TimedOut => "timed-out",
         }
     }
 
@@ -91,6 +97,8 @@ impl Status {
             Status::Failed,
             Status::Interrupted,
             Status::StoppedByBudget,
+            Status::Cancelled,
+            Status::TimedOut,
         ]
         .into_iter()
         .find(|x| x.as_str() == s)

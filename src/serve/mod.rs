@@ -29,6 +29,9 @@ pub struct Options {
     /// The cgroup hierarchy to read (else found in mountinfo).
     pub cgroup_root: Option<PathBuf>,
     pub procfs_root: PathBuf,
+    /// Slurm jobs under `proctrack/linuxproc`: the consumers are the jobs' process trees
+    /// (`slurm::steps`), not the cgroups.
+    pub slurm_steps: bool,
 }
 
 /// One published state: the counters and the agent's own figures.
@@ -95,14 +98,25 @@ impl Agent {
         let slots = detection.slots();
         let describe = format!(
             "{}; {}",
-            layout.describe(),
+            if opts.slurm_steps {
+                "Slurm jobs: the process trees under each slurmstepd (proctrack/linuxproc)"
+                    .to_string()
+            } else {
+                layout.describe()
+            },
             slots
                 .iter()
                 .map(|s| s.source.label())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let consumers = Cgroups::new(layout, gpu);
+        let consumers: Box<dyn crate::consumer::Consumers> = if opts.slurm_steps {
+            Box::new(crate::slurm::steps::SlurmSteps::new(ProcRoot::new(
+                &opts.procfs_root,
+            )))
+        } else {
+            Box::new(Cgroups::new(layout, gpu))
+        };
         let mut sampler = Sampler::new(
             ProcRoot::new(&opts.procfs_root),
             slots,

@@ -1,0 +1,159 @@
+//! Slurm jobs as consumers under `proctrack/linuxproc`, where jobs have no cgroup of their
+//! own: every process under a `slurmstepd` (its title `slurmstepd: [4242.batch]` names the
+//! job and step) belongs to that job, all of a job's steps together. Each job is reported
+//! as the consumer `/slurm/job_4242` (not a real cgroup: the path only carries the job id,
+//! as a `proctrack/cgroup` job's `…/job_4242/…` does, so both label the same way). CPU time
+//! is cumulative per step daemon's tree, as for a run's workload; processes outside every
+//! job are nobody's and end up idle.
+
+use crate::consumer::tree::{self, ProcessTree};
+use crate::consumer::{Consumers, Usage};
+use crate::procfs::ProcRoot;
+use crate::sample::Consumer;
+use std::collections::HashMap;
+
+/// The job id in a step daemon's title: `slurmstepd: [4242.batch]` → 4242 (array and
+/// het-job ids such as `4242_7` or `4242+1` keep their first number).
+pub fn job_of_title(cmdline: &str) -> Option<u64> {
+    let t = cmdline.replace('\0', " ");
+    let inner = t.split_once('[')?.1.split_once(']')?.0;
+    let digits: String = inner.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// The consumer path of a job.
+pub fn consumer_path(job: u64) -> String {
+    format!("/slurm/job_{job}")
+}
+
+/// The job id in a consumer path (`…/job_4242/…`), as the agent's labels read it.
+pub fn job_of_path(path: &str) -> Option<u64> {
+    path.split('/').find_map(|s| {
+        s.strip_prefix("job_")
+            .filter(|j| !j.is_empty() && j.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|j| j.parse().ok())
+    })
+}
+
+/// Every job's process trees on this node.
+pub struct SlurmSteps {
+    proc_root: ProcRoot,
+    /// Step daemons by (pid, start time): their job and the tree under them.
+    steps: HashMap<(i32, u64), (u64, ProcessTree, f64)>,
+    /// Problems reading `/proc` (reported by the caller once).
+    pub unreadable: Vec<String>,
+}
+
+impl SlurmSteps {
+    pub fn new(proc_root: ProcRoot) -> SlurmSteps {
+        let mut s = SlurmSteps {
+            proc_root,
+            steps: HashMap::new(),
+            unreadable: Vec::new(),
+        };
+        let _ = s.scan();
+        s
+    }
+}
+
+impl Consumers for SlurmSteps {
+    fn scan(&mut self) -> Vec<Usage> {
+        let procs = tree::read_all(&self.proc_root, &mut self.unreadable);
+        let mut alive = Vec::new();
+        for p in procs.iter().filter(|p| p.comm == "slurmstepd") {
+            let key = (p.pid, p.starttime);
+            alive.push(key);
+            if self.steps.contains_key(&key) {
+                continue;
+            }
+            let title = std::fs::read(self.proc_root.path(&format!("{}/cmdline", p.pid)))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            if let Some(job) = job_of_title(&title) {
+                self.steps.insert(
+                    key,
+                    (job, ProcessTree::new(self.proc_root.clone(), p.pid), 0.0),
+                );
+            }
+        }
+        self.steps.retain(|k, _| alive.contains(k));
+        let mut by_job: HashMap<u64, Usage> = HashMap::new();
+        for (job, tree, last) in self.steps.values_mut() {
+            let snap = tree.snapshot(&procs);
+            let cpu = (snap.cpu_s - *last).max(0.0);
+            *last = snap.cpu_s;
+            let u = by_job.entry(*job).or_insert_with(|| Usage {
+                consumer: Consumer::Cgroup(consumer_path(*job)),
+                cpu_s: 0.0,
+                rss_bytes: 0,
+                pids: Vec::new(),
+            });
+            u.cpu_s += cpu;
+            u.rss_bytes += snap.rss_bytes;
+            u.pids.extend(snap.pids);
+        }
+        let mut out: Vec<Usage> = by_job.into_values().collect();
+        out.sort_by(|a, b| format!("{:?}", a.consumer).cmp(&format!("{:?}", b.consumer)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_and_paths_name_the_job() {
+        assert_eq!(job_of_title("slurmstepd: [4242.batch]"), Some(4242));
+        assert_eq!(job_of_title("slurmstepd: [7.extern]\0"), Some(7));
+        assert_eq!(job_of_title("slurmstepd: [12_3.0]"), Some(12));
+        assert_eq!(job_of_title("slurmstepd"), None);
+        assert_eq!(job_of_path("/slurm/job_4242"), Some(4242));
+        assert_eq!(
+            job_of_path("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0"),
+            Some(4242)
+        );
+        assert_eq!(job_of_path("/user.slice/job_x"), None);
+    }
+
+    /// A fake `/proc`: a step daemon with a busy child, another job, and a process outside.
+    #[test]
+    fn each_step_daemons_tree_is_its_jobs() {
+        let d = tempfile::tempdir().expect("tmp");
+        let stat = |pid: i32, comm: &str, ppid: i32, utime: u64| {
+            let dir = d.path().join(pid.to_string());
+            std::fs::create_dir_all(&dir).expect("dir");
+            std::fs::write(
+                dir.join("stat"),
+                format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 100 0 50 0"),
+            )
+            .expect("stat");
+            dir
+        };
+        let a = stat(100, "slurmstepd", 1, 0);
+        std::fs::write(a.join("cmdline"), "slurmstepd: [42.batch]\0").expect("cmdline");
+        stat(101, "python", 100, 100);
+        let b = stat(200, "slurmstepd", 1, 0);
+        std::fs::write(b.join("cmdline"), "slurmstepd: [43.0]\0").expect("cmdline");
+        stat(201, "sh", 200, 0);
+        stat(300, "sshd", 1, 500);
+        let mut s = SlurmSteps::new(ProcRoot::new(d.path()));
+        // The busy child runs 100 more ticks.
+        stat(101, "python", 100, 200);
+        let u = s.scan();
+        assert_eq!(u.len(), 2, "{u:?}");
+        let j42 = u
+            .iter()
+            .find(|x| x.consumer == Consumer::Cgroup("/slurm/job_42".into()))
+            .expect("job 42");
+        let hz = crate::procfs::clock_ticks_per_second();
+        assert!((j42.cpu_s - 100.0 / hz).abs() < 1e-9, "{j42:?}");
+        assert!(j42.pids.contains(&101) && !j42.pids.contains(&300));
+        // The job ends: its consumer is gone.
+        std::fs::remove_dir_all(&a).expect("rm");
+        std::fs::remove_dir_all(d.path().join("101")).expect("rm");
+        let u = s.scan();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].consumer, Consumer::Cgroup("/slurm/job_43".into()));
+    }
+}
