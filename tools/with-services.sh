@@ -40,6 +40,8 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 chromium_bin() { command -v chromium || command -v chromium-browser || true; }
 [ -n "$(chromium_bin)" ] || need+=(chromium fonts-dejavu-core)
+command -v slurmctld >/dev/null || need+=(slurm-wlm)
+command -v munged >/dev/null || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tools/with-services.sh: installing ${need[*]}"
@@ -145,6 +147,91 @@ if [ -n "$PGBIN" ] && command -v openssl >/dev/null; then
         echo "tools/with-services.sh: postgresql did not start:"; tail -5 "$tmp/pg.log" "$pg/log" 2>/dev/null
     fi
 fi
+# Slurm: a one-node cluster (munged, slurmctld, slurmd) with its config, state, logs and
+# sockets in $tmp/slurm, proctrack/linuxproc, a debug and a flex partition. As root only
+# (slurmd must start job steps as their users). Tests get its config file.
+stop_slurm() {
+    if [ -n "${SLURM_DIR:-}" ]; then
+        SLURM_CONF="$SLURM_DIR/slurm.conf" scancel --full --quiet --user=root 2>/dev/null || true
+        for f in slurmd slurmctld munged; do
+            [ -f "$SLURM_DIR/$f.pid" ] || continue
+            p=$(cat "$SLURM_DIR/$f.pid")
+            kill "$p" 2>/dev/null || continue
+            for _ in $(seq 1 50); do
+                kill -0 "$p" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -9 "$p" 2>/dev/null || true
+        done
+    fi
+}
+if [ "$(id -u)" = 0 ] && command -v slurmctld >/dev/null && command -v munged >/dev/null; then
+    sl="$tmp/slurm"
+    mkdir -p "$sl/state" "$sl/spool" "$sl/log"
+    chmod 755 "$tmp"
+    if command -v mungekey >/dev/null; then
+        mungekey -c -k "$sl/munge.key" -b 1024 >/dev/null 2>&1
+    else
+        dd if=/dev/urandom of="$sl/munge.key" bs=1 count=1024 2>/dev/null
+    fi
+    chmod 600 "$sl/munge.key"
+    munged --force --key-file="$sl/munge.key" --socket="$sl/munge.sock" \
+        --pid-file="$sl/munged.pid" --log-file="$sl/munged.log" --seed-file="$sl/munge.seed" \
+        >"$sl/log/munged.out" 2>&1 || true
+    node=$(hostname -s)
+    cat >"$sl/slurm.conf" <<EOF
+ClusterName=decompute-test
+SlurmctldHost=$node(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$sl/munge.sock
+CredType=cred/munge
+SlurmctldPort=$(free_port)
+SlurmdPort=$(free_port)
+StateSaveLocation=$sl/state
+SlurmdSpoolDir=$sl/spool
+SlurmctldPidFile=$sl/slurmctld.pid
+SlurmdPidFile=$sl/slurmd.pid
+SlurmctldLogFile=$sl/log/slurmctld.log
+SlurmdLogFile=$sl/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1
+MpiDefault=none
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MinJobAge=600
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=flex Nodes=ALL MaxTime=INFINITE State=UP
+EOF
+    SLURM_DIR="$sl"
+    SLURM_STOP=stop_slurm
+    if SLURM_CONF="$sl/slurm.conf" slurmctld -i >>"$sl/log/start" 2>&1 \
+        && SLURM_CONF="$sl/slurm.conf" slurmd >>"$sl/log/start" 2>&1; then
+        up=""
+        for _ in $(seq 1 100); do
+            if SLURM_CONF="$sl/slurm.conf" sinfo -h -o %T 2>/dev/null | grep -q idle; then
+                up=1
+                break
+            fi
+            sleep 0.1
+        done
+        if [ -n "$up" ]; then
+            export DECOMPUTE_TEST_SLURM_CONF="$sl/slurm.conf"
+        else
+            echo "tools/with-services.sh: slurm did not come up:"; tail -5 "$sl/log/slurmctld.log" "$sl/log/slurmd.log" 2>/dev/null
+        fi
+    else
+        echo "tools/with-services.sh: slurm did not start:"; tail -5 "$sl/log/start"
+    fi
+fi
+
 # Chromium: the report tests render pages headless (each run in its own profile directory).
 if [ -n "$(chromium_bin)" ]; then
     export DECOMPUTE_TEST_CHROMIUM="$(chromium_bin)"

@@ -13,6 +13,7 @@ pub mod run;
 pub mod scale;
 pub mod serve;
 pub mod shell;
+pub mod slurm;
 pub mod when;
 
 use crate::config::Config;
@@ -56,6 +57,8 @@ pub enum Command {
     Scale(scale::ScaleArgs),
     /// A self-contained HTML page of what computing cost: a period, or one run
     Report(report::ReportArgs),
+    /// The Slurm cluster controller: account budgets and grid yielding for jobs
+    Slurm(slurm::SlurmCmd),
     /// Node agent: energy, carbon and water of every cgroup, for Prometheus
     Serve(Box<serve::ServeArgs>),
     /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout
@@ -427,6 +430,7 @@ pub fn main() -> i32 {
         Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Report(a) => (report::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Slurm(a) => (slurm::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Serve(a) => (serve::main(*a).map(|()| 0), EXIT_FAILURE),
         Command::Completions(a) => (shell::completions(a).map(|()| 0), EXIT_FAILURE),
         Command::Man(a) => (shell::man(a).map(|()| 0), EXIT_FAILURE),

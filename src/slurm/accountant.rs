@@ -236,7 +236,31 @@ pub fn record(e: &Ended, job: Option<&Job>, cx: &Context) -> RunRecord {
         notes,
         leftover_processes: Vec::new(),
     };
-    let report = crate::report::build(meta, &a.totals, a.samples.clone(), &cx.conv);
+    let mut report = crate::report::build(meta, &a.totals, a.samples.clone(), &cx.conv);
+    // Pauses the cluster controller recorded in the job's comment.
+    let pauses = job
+        .map(|j| super::govern::pauses_in(&j.comment, j.id))
+        .unwrap_or_default();
+    if !pauses.is_empty() {
+        let ps: Vec<crate::govern::governor::Pause> = pauses
+            .iter()
+            .map(|p| crate::govern::governor::Pause {
+                start_s: (p.start - a.first_t).max(0.0),
+                end_s: (p.end.unwrap_or(p.start) - a.first_t).max(0.0),
+                cause: p.cause.clone(),
+                reason: format!(
+                    "suspended by decompute slurm govern{}",
+                    p.grid.map(|g| format!(" (grid {g})")).unwrap_or_default()
+                ),
+                avoided_g: 0.0,
+            })
+            .collect();
+        report.governance = Some(crate::govern::governor::Record {
+            paused_s: ps.iter().map(|p| p.end_s - p.start_s).sum(),
+            pauses: ps,
+            ..Default::default()
+        });
+    }
     RunRecord {
         schema: RECORD_SCHEMA.into(),
         identity: RunIdentity {
@@ -483,7 +507,7 @@ mod tests {
             partition: "gpu".into(),
             state: super::super::jobs::State::Failed,
             exit_code: Some(3),
-            comment: String::new(),
+            comment: "[decompute:paused 1800000010-1800000030 grid 450]".into(),
             reason: String::new(),
             start_time: None,
             end_time: None,
@@ -505,6 +529,13 @@ mod tests {
             assert_eq!(r.identity.tags.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert!((r.report.duration_s - 60.0).abs() < 1e-9);
+        let g = r
+            .report
+            .governance
+            .as_ref()
+            .expect("the controller's pause");
+        assert_eq!((g.pauses[0].start_s, g.pauses[0].end_s), (10.0, 30.0));
+        assert_eq!(g.paused_s, 20.0);
         let mut rr = r.clone();
         assert!(rr.validate().is_ok(), "{:?}", rr.validate());
         // No account, no policy: project "slurm"; unknown end: interrupted and said so.

@@ -1,1 +1,575 @@
-//! placeholder
+//! The cluster controller's decisions (`decompute slurm govern`), as a pure function of what
+//! Slurm says (the jobs), what the ledger says (which accounts' budgets are used up), what
+//! the grid says and what the controller did before (its state): which jobs to hold or
+//! release, which flexible jobs to suspend or resume, which over-budget running jobs to
+//! warn about, suspend or cancel. The command around it runs `squeue`/`scontrol`/`scancel`
+//! and saves the state; here nothing is read or run.
+//!
+//! Safety: the controller only ever resumes what it suspended itself (its state file, and a
+//! marker in the job's comment in case the file is lost), so an operator's suspension is
+//! never touched; on start it resumes its own suspensions whose reason no longer holds; a
+//! flexible job is never kept suspended beyond `--max-pause` in all.
+
+use super::jobs::{Job, State};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Marks a job the controller suspended, in its comment.
+pub const SUSPEND_MARK: &str = "[decompute:suspended]";
+/// Starts the controller's note on a held job's comment.
+pub const HOLD_MARK: &str = "decompute: ";
+
+/// How the controller yields and enforces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub flexible_partitions: Vec<String>,
+    /// Suspend flexible jobs while the grid is above this (gCO2e/kWh, or a stress level).
+    pub pause_above: Option<f64>,
+    /// Resume when the grid falls below this [default: pause_above].
+    pub resume_below: Option<f64>,
+    /// Shortest time in one grid state before switching, seconds.
+    pub min_state_s: f64,
+    /// Longest time a job may spend suspended for the grid in all, seconds.
+    pub max_pause_s: Option<f64>,
+    /// Grace before an over-budget running job is cancelled (`on_exceed = "stop"`), seconds.
+    pub grace_s: f64,
+}
+
+/// What the policy says of an account now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub used_up: bool,
+    /// "energy budget of project X used up for 2026-12; resets 2027-01-01".
+    pub message: String,
+    /// `warn`, `pause` or `stop`.
+    pub on_exceed: String,
+}
+
+/// One pause of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseLog {
+    pub job: u64,
+    pub start: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+    /// `grid` or `budget`.
+    pub cause: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<f64>,
+}
+
+/// What the controller remembers between passes (and restarts).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// Jobs it suspended: job → cause.
+    #[serde(default)]
+    pub suspended: BTreeMap<u64, String>,
+    /// Jobs it held: job → the comment they had before.
+    #[serde(default)]
+    pub held: BTreeMap<u64, String>,
+    /// Over-budget running jobs first seen at: job → time (for the grace before a cancel).
+    #[serde(default)]
+    pub over_since: BTreeMap<u64, f64>,
+    /// Jobs already warned about.
+    #[serde(default)]
+    pub warned: Vec<u64>,
+    #[serde(default)]
+    pub pauses: Vec<PauseLog>,
+    /// Whether the grid is dirty, and since when.
+    #[serde(default)]
+    pub grid_dirty: bool,
+    #[serde(default)]
+    pub grid_since: f64,
+}
+
+impl Memory {
+    /// Seconds job `j` has spent suspended for the grid up to `now`.
+    pub fn paused_s(&self, j: u64, now: f64) -> f64 {
+        self.pauses
+            .iter()
+            .filter(|p| p.job == j && p.cause == "grid")
+            .map(|p| p.end.unwrap_or(now) - p.start)
+            .sum()
+    }
+
+    fn close(&mut self, j: u64, now: f64) {
+        for p in self
+            .pauses
+            .iter_mut()
+            .filter(|p| p.job == j && p.end.is_none())
+        {
+            p.end = Some(now);
+        }
+    }
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `scontrol hold` and set the comment.
+    Hold { job: u64, comment: String },
+    /// `scontrol release` and put the old comment back.
+    Release { job: u64, comment: String },
+    /// `scontrol suspend`, with the mark in the comment.
+    Suspend {
+        job: u64,
+        comment: String,
+        why: String,
+    },
+    /// `scontrol resume`, mark removed.
+    Resume {
+        job: u64,
+        comment: String,
+        why: String,
+    },
+    /// `scancel`.
+    Cancel { job: u64, why: String },
+    /// Said in the log only.
+    Warn { job: u64, why: String },
+}
+
+/// The record of a finished pause kept in the job's comment, so the node agent's ledger
+/// record of the job shows it: `[decompute:paused 1795953472-1795953530 grid 450]`.
+pub fn pause_tag(p: &PauseLog) -> String {
+    format!(
+        "[decompute:paused {:.0}-{:.0} {}{}]",
+        p.start,
+        p.end.unwrap_or(p.start),
+        p.cause,
+        p.grid.map(|g| format!(" {g}")).unwrap_or_default()
+    )
+}
+
+/// The pauses a job's comment records (see [`pause_tag`]).
+pub fn pauses_in(comment: &str, job: u64) -> Vec<PauseLog> {
+    let mut out = Vec::new();
+    for part in comment.split("[decompute:paused ").skip(1) {
+        let Some(body) = part.split(']').next() else {
+            continue;
+        };
+        let mut w = body.split_whitespace();
+        let (Some(span), Some(cause)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let Some((a, b)) = span.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (a.parse::<f64>(), b.parse::<f64>()) else {
+            continue;
+        };
+        if !(start.is_finite() && end.is_finite() && end >= start) {
+            continue;
+        }
+        out.push(PauseLog {
+            job,
+            start,
+            end: Some(end),
+            cause: cause
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect(),
+            grid: w
+                .next()
+                .and_then(|g| g.parse().ok())
+                .filter(|g: &f64| g.is_finite()),
+        });
+    }
+    out
+}
+
+fn without_mark(comment: &str) -> String {
+    comment.replace(SUSPEND_MARK, "").trim().to_string()
+}
+
+fn with_mark(comment: &str) -> String {
+    let c = without_mark(comment);
+    if c.is_empty() {
+        SUSPEND_MARK.to_string()
+    } else {
+        format!("{c} {SUSPEND_MARK}")
+    }
+}
+
+/// The grid state after reading `grid` at `now`, with hysteresis and a minimum time in
+/// each state. An unreadable grid keeps the state it had.
+pub fn grid_state(cfg: &Config, mem: &Memory, grid: Option<f64>, now: f64) -> bool {
+    let (Some(above), Some(g)) = (cfg.pause_above, grid) else {
+        return mem.grid_dirty;
+    };
+    let below = cfg.resume_below.unwrap_or(above);
+    let want = if mem.grid_dirty {
+        g >= below
+    } else {
+        g > above
+    };
+    if want != mem.grid_dirty && now - mem.grid_since < cfg.min_state_s {
+        return mem.grid_dirty;
+    }
+    want
+}
+
+/// One pass: the actions, with `mem` updated as if they all succeeded.
+pub fn decide(
+    jobs: &[Job],
+    budgets: &BTreeMap<String, Budget>,
+    grid: Option<f64>,
+    now: f64,
+    cfg: &Config,
+    mem: &mut Memory,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    let dirty = grid_state(cfg, mem, grid, now);
+    if dirty != mem.grid_dirty {
+        mem.grid_dirty = dirty;
+        mem.grid_since = now;
+    }
+    let over = |j: &Job| budgets.get(&j.account).filter(|b| b.used_up);
+    // Forget jobs that ended or left the queue.
+    let live: Vec<u64> = jobs
+        .iter()
+        .filter(|j| !j.state.ended())
+        .map(|j| j.id)
+        .collect();
+    for j in mem.suspended.keys().copied().collect::<Vec<_>>() {
+        if !live.contains(&j) {
+            mem.suspended.remove(&j);
+            mem.close(j, now);
+        }
+    }
+    mem.held.retain(|j, _| live.contains(j));
+    mem.over_since.retain(|j, _| live.contains(j));
+    mem.warned.retain(|j| live.contains(j));
+    for j in jobs {
+        // A suspension is ours if we remember it or the job carries our mark.
+        let ours = mem.suspended.contains_key(&j.id)
+            || (j.state == State::Suspended && j.comment.contains(SUSPEND_MARK));
+        match j.state {
+            State::Pending => {
+                let held_by_us = mem.held.contains_key(&j.id);
+                match (over(j), held_by_us) {
+                    (Some(b), false) => {
+                        let note = format!("{HOLD_MARK}{}", b.message);
+                        mem.held.insert(j.id, j.comment.clone());
+                        out.push(Action::Hold {
+                            job: j.id,
+                            comment: if j.comment.is_empty() {
+                                note
+                            } else {
+                                format!("{} | {note}", j.comment)
+                            },
+                        });
+                    }
+                    (None, true) => {
+                        let old = mem.held.remove(&j.id).unwrap_or_default();
+                        out.push(Action::Release {
+                            job: j.id,
+                            comment: old,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            State::Running => {
+                if let Some(b) = over(j) {
+                    match b.on_exceed.as_str() {
+                        "pause" => {
+                            mem.suspended.insert(j.id, "budget".into());
+                            mem.pauses.push(PauseLog {
+                                job: j.id,
+                                start: now,
+                                end: None,
+                                cause: "budget".into(),
+                                grid,
+                            });
+                            out.push(Action::Suspend {
+                                job: j.id,
+                                comment: with_mark(&j.comment),
+                                why: b.message.clone(),
+                            });
+                            continue;
+                        }
+                        "stop" => {
+                            let since = *mem.over_since.entry(j.id).or_insert(now);
+                            if now - since >= cfg.grace_s {
+                                out.push(Action::Cancel {
+                                    job: j.id,
+                                    why: format!(
+                                        "{} (after {} s of grace)",
+                                        b.message, cfg.grace_s
+                                    ),
+                                });
+                                continue;
+                            }
+                        }
+                        _ => {
+                            if !mem.warned.contains(&j.id) {
+                                mem.warned.push(j.id);
+                                out.push(Action::Warn {
+                                    job: j.id,
+                                    why: b.message.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let flexible = j.flexible(&cfg.flexible_partitions);
+                let allowance = cfg.max_pause_s.is_none_or(|m| mem.paused_s(j.id, now) < m);
+                if dirty && flexible && allowance {
+                    mem.suspended.insert(j.id, "grid".into());
+                    mem.pauses.push(PauseLog {
+                        job: j.id,
+                        start: now,
+                        end: None,
+                        cause: "grid".into(),
+                        grid,
+                    });
+                    out.push(Action::Suspend {
+                        job: j.id,
+                        comment: with_mark(&j.comment),
+                        why: format!(
+                            "grid {} above {}",
+                            grid.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
+                            cfg.pause_above.unwrap_or(0.0)
+                        ),
+                    });
+                }
+            }
+            State::Suspended if ours => {
+                let cause = mem
+                    .suspended
+                    .get(&j.id)
+                    .cloned()
+                    .unwrap_or_else(|| "grid".into());
+                let why = if cause == "budget" {
+                    over(j)
+                        .is_none()
+                        .then(|| "the budget allows it again".to_string())
+                } else if !dirty {
+                    Some("the grid is below the threshold again".to_string())
+                } else if cfg
+                    .max_pause_s
+                    .is_some_and(|m| mem.paused_s(j.id, now) >= m)
+                {
+                    Some(format!(
+                        "--max-pause reached ({} s in all)",
+                        cfg.max_pause_s.unwrap_or(0.0)
+                    ))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    mem.suspended.remove(&j.id);
+                    mem.close(j.id, now);
+                    let mut comment = without_mark(&j.comment);
+                    if let Some(p) = mem
+                        .pauses
+                        .iter()
+                        .rev()
+                        .find(|p| p.job == j.id && p.end == Some(now))
+                    {
+                        comment = format!("{comment} {}", pause_tag(p)).trim().to_string();
+                    }
+                    out.push(Action::Resume {
+                        job: j.id,
+                        comment,
+                        why,
+                    });
+                } else {
+                    mem.suspended.entry(j.id).or_insert(cause);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, account: &str, part: &str, state: State, comment: &str) -> Job {
+        Job {
+            id,
+            name: format!("j{id}"),
+            user: "ana".into(),
+            account: account.into(),
+            partition: part.into(),
+            state,
+            exit_code: None,
+            comment: comment.into(),
+            reason: String::new(),
+            start_time: None,
+            end_time: None,
+            cwd: "/".into(),
+            nodes: "n1".into(),
+        }
+    }
+
+    fn cfg() -> Config {
+        Config {
+            flexible_partitions: vec!["flex".into()],
+            pause_above: Some(400.0),
+            resume_below: Some(300.0),
+            min_state_s: 0.0,
+            max_pause_s: Some(3600.0),
+            grace_s: 60.0,
+        }
+    }
+
+    fn used_up(on_exceed: &str) -> BTreeMap<String, Budget> {
+        let mut b = BTreeMap::new();
+        b.insert(
+            "poor".to_string(),
+            Budget {
+                used_up: true,
+                message: "energy budget of project poor used up for 2026-11; resets 2026-12-01"
+                    .into(),
+                on_exceed: on_exceed.into(),
+            },
+        );
+        b
+    }
+
+    #[test]
+    fn only_flexible_jobs_yield_and_come_back_with_hysteresis() {
+        let mut mem = Memory::default();
+        let jobs = vec![
+            job(1, "a", "debug", State::Running, "decompute:flexible"),
+            job(2, "a", "flex", State::Running, ""),
+            job(3, "a", "debug", State::Running, ""),
+        ];
+        let none = BTreeMap::new();
+        let acts = decide(&jobs, &none, Some(450.0), 0.0, &cfg(), &mut mem);
+        let suspended: Vec<u64> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Action::Suspend { job, comment, .. } => {
+                    assert!(comment.contains(SUSPEND_MARK));
+                    Some(*job)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(suspended, vec![1, 2], "job 3 is not flexible");
+        // Between the thresholds: nothing changes.
+        let jobs2 = vec![
+            job(
+                1,
+                "a",
+                "debug",
+                State::Suspended,
+                "decompute:flexible [decompute:suspended]",
+            ),
+            job(2, "a", "flex", State::Suspended, "[decompute:suspended]"),
+            job(3, "a", "debug", State::Running, ""),
+            job(4, "a", "debug", State::Suspended, "an operator did this"),
+        ];
+        assert!(decide(&jobs2, &none, Some(350.0), 60.0, &cfg(), &mut mem).is_empty());
+        // Below: both resume, the operator's job 4 is never touched.
+        let acts = decide(&jobs2, &none, Some(250.0), 120.0, &cfg(), &mut mem);
+        assert_eq!(acts.len(), 2, "{acts:?}");
+        assert!(acts.iter().all(|a| matches!(a, Action::Resume { job, comment, .. } if *job != 4 && !comment.contains(SUSPEND_MARK))));
+        let Action::Resume { comment, .. } = &acts[0] else {
+            panic!("{acts:?}")
+        };
+        let p = pauses_in(comment, 1);
+        assert_eq!(p.len(), 1, "{comment}");
+        assert_eq!(
+            (p[0].start, p[0].end, p[0].grid),
+            (0.0, Some(120.0), Some(450.0))
+        );
+        assert_eq!(mem.paused_s(1, 1000.0), 120.0);
+        assert!(mem.suspended.is_empty());
+    }
+
+    #[test]
+    fn max_pause_and_min_state_are_kept() {
+        let mut c = cfg();
+        c.max_pause_s = Some(100.0);
+        c.min_state_s = 30.0;
+        let mut mem = Memory::default();
+        let none = BTreeMap::new();
+        let run = vec![job(1, "a", "flex", State::Running, "")];
+        let sus = vec![job(1, "a", "flex", State::Suspended, SUSPEND_MARK)];
+        // Dirty at 0 (from the initial clean state, since long ago).
+        mem.grid_since = -1000.0;
+        assert_eq!(decide(&run, &none, Some(500.0), 0.0, &c, &mut mem).len(), 1);
+        // Clean at 10: too soon to switch (min state 30 s).
+        assert!(decide(&sus, &none, Some(100.0), 10.0, &c, &mut mem).is_empty());
+        // Still dirty at 100: the job has had its 100 s: resumed for its deadline.
+        let acts = decide(&sus, &none, Some(500.0), 100.0, &c, &mut mem);
+        assert!(matches!(&acts[0], Action::Resume { why, .. } if why.contains("--max-pause")));
+        // And not suspended again while dirty.
+        assert!(decide(&run, &none, Some(500.0), 110.0, &c, &mut mem).is_empty());
+    }
+
+    #[test]
+    fn an_over_budget_accounts_pending_jobs_are_held_then_released() {
+        let mut mem = Memory::default();
+        let jobs = vec![
+            job(5, "poor", "debug", State::Pending, "mine"),
+            job(6, "rich", "debug", State::Pending, ""),
+        ];
+        let acts = decide(&jobs, &used_up("warn"), None, 0.0, &cfg(), &mut mem);
+        assert_eq!(
+            acts,
+            vec![Action::Hold {
+                job: 5,
+                comment: "mine | decompute: energy budget of project poor used up for 2026-11; resets 2026-12-01".into()
+            }]
+        );
+        // Held: nothing more while the budget is used up.
+        assert!(decide(&jobs, &used_up("warn"), None, 10.0, &cfg(), &mut mem).is_empty());
+        // The budget is raised: released, its comment as it was.
+        let acts = decide(&jobs, &BTreeMap::new(), None, 20.0, &cfg(), &mut mem);
+        assert_eq!(
+            acts,
+            vec![Action::Release {
+                job: 5,
+                comment: "mine".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn running_over_budget_jobs_follow_on_exceed() {
+        let jobs = vec![job(7, "poor", "debug", State::Running, "")];
+        let mut mem = Memory::default();
+        let acts = decide(&jobs, &used_up("warn"), None, 0.0, &cfg(), &mut mem);
+        assert!(matches!(acts[..], [Action::Warn { job: 7, .. }]));
+        assert!(
+            decide(&jobs, &used_up("warn"), None, 1.0, &cfg(), &mut mem).is_empty(),
+            "once"
+        );
+        let mut mem = Memory::default();
+        let acts = decide(&jobs, &used_up("pause"), None, 0.0, &cfg(), &mut mem);
+        assert!(matches!(acts[..], [Action::Suspend { job: 7, .. }]));
+        let mut mem = Memory::default();
+        assert!(decide(&jobs, &used_up("stop"), None, 0.0, &cfg(), &mut mem).is_empty());
+        let acts = decide(&jobs, &used_up("stop"), None, 61.0, &cfg(), &mut mem);
+        assert!(matches!(acts[..], [Action::Cancel { job: 7, .. }]));
+    }
+
+    #[test]
+    fn after_a_restart_own_suspensions_are_recognised_by_their_mark() {
+        // The state file is lost; the grid is clean: the marked job is resumed, the
+        // operator's is not.
+        let mut mem = Memory::default();
+        let jobs = vec![
+            job(8, "a", "flex", State::Suspended, SUSPEND_MARK),
+            job(9, "a", "flex", State::Suspended, "maintenance"),
+        ];
+        let acts = decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut mem);
+        assert_eq!(acts.len(), 1);
+        assert!(matches!(&acts[0], Action::Resume { job: 8, .. }));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn comments_never_panic(c in "\\PC{0,120}") {
+            let _ = pauses_in(&c, 1);
+            let _ = pauses_in(&format!("[decompute:paused {c}"), 1);
+        }
+    }
+}

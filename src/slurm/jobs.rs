@@ -198,7 +198,15 @@ pub fn parse_format(t: &str) -> Result<Vec<Job>, String> {
                     crate::term::escape(f[0])
                 )
             })?;
-        let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+        // squeue prints an unset field as "(null)".
+        let clean = |s: &str| {
+            let c: String = s.chars().filter(|c| !c.is_control()).collect();
+            if c == "(null)" {
+                String::new()
+            } else {
+                c
+            }
+        };
         out.push(Job {
             id,
             name: clean(f[1]),

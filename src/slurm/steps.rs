@@ -13,10 +13,15 @@ use crate::sample::Consumer;
 use std::collections::HashMap;
 
 /// The job id in a step daemon's title: `slurmstepd: [4242.batch]` → 4242 (array and
-/// het-job ids such as `4242_7` or `4242+1` keep their first number).
+/// het-job ids such as `4242_7` or `4242+1` keep their first number). The title is written
+/// over the daemon's own arguments and is cut where they were shorter
+/// (`slurmstepd: [1.bat`), so the closing bracket is not required.
 pub fn job_of_title(cmdline: &str) -> Option<u64> {
     let t = cmdline.replace('\0', " ");
-    let inner = t.split_once('[')?.1.split_once(']')?.0;
+    let (head, inner) = t.split_once('[')?;
+    if !head.trim_start().starts_with("slurmstepd") {
+        return None;
+    }
     let digits: String = inner.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
@@ -108,6 +113,8 @@ mod tests {
         assert_eq!(job_of_title("slurmstepd: [7.extern]\0"), Some(7));
         assert_eq!(job_of_title("slurmstepd: [12_3.0]"), Some(12));
         assert_eq!(job_of_title("slurmstepd"), None);
+        assert_eq!(job_of_title("slurmstepd: [1.bat d"), Some(1), "a cut title");
+        assert_eq!(job_of_title("python [3]"), None);
         assert_eq!(job_of_path("/slurm/job_4242"), Some(4242));
         assert_eq!(
             job_of_path("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0"),

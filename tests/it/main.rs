@@ -33,5 +33,6 @@ mod monitor;
 mod rapl;
 mod report;
 mod serve;
+mod slurm;
 mod team;
 mod trust;
