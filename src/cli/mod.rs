@@ -461,6 +461,31 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+static TERMINATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_terminate(_sig: libc::c_int) {
+    TERMINATE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGTERM and SIGINT end a daemon (`serve`, `slurm govern`) gracefully: they only set a
+/// flag the daemon's loop reads ([`terminating`]).
+pub fn install_termination() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_terminate as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether SIGTERM or SIGINT arrived since [`install_termination`].
+pub fn terminating() -> bool {
+    TERMINATE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,25 +73,6 @@ fn proctrack() -> anyhow::Result<String> {
     }
 }
 
-static TERMINATE: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_terminate(_sig: libc::c_int) {
-    TERMINATE.store(true, Ordering::SeqCst);
-}
-
-/// SIGTERM and SIGINT end the agent gracefully.
-fn install_termination() {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: a zeroed sigaction with a handler that only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_terminate as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
 pub fn main(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = a.factors.load_config()?;
     let data = a.factors.data()?;
@@ -160,12 +141,12 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
     };
     let agent = crate::serve::Agent::start(detection, &conv, &opts, hook)
         .map_err(|e| anyhow::anyhow!(e))?;
-    install_termination();
+    super::install_termination();
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            while !TERMINATE.load(Ordering::SeqCst) {
+            while !super::terminating() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             stop.store(true, Ordering::SeqCst);

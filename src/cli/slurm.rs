@@ -254,12 +254,6 @@ fn budgets(
     Ok(out)
 }
 
-static TERMINATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_terminate(_sig: libc::c_int) {
-    TERMINATE.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
 pub fn main(a: SlurmCmd) -> anyhow::Result<()> {
     match a.action {
         SlurmAction::Govern(g) => govern_loop(&g),
@@ -299,15 +293,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         max_pause_s: g.max_pause.map(|d| d.as_secs_f64()),
         grace_s: g.grace.as_secs_f64(),
     };
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: a zeroed sigaction whose handler only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_terminate as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
+    super::install_termination();
     let helpers = crate::signal::command::Helpers::default();
     crate::say!(
         "decompute: governing Slurm{}{}; state in {}",
@@ -385,12 +371,12 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         if !g.dry_run {
             save_memory(&path, &mem)?;
         }
-        if g.once || TERMINATE.load(std::sync::atomic::Ordering::SeqCst) {
+        if g.once || super::terminating() {
             return Ok(());
         }
         let until = std::time::Instant::now() + g.every;
         while std::time::Instant::now() < until {
-            if TERMINATE.load(std::sync::atomic::Ordering::SeqCst) {
+            if super::terminating() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -44,27 +44,8 @@ fn sbatch(conf: &str, args: &[&str]) -> u64 {
         .expect("job id")
 }
 
-/// The job's state as squeue gives it.
-fn state(conf: &str, job: u64) -> String {
-    let o = slurm(
-        conf,
-        &[
-            "squeue",
-            "--json",
-            "--states=all",
-            "--jobs",
-            &job.to_string(),
-        ],
-    );
-    let jobs =
-        decompute::slurm::jobs::parse_json(&String::from_utf8_lossy(&o.stdout)).unwrap_or_default();
-    jobs.iter()
-        .find(|j| j.id == job)
-        .map(|j| format!("{:?}", j.state))
-        .unwrap_or_default()
-}
-
-fn comment(conf: &str, job: u64) -> String {
+/// The job as squeue gives it.
+fn job_info(conf: &str, job: u64) -> Option<decompute::slurm::jobs::Job> {
     let o = slurm(
         conf,
         &[
@@ -79,8 +60,16 @@ fn comment(conf: &str, job: u64) -> String {
         .unwrap_or_default()
         .into_iter()
         .find(|j| j.id == job)
-        .map(|j| j.comment)
+}
+
+fn state(conf: &str, job: u64) -> String {
+    job_info(conf, job)
+        .map(|j| format!("{:?}", j.state))
         .unwrap_or_default()
+}
+
+fn comment(conf: &str, job: u64) -> String {
+    job_info(conf, job).map(|j| j.comment).unwrap_or_default()
 }
 
 fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
