@@ -34,5 +34,6 @@ pub mod signal;
 pub mod slurm;
 pub mod source;
 pub mod timefmt;
+pub mod track;
 pub mod ulid;
 pub mod units;

@@ -277,6 +277,56 @@ fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
     }
 }
 
+/// A training estimate from its arguments (the CLI's and the Python package's).
+pub fn train_estimate(t: &TrainArgs) -> anyhow::Result<train::TrainEstimate> {
+    let hw = HardwareTable::embedded();
+    let f = factors_for(&t.common)?;
+    let data = t.common.factors.data()?;
+    let hardware = match &t.hardware {
+        Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
+        None => None,
+    };
+    let input = train::TrainInput {
+        params: t.params,
+        active_params: t.active_params,
+        tokens: t.tokens,
+        flop: t.flop,
+        hardware,
+        count: t.count,
+        device_hours: t.device_hours,
+        days: t.days,
+        mfu: t.mfu,
+        power_w: t.power_w,
+        embodied: t.embodied,
+        embodied_kg: t.embodied_kg,
+    };
+    let e = train::estimate(&input, &f, &data.constants).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(e)
+}
+
+/// An inference estimate from its arguments (the CLI's and the Python package's).
+pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
+    let hw = HardwareTable::embedded();
+    let f = factors_for(&i.common)?;
+    let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
+    let reference = hw.get("h100-sxm").ok().cloned();
+    let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
+    let input = infer::InferInput {
+        params: i.params,
+        active_params: i.active_params,
+        hardware: Some(hardware),
+        reference,
+        count: i.count,
+        tokens_out: i.tokens_out,
+        requests: i.requests,
+        batch: i.batch,
+        precision: i.precision,
+        stack: i.stack,
+    };
+    let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(e)
+}
+
 pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
     let hw = HardwareTable::embedded();
     match a.what {
@@ -299,26 +349,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 return print_stdout(&o);
             }
             let f = factors_for(&t.common)?;
-            let data = t.common.factors.data()?;
-            let hardware = match &t.hardware {
-                Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
-                None => None,
-            };
-            let input = train::TrainInput {
-                params: t.params,
-                active_params: t.active_params,
-                tokens: t.tokens,
-                flop: t.flop,
-                hardware,
-                count: t.count,
-                device_hours: t.device_hours,
-                days: t.days,
-                mfu: t.mfu,
-                power_w: t.power_w,
-                embodied: t.embodied,
-                embodied_kg: t.embodied_kg,
-            };
-            let e = train::estimate(&input, &f, &data.constants).map_err(|e| anyhow::anyhow!(e))?;
+            let e = train_estimate(&t)?;
             for w in &e.warnings {
                 crate::say!("decompute: warning: {w}");
             }
@@ -352,22 +383,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
         }
         What::Infer(i) => {
             let f = factors_for(&i.common)?;
-            let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
-            let reference = hw.get("h100-sxm").ok().cloned();
-            let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
-            let input = infer::InferInput {
-                params: i.params,
-                active_params: i.active_params,
-                hardware: Some(hardware),
-                reference,
-                count: i.count,
-                tokens_out: i.tokens_out,
-                requests: i.requests,
-                batch: i.batch,
-                precision: i.precision,
-                stack: i.stack,
-            };
-            let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
+            let e = infer_estimate(&i)?;
             for w in &e.warnings {
                 crate::say!("decompute: warning: {w}");
             }

@@ -320,6 +320,19 @@ pub fn modelled_j(r: &RunReport) -> f64 {
         .sum()
 }
 
+/// A `WHERE` clause (or none) extended to leave out runs measured inside another one
+/// (`decompute.track()` nested in another tracker, tag `nested_in`): totals and budgets
+/// count the outermost only. Listing and export keep them.
+pub fn without_nested(w: &str) -> String {
+    let cond =
+        "NOT EXISTS (SELECT 1 FROM run_tags n WHERE n.run_id = runs.id AND n.key = 'nested_in')";
+    if w.trim().is_empty() {
+        format!(" WHERE {cond}")
+    } else {
+        format!("{w} AND {cond}")
+    }
+}
+
 /// The forms of a run id prefix to look up: as given, then upper-cased (ULIDs are upper
 /// case; an imported tool's ids may not be). Only id characters are accepted.
 pub fn prefix_forms(prefix: &str) -> Vec<String> {

@@ -975,6 +975,7 @@ impl Ledger for PgLedger {
 
     fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError> {
         let (w, mut args) = where_clause(f);
+        let w = super::without_nested(&w);
         let (key, join) = match by {
             GroupBy::Project => ("runs.project".to_string(), String::new()),
             GroupBy::Day => (

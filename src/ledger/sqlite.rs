@@ -801,6 +801,7 @@ impl Ledger for SqliteLedger {
 
     fn summary(&self, by: &GroupBy, f: &Filter) -> Result<Vec<SummaryRow>, LedgerError> {
         let (w, mut args) = where_clause(f);
+        let w = super::without_nested(&w);
         let (key, join) = match by {
             GroupBy::Project => ("runs.project".to_string(), String::new()),
             GroupBy::Day => ("substr(runs.started_at, 1, 10)".into(), String::new()),

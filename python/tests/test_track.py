@@ -1,0 +1,200 @@
+"""decompute.track() as users would use it: a busy loop measured and recorded, budgets,
+nesting and threads, the notebook form, the decorator, estimates, the CodeCarbon-compatible
+tracker, and the Lightning and Hugging Face callbacks (on stand-in framework modules)."""
+
+import json
+import sys
+import threading
+import time
+import types
+import warnings
+
+import pytest
+
+import decompute
+from decompute import BudgetExceeded, BudgetWarning
+
+BUSY = "x = 0\nfor i in range(4_000_000):\n    x += i\n"
+
+
+def busy():
+    exec(BUSY, {})
+
+
+def ledger_rows(cli, ledger):
+    out = cli("ledger", "list", "--ledger", str(ledger), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_busy_block_is_measured_and_recorded_and_agrees_with_the_cli(cli, tmp_path):
+    ledger = tmp_path / "l.sqlite"
+    with decompute.track(project="py", ledger=str(ledger), interval=0.2, zone="FR") as t:
+        busy()
+    assert t.energy_j > 0
+    assert t.energy_j.low <= t.energy_j <= t.energy_j.high
+    assert t.carbon_g > 0 and t.water_l >= 0
+    assert t.report["schema"] == "decompute.run/1"
+    assert t.report["cpu_time_s"] > 0.1
+    rows = ledger_rows(cli, ledger)
+    assert [r["id"] for r in rows] == [t.id]
+    assert rows[0]["project"] == "py"
+    # The CLI measuring the same work: its figure lies in the tracker's band, and the other
+    # way round.
+    out = cli("run", "--no-ledger", "--zone", "FR", "--json", "-", "--", sys.executable, "-c", BUSY)
+    assert out.returncode == 0, out.stderr
+    c = json.loads(out.stdout)["energy_j"]
+    assert t.energy_j.low <= c["workload"] <= t.energy_j.high, (t.energy_j, c)
+    assert c["workload_low"] <= t.energy_j <= c["workload_high"], (t.energy_j, c)
+
+
+def test_a_tiny_budget_raises_in_the_tracked_thread(tmp_path):
+    with pytest.raises(BudgetExceeded) as e:
+        with decompute.track(record=False, budget="energy=1mJ", interval=0.1) as t:
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                busy()
+    assert "energy budget used up" in str(e.value)
+    assert t.exceeded and t.report is not None
+
+
+def test_warn_warns_and_pause_is_refused(tmp_path):
+    with pytest.warns(BudgetWarning):
+        with decompute.track(record=False, budget="energy=1mJ", interval=0.1, on_exceed="warn") as t:
+            end = time.monotonic() + 20
+            while t.exceeded is None and time.monotonic() < end:
+                busy()
+    with pytest.raises(ValueError, match="cannot freeze itself"):
+        decompute.track(on_exceed="pause")
+    with pytest.raises(ValueError, match="budget"):
+        decompute.track(budget="energy=lots")
+
+
+def test_nested_and_threaded_trackers_are_marked_and_counted_once(cli, tmp_path):
+    ledger = str(tmp_path / "l.sqlite")
+    with decompute.track(project="p", ledger=ledger, interval=0.2) as outer:
+        with decompute.track(project="p", ledger=ledger, interval=0.2) as inner:
+            busy()
+        seen = {}
+
+        def worker():
+            with decompute.track(project="p", ledger=ledger, interval=0.2) as w:
+                busy()
+            seen["nested"] = w.nested
+
+        th = threading.Thread(target=worker)
+        th.start()
+        th.join()
+    assert not outer.nested and inner.nested and seen["nested"]
+    assert len(ledger_rows(cli, ledger)) == 3
+    s = json.loads(cli("ledger", "summary", "--ledger", ledger, "--json").stdout)
+    rows = s["groups"]
+    assert rows[0]["runs"] == 1, s
+    assert abs(rows[0]["energy_j"] - outer.energy_j) < 1e-6
+
+
+def test_notebook_start_stop_and_the_decorator(cli, tmp_path):
+    ledger = str(tmp_path / "l.sqlite")
+    t = decompute.start(project="nb", ledger=ledger, interval=0.2)
+    busy()
+    report = t.stop()
+    assert report["energy_j"]["workload"] > 0 and t.recorded_in == ledger
+
+    @decompute.track(project="deco", ledger=ledger, interval=0.2)
+    def train(n):
+        busy()
+        return n * 2
+
+    assert train(21) == 42
+    projects = sorted(r["project"] for r in ledger_rows(cli, ledger))
+    assert projects == ["deco", "nb"]
+
+
+def test_a_failing_block_is_recorded_as_failed(cli, tmp_path):
+    ledger = str(tmp_path / "l.sqlite")
+    with pytest.raises(KeyError):
+        with decompute.track(ledger=ledger, interval=0.2):
+            raise KeyError("boom")
+    assert ledger_rows(cli, ledger)[0]["status"] == "failed"
+
+
+def test_estimates_are_the_clis_documents():
+    e = decompute.estimate_train(params="7B", tokens="1T", hardware="h100")
+    assert e["schema"] == "decompute.estimate/1" and e["flop"]["value"] == 4.2e22
+    i = decompute.estimate_infer(params="8B", tokens_out=1000, batch=64)
+    assert i["schema"] == "decompute.estimate-infer/1"
+    with pytest.raises(ValueError, match="--device-hours"):
+        decompute.estimate_train(params="7B")
+    with pytest.raises(ValueError, match="--batch"):
+        decompute.estimate_infer(params="8B", tokens_out=10, batch=0)
+
+
+def test_the_codecarbon_compatible_tracker_returns_kilograms(cli, tmp_path):
+    from decompute.codecarbon_compat import EmissionsTracker
+
+    ledger = tmp_path / "l.sqlite"
+    import os
+
+    os.environ["DECOMPUTE_LEDGER"] = str(ledger)
+    try:
+        tr = EmissionsTracker(project_name="cc", measure_power_secs=0.2, country_iso_code="FR")
+        tr.start()
+        busy()
+        kg = tr.stop()
+    finally:
+        del os.environ["DECOMPUTE_LEDGER"]
+    assert isinstance(kg, float) and kg > 0
+    assert abs(kg - tr.tracker.report["carbon_g"]["value"] / 1000) < 1e-15
+    assert ledger_rows(cli, ledger)[0]["project"] == "cc"
+    with pytest.warns(UserWarning, match="tracking_mode"):
+        EmissionsTracker(tracking_mode="process")
+
+
+def test_framework_callbacks_track_the_fit_and_log_each_epoch(monkeypatch, tmp_path):
+    # Stand-ins for the frameworks' base classes: the callbacks' own logic is what runs.
+    lp = types.ModuleType("lightning.pytorch")
+
+    class Callback:
+        pass
+
+    lp.Callback = Callback
+    monkeypatch.setitem(sys.modules, "lightning", types.ModuleType("lightning"))
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", lp)
+    from decompute.lightning import DecomputeCallback as Lightning
+
+    logged = []
+
+    class Logger:
+        def log_metrics(self, metrics, step=None):
+            logged.append((step, metrics))
+
+    trainer = types.SimpleNamespace(logger=Logger(), current_epoch=0)
+    cb = Lightning(record=False, interval=0.1)
+    cb.on_train_start(trainer, None)
+    for epoch in range(2):
+        trainer.current_epoch = epoch
+        busy()
+        time.sleep(0.25)
+        cb.on_train_epoch_end(trainer, None)
+    cb.on_train_end(trainer, None)
+    assert [s for s, _ in logged] == [0, 1]
+    assert all(m["decompute/energy_j"] > 0 for _, m in logged)
+    assert cb.track.energy_j >= sum(m["decompute/energy_j"] for _, m in logged) - 1e-9
+
+    tf = types.ModuleType("transformers")
+
+    class TrainerCallback:
+        pass
+
+    tf.TrainerCallback = TrainerCallback
+    monkeypatch.setitem(sys.modules, "transformers", tf)
+    from decompute.transformers import DecomputeCallback as HF
+
+    state = types.SimpleNamespace(log_history=[], epoch=1.0)
+    hf = HF(record=False, interval=0.1)
+    hf.on_train_begin(None, state, None)
+    busy()
+    time.sleep(0.25)
+    hf.on_epoch_end(None, state, None)
+    hf.on_train_end(None, state, None)
+    assert state.log_history[0]["decompute_energy_j"] > 0

@@ -1,0 +1,461 @@
+//! A process measuring itself: the driver behind the Python package's `decompute.track()`.
+//! The calling process and its children are the workload (a [`ProcessTree`] that includes
+//! its root), sampled on the same core as `run` and `serve` on a thread of its own; budgets
+//! (the tracker's own and the policy file's project budgets) are checked every interval and
+//! an exceeded one is *reported* (the caller decides: raise, warn); at stop the run is
+//! recorded in the ledger like a `run`. Several trackers in one process measure the same
+//! process: every one started while another is active is *nested* (tag `nested_in`), and
+//! ledger totals and budgets count only the outermost, so nothing is counted twice.
+
+use crate::cli::{FactorArgs, LedgerArgs, MachineArgs};
+use crate::consumer::tree::ProcessTree;
+use crate::govern::budget::{self, Limit, Usage};
+use crate::ledger::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
+use crate::procfs::ProcRoot;
+use crate::report::{RunMeta, RunReport};
+use crate::sample::{Consumer, PowerRow, Totals};
+use crate::sampler::Sampler;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tag a nested tracker's record carries: the id of the tracker it ran inside.
+pub const NESTED_TAG: &str = "nested_in";
+
+/// What a tracker is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub project: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// A ledger path or `postgres://` URL; `None` for the usual one.
+    pub ledger: Option<String>,
+    /// Record nothing.
+    pub no_ledger: bool,
+    pub interval: Duration,
+    /// `energy=500Wh,carbon=200g,water=3L,time=2h`.
+    pub budget: Option<String>,
+    pub zone: Option<String>,
+    pub pue: Option<String>,
+    /// The command line shown in the record (the Python script).
+    pub command: Vec<String>,
+}
+
+/// Figures so far, shared with the sampling thread.
+#[derive(Debug, Default)]
+struct Shared {
+    totals: Totals,
+    samples: Vec<PowerRow>,
+    cpu_s: f64,
+    /// The first budget found exceeded, in words.
+    exceeded: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// Trackers active in this process, outermost first.
+static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// A running tracker.
+pub struct Tracker {
+    identity: RunIdentity,
+    started_at: std::time::SystemTime,
+    started: Instant,
+    interval: Duration,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    conv: crate::factors::Conversion,
+    host: crate::report::HostInfo,
+    ledger: Option<crate::ledger::Location>,
+    notes: Vec<String>,
+    command: Vec<String>,
+    nested: bool,
+}
+
+fn usage_of(t: &Totals, conv: &crate::factors::Conversion, secs: f64) -> Usage {
+    let (_, carbon, water) = crate::report::convert(t.workload(), conv);
+    Usage {
+        energy_j: t.workload().0,
+        carbon_g: carbon.0,
+        water_l: water.0,
+        time_s: secs,
+    }
+}
+
+impl Tracker {
+    /// Resolves everything as `run` would (config file, factor data, the machine's meters,
+    /// the policy file found from the working directory, the ledger) and starts sampling.
+    pub fn start(o: &Options) -> Result<Tracker, String> {
+        let e = |x: anyhow::Error| format!("{x:#}");
+        if !(o.interval >= Duration::from_millis(100) && o.interval <= Duration::from_secs(60)) {
+            return Err(format!(
+                "interval {} s is not between 0.1 and 60 s",
+                o.interval.as_secs_f64()
+            ));
+        }
+        let fa = FactorArgs {
+            zone: o
+                .zone
+                .clone()
+                .or_else(|| std::env::var("DECOMPUTE_ZONE").ok()),
+            pue: o.pue.clone(),
+            grid_intensity: None,
+            wue: None,
+            ewif: None,
+            data_dir: std::env::var_os("DECOMPUTE_DATA_DIR").map(Into::into),
+            config: std::env::var_os("DECOMPUTE_CONFIG").map(Into::into),
+        };
+        let cfg = fa.load_config().map_err(e)?;
+        let data = fa.data().map_err(e)?;
+        let conv = crate::factors::resolve(&data, &fa.request(&cfg)).map_err(|x| x.to_string())?;
+        let machine = MachineArgs {
+            sysfs_root: std::env::var_os("DECOMPUTE_SYSFS_ROOT")
+                .map(Into::into)
+                .unwrap_or_else(|| "/sys".into()),
+            procfs_root: std::env::var_os("DECOMPUTE_PROCFS_ROOT")
+                .map(Into::into)
+                .unwrap_or_else(|| "/proc".into()),
+            cpu_tdp: None,
+            no_gpu: false,
+        };
+        let probe = machine.probe(&cfg).map_err(e)?;
+        let cwd = std::env::current_dir().map_err(|x| x.to_string())?;
+        let found = crate::govern::policy::discover(None, &cwd);
+        let policy = found
+            .path()
+            .map(crate::govern::policy::load)
+            .transpose()
+            .map_err(|x| x.to_string())?;
+        let mut limits: Vec<Limit> = match &o.budget {
+            Some(b) => budget::parse_budget(b)?,
+            None => Vec::new(),
+        };
+        // Project, as `run` chooses it (a Slurm job's account included).
+        let (slurm_tags, account) = crate::slurm::env::tags(std::env::vars());
+        let project = o
+            .project
+            .clone()
+            .or(account)
+            .or_else(|| policy.as_ref().and_then(|p| p.project.clone()))
+            .or(cfg.project.clone())
+            .unwrap_or_else(|| crate::ledger::default_project(&cwd));
+        let ledger = if o.no_ledger {
+            None
+        } else {
+            let la = LedgerArgs {
+                path: o
+                    .ledger
+                    .clone()
+                    .or_else(|| std::env::var("DECOMPUTE_LEDGER").ok())
+                    .map(Into::into),
+            };
+            Some(la.target(&cfg, policy.as_ref()).map_err(e)?)
+        };
+        let mut notes = Vec::new();
+        // The project's budgets: what the others left.
+        if let (Some(p), Some(loc)) = (&policy, &ledger) {
+            if p.projects().contains(&project.as_str()) {
+                let l = loc.open().map_err(|x| x.to_string())?;
+                let now = crate::timefmt::now_s() as i64;
+                let st = crate::govern::policy::standings(p, &project, now, |s, en| {
+                    crate::govern::usage::period_usage(l.as_ref(), &project, s, en)
+                })?;
+                for pl in crate::govern::policy::remaining_limits(&st) {
+                    match limits.iter_mut().find(|x| x.metric == pl.metric) {
+                        Some(x) => x.value = x.value.min(pl.value),
+                        None => limits.push(pl),
+                    }
+                }
+                notes.push(format!("project budgets of {} apply", p.path.display()));
+            }
+        }
+        let mut tags: std::collections::BTreeMap<String, String> = slurm_tags;
+        tags.extend(o.tags.iter().cloned());
+        let id = crate::ulid::new(std::time::SystemTime::now());
+        let nested = {
+            let mut a = ACTIVE.lock().map_err(|_| "tracker registry poisoned")?;
+            let outer = a.first().cloned();
+            a.push(id.clone());
+            if let Some(outer) = outer {
+                tags.insert(NESTED_TAG.into(), outer);
+                true
+            } else {
+                false
+            }
+        };
+        let identity = RunIdentity {
+            id,
+            project,
+            tags,
+            user: crate::ledger::current_user(),
+            host: crate::run::hostname(),
+            cwd: cwd.display().to_string(),
+        };
+        let mut detection = crate::detect::Detection::run(&probe, &data);
+        notes.extend(detection.warnings.iter().cloned());
+        let host = crate::run::host_info(&detection);
+        let pid = std::process::id() as i32;
+        let tree = ProcessTree::including_root(ProcRoot::new(&probe.procfs_root), pid);
+        let mut sampler = Sampler::new(
+            ProcRoot::new(&probe.procfs_root),
+            detection.slots(),
+            tree,
+            detection.mem_total_bytes,
+            detection.cpu.logical_cpus,
+        );
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st, interval, conv2) = (shared.clone(), stop.clone(), o.interval, conv.clone());
+        let started = Instant::now();
+        let handle = std::thread::Builder::new()
+            .name("decompute-track".into())
+            .spawn(move || {
+                let mut checker = budget::Tracker::new(limits);
+                let mut next = Instant::now() + interval;
+                loop {
+                    let done = st.load(Ordering::SeqCst);
+                    let now = Instant::now();
+                    if !done && now < next {
+                        // Woken early by `stop` (unpark), else at the next interval.
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
+                    next += interval;
+                    let iv = sampler.tick();
+                    let mut s = match sh.lock() {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                    for smp in iv.samples() {
+                        let mut x = smp.clone();
+                        if let Consumer::Cgroup(_) = x.consumer {
+                            continue;
+                        }
+                        if x.consumer != Consumer::Host && x.consumer != Consumer::Idle {
+                            x.consumer = Consumer::Workload;
+                        }
+                        s.totals.add(&x);
+                    }
+                    s.samples.push(iv.power_row(&Consumer::Workload));
+                    s.cpu_s += iv.consumers.iter().map(|c| c.usage.cpu_s).sum::<f64>();
+                    let u = usage_of(&s.totals, &conv2, started.elapsed().as_secs_f64());
+                    for c in checker.check(&u) {
+                        if let budget::Crossing::Exceeded { limit, used } = c {
+                            if s.exceeded.is_none() {
+                                s.exceeded = Some(format!(
+                                    "{} budget used up: {} of {}",
+                                    limit.metric.name(),
+                                    limit.metric.show(used),
+                                    limit.metric.show(limit.value)
+                                ));
+                            }
+                        }
+                    }
+                    for w in &sampler.warnings {
+                        if !s.warnings.contains(w) {
+                            s.warnings.push(w.clone());
+                        }
+                    }
+                    if done {
+                        return;
+                    }
+                }
+            })
+            .map_err(|x| format!("cannot start the sampling thread: {x}"))?;
+        Ok(Tracker {
+            identity,
+            started_at: std::time::SystemTime::now(),
+            started,
+            interval: o.interval,
+            shared,
+            stop,
+            handle: Some(handle),
+            conv,
+            host,
+            ledger,
+            notes,
+            command: o.command.clone(),
+            nested,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.identity.id
+    }
+
+    pub fn nested(&self) -> bool {
+        self.nested
+    }
+
+    /// The budget found exceeded, if one is.
+    pub fn exceeded(&self) -> Option<String> {
+        self.shared.lock().ok().and_then(|s| s.exceeded.clone())
+    }
+
+    /// The workload's energy so far, J.
+    pub fn energy_j(&self) -> f64 {
+        self.shared
+            .lock()
+            .map(|s| s.totals.workload().0)
+            .unwrap_or(0.0)
+    }
+
+    /// Stops sampling (with a last, partial interval), records the run unless told not to,
+    /// and returns its report. `failed` marks a block left by an exception.
+    pub fn stop(mut self, failed: bool) -> Result<(RunReport, Option<String>), String> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        if let Ok(mut a) = ACTIVE.lock() {
+            a.retain(|x| x != &self.identity.id);
+        }
+        let s = self
+            .shared
+            .lock()
+            .map_err(|_| "the sampling thread panicked".to_string())?;
+        let secs = self.started.elapsed().as_secs_f64();
+        let mut notes = self.notes.clone();
+        notes.extend(s.warnings.iter().cloned());
+        notes.push(
+            "measured by decompute.track(): the calling process and its children (the tracker's own sampling thread included)".into(),
+        );
+        if self.nested {
+            notes.push(format!(
+                "nested in tracker {}: counted there, not again in totals and budgets",
+                self.identity
+                    .tags
+                    .get(NESTED_TAG)
+                    .cloned()
+                    .unwrap_or_default()
+            ));
+        }
+        let exceeded = s.exceeded.clone();
+        if let Some(x) = &exceeded {
+            notes.push(x.clone());
+        }
+        let meta = RunMeta {
+            command: if self.command.is_empty() {
+                vec!["python".into()]
+            } else {
+                self.command.clone()
+            },
+            exit_code: Some(if failed { 1 } else { 0 }),
+            killed_by_signal: None,
+            interrupted_by: None,
+            started_at: crate::timefmt::rfc3339(self.started_at),
+            ended_at: crate::timefmt::rfc3339(std::time::SystemTime::now()),
+            duration_s: secs,
+            interval_s: self.interval.as_secs_f64(),
+            host: self.host.clone(),
+            processes_followed: 1,
+            cpu_time_s: s.cpu_s,
+            notes,
+            leftover_processes: Vec::new(),
+        };
+        let report = crate::report::build(meta, &s.totals, s.samples.clone(), &self.conv);
+        let status = if failed {
+            Status::Failed
+        } else {
+            Status::Finished
+        };
+        let mut recorded = None;
+        if let Some(loc) = &self.ledger {
+            let rec = RunRecord {
+                schema: RECORD_SCHEMA.into(),
+                identity: self.identity.clone(),
+                status,
+                report: report.clone(),
+            };
+            let mut l = loc.open().map_err(|x| x.to_string())?;
+            l.import(&[rec]).map_err(|x| x.to_string())?;
+            recorded = Some(loc.shown());
+        }
+        Ok((report, recorded))
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        if let Ok(mut a) = ACTIVE.lock() {
+            a.retain(|x| x != &self.identity.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(ledger: &std::path::Path) -> Options {
+        Options {
+            project: Some("py".into()),
+            ledger: Some(ledger.display().to_string()),
+            interval: Duration::from_millis(100),
+            zone: Some("FR".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_busy_block_is_measured_recorded_and_nested_ones_are_marked() {
+        let d = tempfile::tempdir().expect("tmp");
+        let l = d.path().join("l.sqlite");
+        let outer = Tracker::start(&opts(&l)).expect("outer");
+        let inner = Tracker::start(&opts(&l)).expect("inner");
+        assert!(!outer.nested() && inner.nested());
+        let until = Instant::now() + Duration::from_millis(400);
+        let mut x = 0u64;
+        while Instant::now() < until {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        let (ri, _) = inner.stop(false).expect("inner stop");
+        let (ro, where_) = outer.stop(false).expect("outer stop");
+        assert!(ro.energy_j.workload > 0.0 && ro.cpu_time_s > 0.1, "{ro:?}");
+        assert!(ri.notes.iter().any(|n| n.contains("nested in tracker")));
+        assert!(where_.is_some());
+        let led = crate::ledger::Location::parse(
+            &l.display().to_string(),
+            crate::factors::Origin::Default,
+        )
+        .open()
+        .expect("ledger");
+        let rows = led.list(&Default::default()).expect("list");
+        assert_eq!(rows.len(), 2, "both recorded");
+        // Totals count the outer one only.
+        let sum = led
+            .summary(&crate::ledger::GroupBy::Project, &Default::default())
+            .expect("summary");
+        assert_eq!(sum[0].runs, 1);
+        assert!((sum[0].energy_j - ro.energy_j.workload).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_tiny_budget_is_reported_exceeded() {
+        let d = tempfile::tempdir().expect("tmp");
+        let mut o = opts(&d.path().join("l.sqlite"));
+        o.budget = Some("energy=1mJ".into());
+        o.no_ledger = true;
+        let t = Tracker::start(&o).expect("start");
+        let end = Instant::now() + Duration::from_secs(5);
+        while t.exceeded().is_none() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let why = t.exceeded().expect("exceeded");
+        assert!(why.contains("energy budget used up"), "{why}");
+        let (r, recorded) = t.stop(false).expect("stop");
+        assert!(recorded.is_none());
+        assert!(r.notes.iter().any(|n| n.contains("energy budget used up")));
+        assert!(Tracker::start(&Options {
+            interval: Duration::from_millis(1),
+            ..o
+        })
+        .is_err());
+    }
+}

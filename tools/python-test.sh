@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The Python package's tests: builds python/ (PyO3, through maturin) into the virtual
+# environment target/venv-py — `pip install maturin pytest`, then `pip install ./python`,
+# the extension compiled once into target/python and reused — and runs pytest on it against
+# the CLI built from the same library. Without PyPI (offline) it says so and skips, except
+# under CI=true, where that fails.
+#
+#   tools/python-test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/venv-py
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
+    python3 -m venv "$venv"
+    if ! "$venv/bin/pip" install -q maturin pytest; then
+        echo "tools/python-test.sh: cannot install maturin and pytest from PyPI; the Python tests are skipped"
+        [ "${CI:-}" = true ] && exit 1
+        exit 0
+    fi
+fi
+cargo build --quiet --bin decompute
+PATH="$PWD/$venv/bin:$PATH" CARGO_TARGET_DIR="$PWD/target/python" \
+    "$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps ./python
+DECOMPUTE_BIN="$PWD/target/debug/decompute" "$venv/bin/python" -m pytest -q python/tests "$@"
