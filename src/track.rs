@@ -299,9 +299,9 @@ impl Tracker {
             .unwrap_or(0.0)
     }
 
-    /// Stops sampling (with a last, partial interval), records the run unless told not to,
-    /// and returns its report. `failed` marks a block left by an exception.
-    pub fn stop(mut self, failed: bool) -> Result<(RunReport, Option<String>), String> {
+    /// Ends the sampling thread (it takes a last, partial interval) and leaves the registry
+    /// of active trackers. Idempotent.
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
             h.thread().unpark();
@@ -310,6 +310,12 @@ impl Tracker {
         if let Ok(mut a) = ACTIVE.lock() {
             a.retain(|x| x != &self.identity.id);
         }
+    }
+
+    /// Stops sampling (with a last, partial interval), records the run unless told not to,
+    /// and returns its report. `failed` marks a block left by an exception.
+    pub fn stop(mut self, failed: bool) -> Result<(RunReport, Option<String>), String> {
+        self.halt();
         let s = self
             .shared
             .lock()
@@ -377,20 +383,16 @@ impl Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            h.thread().unpark();
-            let _ = h.join();
-        }
-        if let Ok(mut a) = ACTIVE.lock() {
-            a.retain(|x| x != &self.identity.id);
-        }
+        self.halt();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Trackers of one process nest whatever thread they run on: these tests take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     fn opts(ledger: &std::path::Path) -> Options {
         Options {
@@ -404,6 +406,7 @@ mod tests {
 
     #[test]
     fn a_busy_block_is_measured_recorded_and_nested_ones_are_marked() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let d = tempfile::tempdir().expect("tmp");
         let l = d.path().join("l.sqlite");
         let outer = Tracker::start(&opts(&l)).expect("outer");
@@ -438,6 +441,7 @@ mod tests {
 
     #[test]
     fn a_tiny_budget_is_reported_exceeded() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let d = tempfile::tempdir().expect("tmp");
         let mut o = opts(&d.path().join("l.sqlite"));
         o.budget = Some("energy=1mJ".into());

@@ -232,19 +232,9 @@ class Track:
         return wrapper  # type: ignore[return-value]
 
 
-def track(
-    project: Optional[str] = None,
-    tags: Optional[Mapping[str, str]] = None,
-    ledger: Optional[str] = None,
-    interval: float = 1.0,
-    budget: Optional[str] = None,
-    on_exceed: str = "raise",
-    record: bool = True,
-    zone: Optional[str] = None,
-    pue: Optional[str] = None,
-) -> Track:
-    """``with decompute.track(...) as t:`` or ``@decompute.track(...)``; see :class:`Track`."""
-    return Track(project, tags, ledger, interval, budget, on_exceed, record, zone, pue)
+#: ``with decompute.track(...) as t:`` or ``@decompute.track(...)``: the tracker class
+#: itself, so the keywords and their documentation are :class:`Track`'s.
+track = Track
 
 
 def start(**kwargs: Any) -> Track:
