@@ -10,7 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/venv-py
 if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
-    python3 -m venv "$venv"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian ships venv and pip apart from python3.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                python3-venv python3-pip >/dev/null
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+    fi
     if ! "$venv/bin/pip" install -q maturin pytest; then
         echo "tools/python-test.sh: cannot install maturin and pytest from PyPI; the Python tests are skipped"
         [ "${CI:-}" = true ] && exit 1
