@@ -113,7 +113,7 @@ pub struct TrainArgs {
     pub embodied: bool,
     /// Embodied carbon per device, kg CO2e, where data/hardware.csv has none (implies
     /// --embodied)
-    #[arg(long, value_name = "KG")]
+    #[arg(long, value_name = "KG", allow_hyphen_values = true)]
     pub embodied_kg: Option<f64>,
     #[command(flatten)]
     pub common: Common,

@@ -262,6 +262,29 @@ pub fn main(a: SlurmCmd) -> anyhow::Result<()> {
 }
 
 fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&g.every) {
+        anyhow::bail!(
+            "--every {} is not between 1 s and 1 h",
+            crate::units::Seconds(g.every.as_secs_f64())
+        );
+    }
+    for (flag, v) in [
+        ("--pause-above", g.pause_above),
+        ("--resume-below", g.resume_below),
+    ] {
+        if v.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
+            anyhow::bail!(
+                "{flag} must be a grid intensity (gCO2e/kWh) or stress level of 0 or more"
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (g.pause_above, g.resume_below) {
+        if b > a {
+            anyhow::bail!(
+                "--resume-below {b} is above --pause-above {a}: resume at or below the level that pauses"
+            );
+        }
+    }
     let cwd = std::env::current_dir()?;
     let found = policy::discover(g.policy.as_deref(), &cwd);
     if let Some(w) = found.warning() {
