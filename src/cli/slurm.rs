@@ -262,9 +262,9 @@ pub fn main(a: SlurmCmd) -> anyhow::Result<()> {
 }
 
 fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
-    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&g.every) {
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&g.every) {
         anyhow::bail!(
-            "--every {} is not between 1 s and 1 h",
+            "--every {} is not between 100 ms and 1 h",
             crate::units::Seconds(g.every.as_secs_f64())
         );
     }
