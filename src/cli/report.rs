@@ -59,8 +59,14 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
     } else {
         let f = a.filter.filter();
         let mut records: Vec<RunRecord> = Vec::new();
-        l.export(&f, &mut |r| {
-            if a.user.as_deref().is_none_or(|u| r.identity.user == u) {
+        // The period page needs no power samples: dropped as they come, so a large ledger
+        // is held without them. Runs measured inside another (`nested_in`) are counted
+        // there and left out, as `ledger summary` does.
+        l.export(&f, &mut |mut r| {
+            if a.user.as_deref().is_none_or(|u| r.identity.user == u)
+                && !r.identity.tags.contains_key(crate::track::NESTED_TAG)
+            {
+                r.report.samples = Vec::new();
                 records.push(r);
             }
             Ok(())

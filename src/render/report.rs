@@ -236,12 +236,24 @@ fn by_time(o: &mut String, records: &[RunRecord]) {
     if ranked.len() > 7 {
         names.push("other projects".into());
     }
-    let mut cats: Vec<String> = records
+    // Each record's bucket and series, once: (category index, series index).
+    let keys: Vec<(String, usize)> = records
         .iter()
-        .map(|r| bucket(&r.report.started_at, monthly))
+        .map(|r| {
+            let s = series_of(&r.identity.project);
+            (
+                bucket(&r.report.started_at, monthly),
+                names.iter().position(|n| *n == s).unwrap_or(0),
+            )
+        })
         .collect();
+    let mut cats: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
     cats.sort();
     cats.dedup();
+    let cat_of: Vec<usize> = keys
+        .iter()
+        .map(|k| cats.binary_search(&k.0).unwrap_or(0))
+        .collect();
     type Figure = fn(&RunRecord) -> f64;
     let pick: [(&str, Quantity, Figure); 3] = [
         ("Energy", Quantity::Energy, |r| r.report.energy_j.workload),
@@ -249,25 +261,13 @@ fn by_time(o: &mut String, records: &[RunRecord]) {
         ("Water", Quantity::Water, |r| r.report.water_l.value),
     ];
     for (what, q, f) in pick {
-        let series: Vec<(String, Vec<f64>)> = names
+        let mut series: Vec<(String, Vec<f64>)> = names
             .iter()
-            .map(|n| {
-                let vals = cats
-                    .iter()
-                    .map(|c| {
-                        records
-                            .iter()
-                            .filter(|r| {
-                                bucket(&r.report.started_at, monthly) == *c
-                                    && series_of(&r.identity.project) == *n
-                            })
-                            .map(f)
-                            .sum()
-                    })
-                    .collect();
-                (n.clone(), vals)
-            })
+            .map(|n| (n.clone(), vec![0.0; cats.len()]))
             .collect();
+        for (i, r) in records.iter().enumerate() {
+            series[keys[i].1].1[cat_of[i]] += f(r);
+        }
         let totals: Vec<f64> = (0..cats.len())
             .map(|i| series.iter().map(|s| s.1[i]).sum())
             .collect();
