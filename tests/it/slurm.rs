@@ -270,6 +270,15 @@ fn a_real_slurm_cluster_is_accounted_and_governed() {
         "--state",
         state_file.to_str().expect("utf-8"),
     ];
+    // --dry-run says what it would do and does nothing.
+    let dry = govern(&conf, d.path(), &[&yielding[..], &["--dry-run"]].concat());
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        said.contains(&format!("would suspend job {flex}")),
+        "{said}"
+    );
+    assert!(!said.contains(&format!("job {rigid}")), "{said}");
+    assert_eq!(state(&conf, flex), "Running");
     govern(&conf, d.path(), &yielding);
     eventually("the flexible job suspended", 20, || {
         state(&conf, flex) == "Suspended"
