@@ -417,6 +417,46 @@ pub fn resource(component: Component, source: &str) -> Resource {
     }
 }
 
+/// An interval of one measured CPU package shared by cgroup consumers given as (path,
+/// energy J, CPU s): a fixture for the tests of what consumes intervals (the agent's
+/// counters, the Slurm accountant).
+#[cfg(test)]
+pub(crate) fn cgroup_interval(parts: &[(&str, f64, f64)], host: f64) -> Interval {
+    Interval {
+        t_end: Seconds(1.0),
+        dt: Seconds(1.0),
+        load: 0.5,
+        host: vec![Reading {
+            resource: Resource {
+                component: Component::Cpu,
+                source: "rapl:package-0".into(),
+            },
+            method: Method::Measured,
+            energy: Joules(host),
+            low: Joules(host),
+            high: Joules(host),
+            share: ShareBy::CpuTime,
+        }],
+        consumers: parts
+            .iter()
+            .map(|(p, e, cpu)| ConsumerEnergy {
+                usage: Usage {
+                    consumer: Consumer::Cgroup(p.to_string()),
+                    cpu_s: *cpu,
+                    rss_bytes: 0,
+                    pids: vec![],
+                },
+                parts: vec![Part {
+                    resource: 0,
+                    energy: Joules(*e),
+                    low: Joules(*e),
+                    high: Joules(*e),
+                }],
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,15 +96,6 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!(e))?;
         let iso = |t: i64| crate::timefmt::rfc3339_s(t as f64);
-        let state = |s: &policy::Standing| {
-            if s.remaining() <= 0.0 {
-                "used-up"
-            } else if s.projection(now) > s.budget.amount {
-                "on-course-to-exceed"
-            } else {
-                "ok"
-            }
-        };
         jprojects.push(serde_json::json!({
             "project": proj,
             "on_exceed": p.on_exceed.get(proj).map(|a| format!("{a:?}").to_lowercase()),
@@ -118,7 +109,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
                 "period_start": iso(s.period_start),
                 "period_end": iso(s.period_end),
                 "projected": s.projection(now),
-                "state": state(s),
+                "state": s.state(now),
             })).collect::<Vec<_>>(),
         }));
         o.push_str(&format!(
@@ -146,16 +137,16 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
                 &at(s.period_start)[..10],
                 &at(s.period_end)[..10],
                 m.show(s.projection(now)),
-                if s.remaining() <= 0.0 {
-                    crate::term::paint(
+                match s.state(now) {
+                    "used-up" => crate::term::paint(
                         "  USED UP: runs are refused until the period renews",
                         Some("red"),
                         caps,
-                    )
-                } else if s.projection(now) > s.budget.amount {
-                    crate::term::paint("  on course to exceed", Some("yellow"), caps)
-                } else {
-                    String::new()
+                    ),
+                    "on-course-to-exceed" => {
+                        crate::term::paint("  on course to exceed", Some("yellow"), caps)
+                    }
+                    _ => String::new(),
                 }
             ));
         }

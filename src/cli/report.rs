@@ -164,13 +164,12 @@ fn budget_rows(
                     day(s.period_start),
                     day(s.period_end)
                 ),
-                state: if s.remaining() <= 0.0 {
-                    "used up: runs are refused until the period renews".into()
-                } else if s.projection(now) > s.budget.amount {
-                    "on course to exceed".into()
-                } else {
-                    "within budget".into()
-                },
+                state: match s.state(now) {
+                    "used-up" => "used up: runs are refused until the period renews",
+                    "on-course-to-exceed" => "on course to exceed",
+                    _ => "within budget",
+                }
+                .into(),
             });
         }
     }

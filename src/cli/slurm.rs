@@ -223,7 +223,7 @@ fn budgets(
                 .take(10)
                 .collect::<String>()
         };
-        let gone = st.iter().find(|s| s.remaining() <= 0.0);
+        let gone = st.iter().find(|s| s.state(now) == "used-up");
         out.insert(
             proj.to_string(),
             Budget {

@@ -334,6 +334,17 @@ impl Standing {
         let elapsed = (now - self.period_start).max(1) as f64;
         self.used * (self.period_end - self.period_start) as f64 / elapsed
     }
+
+    /// `used-up`, `on-course-to-exceed` or `ok` (as `budget status --json` says it).
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.remaining() <= 0.0 {
+            "used-up"
+        } else if self.projection(now) > self.budget.amount {
+            "on-course-to-exceed"
+        } else {
+            "ok"
+        }
+    }
 }
 
 /// The standing of each of `project`'s budgets, given a function returning the ledger's

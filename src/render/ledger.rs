@@ -335,26 +335,18 @@ mod tests {
         check("ledger-list.txt", &list(&rows));
         check("ledger-show-real.txt", &show(&real_record()));
         check("ledger-show-paused.txt", &show(&recs[0]));
-        let by = |p: &str| SummaryRow {
-            key: p.into(),
-            runs: recs.iter().filter(|r| r.identity.project == p).count() as u64,
-            duration_s: recs
-                .iter()
-                .filter(|r| r.identity.project == p)
-                .map(|r| r.report.duration_s)
-                .sum(),
-            energy_j: recs
-                .iter()
-                .filter(|r| r.identity.project == p)
-                .map(|r| r.report.energy_j.workload)
-                .sum(),
-            modelled_j: 0.0,
-            carbon_g: recs
-                .iter()
-                .filter(|r| r.identity.project == p)
-                .map(|r| r.report.carbon_g.value)
-                .sum(),
-            water_l: 0.5,
+        let by = |p: &str| {
+            let of: Vec<&RunRecord> = recs.iter().filter(|r| r.identity.project == p).collect();
+            let sum = |f: fn(&RunRecord) -> f64| of.iter().map(|r| f(r)).sum();
+            SummaryRow {
+                key: p.into(),
+                runs: of.len() as u64,
+                duration_s: sum(|r| r.report.duration_s),
+                energy_j: sum(|r| r.report.energy_j.workload),
+                modelled_j: 0.0,
+                carbon_g: sum(|r| r.report.carbon_g.value),
+                water_l: 0.5,
+            }
         };
         let sums = vec![by("ci"), by("eval"), by("llm-finetune")];
         check("ledger-summary.txt", &summary("project", &sums));

@@ -222,47 +222,10 @@ pub fn labels(path: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Usage;
-    use crate::sample::Resource;
-    use crate::sampler::{ConsumerEnergy, Part};
-    use crate::source::{Reading, ShareBy};
-    use crate::units::{Joules, Seconds};
 
     fn interval(parts: &[(&str, f64)], host: f64) -> Interval {
-        let consumers = parts
-            .iter()
-            .map(|(p, e)| ConsumerEnergy {
-                usage: Usage {
-                    consumer: Consumer::Cgroup(p.to_string()),
-                    cpu_s: 0.0,
-                    rss_bytes: 0,
-                    pids: vec![],
-                },
-                parts: vec![Part {
-                    resource: 0,
-                    energy: Joules(*e),
-                    low: Joules(*e),
-                    high: Joules(*e),
-                }],
-            })
-            .collect();
-        Interval {
-            t_end: Seconds(1.0),
-            dt: Seconds(1.0),
-            load: 0.5,
-            host: vec![Reading {
-                resource: Resource {
-                    component: Component::Cpu,
-                    source: "rapl:package-0".into(),
-                },
-                method: Method::Measured,
-                energy: Joules(host),
-                low: Joules(host),
-                high: Joules(host),
-                share: ShareBy::CpuTime,
-            }],
-            consumers,
-        }
+        let with_cpu: Vec<(&str, f64, f64)> = parts.iter().map(|(p, e)| (*p, *e, 0.0)).collect();
+        crate::sampler::cgroup_interval(&with_cpu, host)
     }
 
     const F: Factors = Factors {

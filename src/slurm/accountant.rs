@@ -73,7 +73,6 @@ impl Accountant {
     pub fn tick(&mut self, iv: &Interval, t: f64) {
         self.ticks += 1;
         let first_tick = self.ticks == 1;
-        let samples = iv.samples();
         let dt = iv.dt.0.max(1e-9);
         let mut present: BTreeMap<u64, Vec<&Consumer>> = BTreeMap::new();
         for c in &iv.consumers {
@@ -83,6 +82,12 @@ impl Accountant {
                 }
             }
         }
+        // Per-sample rows only when some job runs: an idle node costs nothing here.
+        let samples = if present.is_empty() {
+            Vec::new()
+        } else {
+            iv.samples()
+        };
         for (job, consumers) in &present {
             let acc = self.jobs.entry(*job).or_insert_with(|| JobAcc {
                 first_t: t - iv.dt.0,
@@ -390,46 +395,10 @@ pub fn ledger_writer(loc: ledger::Location) -> impl FnMut(&[RunRecord]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Usage;
-    use crate::sample::{Component, Method, Resource};
-    use crate::sampler::{ConsumerEnergy, Part};
-    use crate::source::{Reading, ShareBy};
-    use crate::units::{Joules, Seconds};
+    use crate::units::Joules;
 
     fn interval(jobs: &[(&str, f64, f64)], host: f64) -> Interval {
-        Interval {
-            t_end: Seconds(1.0),
-            dt: Seconds(1.0),
-            load: 0.5,
-            host: vec![Reading {
-                resource: Resource {
-                    component: Component::Cpu,
-                    source: "rapl:package-0".into(),
-                },
-                method: Method::Measured,
-                energy: Joules(host),
-                low: Joules(host),
-                high: Joules(host),
-                share: ShareBy::CpuTime,
-            }],
-            consumers: jobs
-                .iter()
-                .map(|(p, e, cpu)| ConsumerEnergy {
-                    usage: Usage {
-                        consumer: Consumer::Cgroup(p.to_string()),
-                        cpu_s: *cpu,
-                        rss_bytes: 0,
-                        pids: vec![],
-                    },
-                    parts: vec![Part {
-                        resource: 0,
-                        energy: Joules(*e),
-                        low: Joules(*e),
-                        high: Joules(*e),
-                    }],
-                })
-                .collect(),
-        }
+        crate::sampler::cgroup_interval(jobs, host)
     }
 
     fn context() -> Context {

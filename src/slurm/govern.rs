@@ -246,8 +246,10 @@ pub fn decide(
         match j.state {
             State::Pending => {
                 let held_by_us = mem.held.contains_key(&j.id);
+                // A job its user or an operator held is theirs to release: left alone.
+                let held_by_others = !held_by_us && j.reason.starts_with("JobHeld");
                 match (over(j), held_by_us) {
-                    (Some(b), false) => {
+                    (Some(b), false) if !held_by_others => {
                         let note = format!("{HOLD_MARK}{}", b.message);
                         mem.held.insert(j.id, j.comment.clone());
                         out.push(Action::Hold {
@@ -519,6 +521,20 @@ mod tests {
                 comment: "mine | decompute: energy budget of project poor used up for 2026-11; resets 2026-12-01".into()
             }]
         );
+        // A job its user held is never held (nor later released) by the controller.
+        let mut theirs = job(11, "poor", "debug", State::Pending, "");
+        theirs.reason = "JobHeldUser".into();
+        let mut m2 = Memory::default();
+        assert!(decide(
+            &[theirs.clone()],
+            &used_up("warn"),
+            None,
+            0.0,
+            &cfg(),
+            &mut m2
+        )
+        .is_empty());
+        assert!(decide(&[theirs], &BTreeMap::new(), None, 1.0, &cfg(), &mut m2).is_empty());
         // Held: nothing more while the budget is used up.
         assert!(decide(&jobs, &used_up("warn"), None, 10.0, &cfg(), &mut mem).is_empty());
         // The budget is raised: released, its comment as it was.
