@@ -46,8 +46,8 @@ pub struct SiteArgs {
     /// The site's published annual consumption, GWh (instead of a capacity)
     #[arg(long, value_name = "GWH", allow_hyphen_values = true)]
     pub facility_gwh: Option<f64>,
-    /// The zone's annual electricity, TWh (a demand figure, if you have one) [default: its
-    /// generation, from data/electricity_by_zone.csv]
+    /// The zone's annual electricity demand, TWh [default: its demand from
+    /// data/electricity_by_zone.csv, Ember/Energy Institute via Our World in Data]
     #[arg(long, value_name = "TWH", allow_hyphen_values = true)]
     pub zone_twh: Option<f64>,
     /// Years of operation for the totals
@@ -449,10 +449,13 @@ fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
         g(&e.it_energy_gwh_per_year, "GWh")
     ));
     o.push_str(&format!(
-        "  facility energy  {} a year: {} of the zone's {} TWh\n",
+        "  facility energy  {} a year: {} of the zone's electricity demand ({} TWh{})\n",
         g(&e.facility_energy_gwh_per_year, "GWh"),
         g(&e.share_of_zone_electricity.scale(100.0), "%"),
-        e.zone_electricity_twh
+        e.zone_electricity_twh,
+        e.zone_electricity_year
+            .map(|y| format!(" in {y}"))
+            .unwrap_or_else(|| ", given".into())
     ));
     o.push_str(&format!(
         "  carbon           {} a year (location-based); {} over {} years\n",

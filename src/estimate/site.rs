@@ -1,5 +1,5 @@
 //! `decompute estimate site`: what a data centre takes from a place each year (electricity,
-//! and its share of what the zone generates; carbon, location-based; water on site and in
+//! and its share of the zone's electricity demand; carbon, location-based; water on site and in
 //! the electricity) and what its hardware took from the earth (embodied carbon, abiotic
 //! resource depletion, primary energy), from public inputs: its capacity, its accelerators,
 //! or its published annual consumption. Every figure carries a range and the source of each
@@ -17,7 +17,8 @@ pub const SCHEMA: &str = "decompute.estimate-site/1";
 /// Hours in an average year (365.25 days).
 pub const HOURS_PER_YEAR: f64 = 8766.0;
 
-/// A zone's annual electricity generation and generation per inhabitant.
+/// A zone's annual electricity generation and generation per inhabitant (of `year`), and its
+/// demand (generation plus net imports) where the data has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneElectricity {
     pub zone: String,
@@ -25,6 +26,21 @@ pub struct ZoneElectricity {
     pub generation_twh: f64,
     pub per_capita_kwh: f64,
     pub year: u32,
+    pub demand: Option<Demand>,
+}
+
+/// A zone's annual electricity demand and its year.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Demand {
+    pub twh: f64,
+    pub year: u32,
+}
+
+impl ZoneElectricity {
+    /// Inhabitants, as the generation columns imply them (generation ÷ generation per person).
+    pub fn people(&self) -> f64 {
+        self.generation_twh * 1e9 / self.per_capita_kwh
+    }
 }
 
 /// A sourced parameter with its range.
@@ -70,26 +86,49 @@ pub struct Tables {
 }
 
 pub const ZONE_SOURCE: &str = "Ember and Energy Institute via Our World in Data (CC BY 4.0): electricity generation and generation per person, as compiled in CodeCarbon 3.3.2 global_energy_mix.json";
+pub const DEMAND_SOURCE: &str = "Ember and Energy Institute via Our World in Data (CC BY 4.0): electricity demand, release of December 2022";
 
 impl Tables {
     pub fn parse(zones: &str, site: &str, embodied: &str) -> Result<Tables, String> {
         let e = |x: csvdata::CsvError| x.to_string();
         let t = csvdata::parse("electricity_by_zone.csv", zones).map_err(e)?;
-        let (z, n, g, p, y) = (
+        let (z, n, g, p, y, d, dy) = (
             t.column("zone").map_err(e)?,
             t.column("name").map_err(e)?,
             t.column("generation_twh").map_err(e)?,
             t.column("per_capita_kwh").map_err(e)?,
             t.column("year").map_err(e)?,
+            t.column("demand_twh").map_err(e)?,
+            t.column("demand_year").map_err(e)?,
         );
+        let year = |line: usize, x: f64, col: &str| {
+            year_of(x).ok_or_else(|| {
+                format!("electricity_by_zone.csv line {line}: {col} {x} is not a year")
+            })
+        };
         let mut zs = Vec::new();
         for (line, r) in &t.rows {
+            let demand = if r[d].trim().is_empty() {
+                None
+            } else {
+                let twh = t.float(*line, r, d).map_err(e)?;
+                if twh.is_nan() || twh <= 0.0 {
+                    return Err(format!(
+                        "electricity_by_zone.csv line {line}: demand_twh {twh} is not more than 0; leave it empty where there is no figure"
+                    ));
+                }
+                Some(Demand {
+                    twh,
+                    year: year(*line, t.float(*line, r, dy).map_err(e)?, "demand_year")?,
+                })
+            };
             zs.push(ZoneElectricity {
                 zone: r[z].trim().to_string(),
                 name: r[n].trim().to_string(),
                 generation_twh: t.float(*line, r, g).map_err(e)?,
                 per_capita_kwh: t.float(*line, r, p).map_err(e)?,
-                year: t.float(*line, r, y).map_err(e)? as u32,
+                year: year(*line, t.float(*line, r, y).map_err(e)?, "year")?,
+                demand,
             });
         }
         let s = csvdata::parse("site.csv", site).map_err(e)?;
@@ -169,17 +208,19 @@ impl Tables {
     pub fn zone(&self, zone: &str) -> Option<ZoneElectricity> {
         if zone.eq_ignore_ascii_case("WORLD") {
             let twh: f64 = self.zones.iter().map(|z| z.generation_twh).sum();
-            let people: f64 = self
-                .zones
-                .iter()
-                .map(|z| z.generation_twh * 1e9 / z.per_capita_kwh)
-                .sum();
+            let people: f64 = self.zones.iter().map(ZoneElectricity::people).sum();
+            let demands = self.zones.iter().filter_map(|z| z.demand);
+            let demand = Demand {
+                twh: demands.clone().map(|d| d.twh).sum(),
+                year: demands.map(|d| d.year).max().unwrap_or(2021),
+            };
             return Some(ZoneElectricity {
                 zone: "WORLD".into(),
                 name: "World (sum of the country rows)".into(),
                 generation_twh: twh,
                 per_capita_kwh: twh * 1e9 / people,
                 year: self.zones.iter().map(|z| z.year).max().unwrap_or(2023),
+                demand: Some(demand),
             });
         }
         self.zones
@@ -200,6 +241,11 @@ impl Tables {
         };
         self.embodied.iter().find(|e| e.key == server)
     }
+}
+
+/// A year from a CSV number, if it is a plausible one.
+fn year_of(x: f64) -> Option<u32> {
+    (x.fract() == 0.0 && (1900.0..=2200.0).contains(&x)).then_some(x as u32)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -251,9 +297,14 @@ pub struct SiteEstimate {
     pub it_capacity_mw: Option<Ranged>,
     pub it_energy_gwh_per_year: Ranged,
     pub facility_energy_gwh_per_year: Ranged,
-    /// Facility energy ÷ the zone's annual electricity generation (or the figure given).
+    /// Facility energy ÷ the zone's annual electricity demand (or the figure given).
     pub share_of_zone_electricity: Ranged,
     pub zone_electricity_twh: f64,
+    /// "demand" (the shipped data) or "given" (--zone-twh).
+    pub zone_electricity_basis: String,
+    /// The year of the shipped demand figure; absent when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_electricity_year: Option<u32>,
     pub carbon_t_per_year: Ranged,
     pub years: f64,
     pub carbon_t_over_years: Ranged,
@@ -352,7 +403,7 @@ pub fn estimate(
     }
     let mut chain = Vec::new();
     let mut inputs = Vec::new();
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
     // PUE: given, implied by --facility-mw with --it-mw, or the estimates' default.
     let mut pue = f.pue.value;
     let mut pue_source = format!(
@@ -457,12 +508,32 @@ pub fn estimate(
     };
     // The zone's electricity.
     let zrow = t.zone(&f.zone);
-    let (zone_twh, zone_src) = match (i.zone_twh, &zrow) {
-        (Some(z), _) => (z, "user (--zone-twh)".to_string()),
-        (None, Some(z)) => (
-            z.generation_twh,
-            format!("{} generated {} TWh in {} ({ZONE_SOURCE})", z.name, z.generation_twh, z.year),
+    let (zone_twh, zone_year, zone_src) = match (i.zone_twh, &zrow) {
+        (Some(z), _) => (z, None, "user (--zone-twh)".to_string()),
+        (
+            None,
+            Some(ZoneElectricity {
+                name,
+                demand: Some(d),
+                ..
+            }),
+        ) => (
+            d.twh,
+            Some(d.year),
+            format!(
+                "{name}'s electricity demand was {} TWh in {} ({DEMAND_SOURCE})",
+                d.twh, d.year
+            ),
         ),
+        (None, Some(z)) => {
+            return Err(format!(
+                "zone {} ({}) has no electricity demand figure in data/electricity_by_zone.csv; give --zone-twh TWH, the zone's annual electricity demand (it generated {} TWh in {})",
+                crate::term::escape(&f.zone),
+                z.name,
+                z.generation_twh,
+                z.year
+            ))
+        }
         (None, None) => {
             return Err(format!(
                 "zone {} has no annual electricity figure in data/electricity_by_zone.csv (countries only); give --zone-twh TWH, or a country --zone",
@@ -472,16 +543,10 @@ pub fn estimate(
     };
     let share = facility.scale(1.0 / (zone_twh * 1000.0));
     chain.push(format!(
-        "share of the zone's electricity = {:.4} GWh ÷ {zone_twh} TWh = {:.3} % ({zone_src})",
+        "share of the zone's electricity demand = {:.4} GWh ÷ {zone_twh} TWh = {:.3} % ({zone_src})",
         facility.value,
         share.value * 100.0
     ));
-    if i.zone_twh.is_none() {
-        warnings.push(format!(
-            "the share is of the zone's electricity generation ({}), not its demand: for a net importer demand is higher; give --zone-twh with a demand figure if you have one",
-            zrow.as_ref().map(|z| z.name.as_str()).unwrap_or("")
-        ));
-    }
     inputs.push(Input {
         name: "zone_electricity_twh".into(),
         value: zone_twh.to_string(),
@@ -526,15 +591,22 @@ pub fn estimate(
     // Equivalents.
     let mut equivalents = Vec::new();
     if let Some(z) = &zrow {
-        let people = facility.scale(1e6 / z.per_capita_kwh);
-        equivalents.push(Equivalent {
-            what: format!(
-                "inhabitants of {} whose share of its electricity generation ({} kWh a person in {}) equals the site's facility energy",
-                z.name, z.per_capita_kwh, z.year
-            ),
-            people,
-            source: ZONE_SOURCE.into(),
-        });
+        if let Some(d) = z.demand {
+            let people = z.people();
+            let kwh = d.twh * 1e9 / people;
+            equivalents.push(Equivalent {
+                what: format!(
+                    "inhabitants of {} whose share of its electricity demand ({kwh:.0} kWh a person: {} TWh in {} over {:.3} million people in {}) equals the site's facility energy",
+                    z.name,
+                    d.twh,
+                    d.year,
+                    people / 1e6,
+                    z.year
+                ),
+                people: facility.scale(1e6 / kwh),
+                source: format!("{DEMAND_SOURCE}; people: {ZONE_SOURCE}"),
+            });
+        }
     }
     let bw = &t.basic_water;
     let per_person_m3 = |l_day: f64| l_day * 365.25 / 1000.0;
@@ -582,6 +654,13 @@ pub fn estimate(
         facility_energy_gwh_per_year: facility,
         share_of_zone_electricity: share,
         zone_electricity_twh: zone_twh,
+        zone_electricity_basis: if i.zone_twh.is_some() {
+            "given"
+        } else {
+            "demand"
+        }
+        .into(),
+        zone_electricity_year: zone_year,
         carbon_t_per_year: carbon,
         years: i.years,
         carbon_t_over_years: carbon.scale(i.years),
@@ -746,8 +825,17 @@ mod tests {
         let q = &e.equivalents[1];
         assert!(close(q.people.value, 219_150.0 / 27.39375), "{q:?}");
         assert!(q.people.low < q.people.value && q.people.value < q.people.high);
-        // Ireland's electricity per inhabitant: 6215.2 kWh.
-        assert!(close(e.equivalents[0].people.value, 525.96e6 / 6215.2));
+        // Ireland's electricity demand per inhabitant: 31.11 TWh (2021) over the
+        // 31.43 TWh ÷ 6215.2 kWh = 5.0569 million people of its generation row.
+        let per_person = 31.11e9 / (31.43e9 / 6215.2);
+        assert!(close(e.equivalents[0].people.value, 525.96e6 / per_person));
+        assert!(
+            e.equivalents[0].what.contains("6152 kWh a person"),
+            "{:?}",
+            e.equivalents[0]
+        );
+        assert_eq!(e.zone_electricity_basis, "given");
+        assert_eq!(e.zone_electricity_year, None);
         assert!(e.embodied.is_none());
     }
 
@@ -829,7 +917,7 @@ mod tests {
     }
 
     /// docs/validation.md, section 4: Ireland's data centres, 6,334 GWh metered in 2023
-    /// (CSO), against the zone's generation.
+    /// (CSO), against the zone's demand.
     #[test]
     fn irelands_data_centres_share_is_as_documented() {
         let t = Tables::embedded().expect("tables");
@@ -842,11 +930,14 @@ mod tests {
             &factors("IRL", 1.1, 290.8, 0.0, 1.4769),
         )
         .expect("estimate");
+        // 6,334 GWh ÷ 31,110 GWh (Ireland's demand in 2021) = 20.36 %.
         assert_eq!(
-            format!("{:.1}", e.share_of_zone_electricity.value * 100.0),
-            "20.2"
+            format!("{:.2}", e.share_of_zone_electricity.value * 100.0),
+            "20.36"
         );
-        assert_eq!(e.zone_electricity_twh, 31.43);
+        assert_eq!(e.zone_electricity_twh, 31.11);
+        assert_eq!(e.zone_electricity_basis, "demand");
+        assert_eq!(e.zone_electricity_year, Some(2021));
         // Against the CSO's own denominator, 30,600 GWh of metered consumption: 20.7 %.
         let cso = estimate(
             &SiteInput {
@@ -975,6 +1066,65 @@ mod tests {
             &factors("US-VA", 1.1, 50.0, 0.0, 1.0),
         );
         assert!(e.contains("--zone-twh"), "{e}");
+        // A country with generation but no demand figure: refused, with the fix and what is known.
+        let e = err(
+            SiteInput {
+                it_mw: Some(1.0),
+                ..input()
+            },
+            &factors("BMU", 1.1, 50.0, 0.0, 1.0),
+        );
+        assert!(
+            e.contains("no electricity demand figure")
+                && e.contains("--zone-twh")
+                && e.contains("Bermuda"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+        let ok = estimate(
+            &SiteInput {
+                it_mw: Some(1.0),
+                zone_twh: Some(0.6),
+                ..input()
+            },
+            &t,
+            &factors("BMU", 1.1, 50.0, 0.0, 1.0),
+        )
+        .expect("with --zone-twh");
+        assert_eq!(ok.zone_electricity_twh, 0.6);
+    }
+
+    #[test]
+    fn demand_column_is_checked() {
+        let head = "zone,name,generation_twh,per_capita_kwh,year,demand_twh,demand_year\n";
+        let site = include_str!("../../data/site.csv");
+        let emb = include_str!("../../data/embodied.csv");
+        let t = Tables::parse(
+            &format!("{head}AAA,A,1.0,1000,2023,,\nBBB,B,2.0,1000,2023,3.5,2021\n"),
+            site,
+            emb,
+        )
+        .expect("parses");
+        assert_eq!(t.zone("AAA").and_then(|z| z.demand), None);
+        assert_eq!(
+            t.zone("BBB").and_then(|z| z.demand),
+            Some(Demand {
+                twh: 3.5,
+                year: 2021
+            })
+        );
+        for bad in ["0", "-1", "NaN"] {
+            let e = Tables::parse(
+                &format!("{head}AAA,A,1.0,1000,2023,{bad},2021\n"),
+                site,
+                emb,
+            )
+            .expect_err("refused");
+            assert!(e.contains("demand_twh"), "{e}");
+        }
+        let e = Tables::parse(&format!("{head}AAA,A,1.0,1000,2023,1.0,20.5\n"), site, emb)
+            .expect_err("refused");
+        assert!(e.contains("demand_year"), "{e}");
     }
 
     #[test]
@@ -983,6 +1133,12 @@ mod tests {
         let w = t.zone("WORLD").expect("world");
         let sum: f64 = t.zones.iter().map(|z| z.generation_twh).sum();
         assert!(close(w.generation_twh, sum));
+        // The country demand rows sum to within 0.1 % of Our World in Data's own World row
+        // for 2021 (27,782.79 TWh).
+        let d = w.demand.expect("world demand");
+        assert_eq!(d.year, 2021);
+        assert!((d.twh / 27_782.79 - 1.0).abs() < 0.001, "{d:?}");
+        assert_eq!(t.zones.iter().filter(|z| z.demand.is_some()).count(), 210);
         assert!(
             w.per_capita_kwh > 2000.0 && w.per_capita_kwh < 5000.0,
             "{w:?}"

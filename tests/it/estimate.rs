@@ -514,7 +514,19 @@ fn a_site_estimate_says_its_share_water_and_embodied_impacts() {
     let share = e["share_of_zone_electricity"]["value"]
         .as_f64()
         .expect("share");
-    assert!((share - 6334.0 / 31_430.0).abs() < 1e-9, "{share}");
+    // Ireland's electricity demand, 31.11 TWh in 2021 (Ember/EI via Our World in Data).
+    assert!((share - 6334.0 / 31_110.0).abs() < 1e-9, "{share}");
+    assert_eq!(e["zone_electricity_basis"], "demand");
+    assert_eq!(e["zone_electricity_year"], 2021);
+    let text = decompute()
+        .args(["estimate", "site", "--facility-gwh", "6334", "--zone", "IE"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("20.4 % of the zone's electricity demand (31.11 TWh in 2021)"),
+        "{text}"
+    );
     assert!(e["equivalents"].as_array().expect("eq").len() == 3);
     let g = est(&[
         "site",
@@ -547,6 +559,10 @@ fn a_site_estimate_says_its_share_water_and_embodied_impacts() {
         (vec!["--it-mw", "10", "--utilisation", "1.2"], "at most 1"),
         (vec!["--it-mw", "-1"], "more than 0"),
         (vec!["--it-mw", "10", "--zone", "US-VA"], "--zone-twh"),
+        (
+            vec!["--it-mw", "10", "--zone", "BM"],
+            "no electricity demand figure",
+        ),
         (vec!["--zone", "FR"], "give the site's size"),
     ] {
         let o = decompute()
