@@ -1094,6 +1094,27 @@ mod tests {
         assert_eq!(ok.zone_electricity_twh, 0.6);
     }
 
+    proptest::proptest! {
+        /// The zone table's parser takes any text (a user's data file) without panicking, and
+        /// a row it accepts has a positive demand with a plausible year.
+        #[test]
+        fn the_zone_table_never_panics(
+            d in "(\\PC{0,8}|[0-9.eE+-]{0,8})",
+            y in "(\\PC{0,6}|[0-9.eE+-]{0,6})",
+            junk in "\\PC{0,40}",
+        ) {
+            let head = "zone,name,generation_twh,per_capita_kwh,year,demand_twh,demand_year\n";
+            let site = include_str!("../../data/site.csv");
+            let emb = include_str!("../../data/embodied.csv");
+            let _ = Tables::parse(&format!("{head}{junk}\n"), site, emb);
+            if let Ok(t) = Tables::parse(&format!("{head}AAA,A,1,1000,2023,{d},{y}\n"), site, emb) {
+                if let Some(x) = t.zones[0].demand {
+                    proptest::prop_assert!(x.twh.is_finite() && x.twh > 0.0 && (1900..=2200).contains(&x.year));
+                }
+            }
+        }
+    }
+
     #[test]
     fn demand_column_is_checked() {
         let head = "zone,name,generation_twh,per_capita_kwh,year,demand_twh,demand_year\n";
