@@ -62,6 +62,22 @@ impl Table {
                 )
             })
     }
+
+    /// Parses a year cell (a whole number from 1900 to 2200), naming the column and line when
+    /// it is not one.
+    pub fn year(&self, line: usize, row: &[String], col: usize) -> Result<u32, CsvError> {
+        let cell = row.get(col).map(String::as_str).unwrap_or("");
+        cell.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|y| (1900..=2200).contains(y))
+            .ok_or_else(|| {
+                self.row_error(
+                    line,
+                    format!("'{}' in column '{}' is not a year", cell, self.header[col]),
+                )
+            })
+    }
 }
 
 /// Parses `text` (named `file` in errors) into a [`Table`]. Blank lines and lines starting
@@ -225,6 +241,17 @@ mod tests {
         assert_eq!(err.to_string(), "t.csv: line 2: 3 cells, expected 2 (a,b)");
         assert!(parse("t.csv", "a,b\n\"1,2\n").is_err());
         assert!(parse("t.csv", "").is_err());
+    }
+
+    #[test]
+    fn years_are_whole_plausible_numbers() {
+        let t = parse("y.csv", "year\n2021\n 1990 \n2021.5\n20\n\n-2021\nMMXXI\n").expect("parses");
+        let y = |i: usize| t.year(t.rows[i].0, &t.rows[i].1, 0);
+        assert_eq!((y(0).ok(), y(1).ok()), (Some(2021), Some(1990)));
+        for i in 2..t.rows.len() {
+            let e = y(i).expect_err("refused").to_string();
+            assert!(e.contains("y.csv") && e.contains("is not a year"), "{e}");
+        }
     }
 
     #[test]

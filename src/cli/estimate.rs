@@ -436,9 +436,6 @@ fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
         },
     };
     let e = site::estimate(&input, &tables, &f).map_err(|e| anyhow::anyhow!(e))?;
-    for w in &e.warnings {
-        crate::say!("decompute: warning: {w}");
-    }
     let g = |x: &Ranged, unit: &str| r(x, unit);
     let mut o = format!("site estimate ({})\n", e.zone);
     if let Some(c) = &e.it_capacity_mw {

@@ -416,7 +416,11 @@ pub fn main() -> i32 {
             } else {
                 0
             };
-            let _ = e.print();
+            if e.use_stderr() {
+                crate::say!("decompute: {}", usage_error_line(&e.render().to_string()));
+            } else {
+                let _ = e.print();
+            }
             return code;
         }
     };
@@ -443,6 +447,28 @@ pub fn main() -> i32 {
             fail_code
         }
     }
+}
+
+/// A flag error as clap renders it (the error, a tip, the usage, a pointer to --help, in
+/// paragraphs) folded into the one line every other error of decompute is.
+fn usage_error_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut usage = None;
+    for para in rendered.split("\n\n") {
+        let words = para.split_whitespace().collect::<Vec<_>>().join(" ");
+        if words.is_empty() || words.starts_with("For more information") {
+            continue;
+        }
+        match words.strip_prefix("Usage: ") {
+            Some(u) => usage = Some(u.to_string()),
+            None => parts.push(words),
+        }
+    }
+    if let Some(u) = usage {
+        parts.push(format!("usage: {u}"));
+    }
+    parts.push("see --help".into());
+    parts.join("; ")
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -488,6 +514,26 @@ pub fn terminating() -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn flag_errors_fold_into_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  <ID>\n\nUsage: decompute ledger show <ID>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_error_line(missing),
+            "error: the following required arguments were not provided: <ID>; usage: decompute ledger show <ID>; see --help"
+        );
+        let tip = "error: unexpected argument '-x' found\n\n  tip: to pass '-x' as a value, use '-- -x'\n\nUsage: decompute run <COMMAND>...\n\nFor more information, try '--help'.\n";
+        let line = super::usage_error_line(tip);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("error: unexpected argument '-x' found; tip: to pass"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("usage: decompute run <COMMAND>...; see --help"),
+            "{line}"
+        );
+    }
+
     use super::*;
     use clap::CommandFactory;
 

@@ -101,25 +101,20 @@ impl Tables {
             t.column("demand_twh").map_err(e)?,
             t.column("demand_year").map_err(e)?,
         );
-        let year = |line: usize, x: f64, col: &str| {
-            year_of(x).ok_or_else(|| {
-                format!("electricity_by_zone.csv line {line}: {col} {x} is not a year")
-            })
-        };
         let mut zs = Vec::new();
         for (line, r) in &t.rows {
             let demand = if r[d].trim().is_empty() {
                 None
             } else {
                 let twh = t.float(*line, r, d).map_err(e)?;
-                if twh.is_nan() || twh <= 0.0 {
+                if twh <= 0.0 {
                     return Err(format!(
                         "electricity_by_zone.csv line {line}: demand_twh {twh} is not more than 0; leave it empty where there is no figure"
                     ));
                 }
                 Some(Demand {
                     twh,
-                    year: year(*line, t.float(*line, r, dy).map_err(e)?, "demand_year")?,
+                    year: t.year(*line, r, dy).map_err(e)?,
                 })
             };
             zs.push(ZoneElectricity {
@@ -127,7 +122,7 @@ impl Tables {
                 name: r[n].trim().to_string(),
                 generation_twh: t.float(*line, r, g).map_err(e)?,
                 per_capita_kwh: t.float(*line, r, p).map_err(e)?,
-                year: year(*line, t.float(*line, r, y).map_err(e)?, "year")?,
+                year: t.year(*line, r, y).map_err(e)?,
                 demand,
             });
         }
@@ -152,7 +147,7 @@ impl Tables {
                 low: s.float(*line, r, lo).map_err(e)?,
                 high: s.float(*line, r, hi).map_err(e)?,
                 unit: r[u].trim().to_string(),
-                year: s.float(*line, r, yr).map_err(e)? as u32,
+                year: s.year(*line, r, yr).map_err(e)?,
                 source: r[src].trim().to_string(),
             })
         };
@@ -243,11 +238,6 @@ impl Tables {
     }
 }
 
-/// A year from a CSV number, if it is a plausible one.
-fn year_of(x: f64) -> Option<u32> {
-    (x.fract() == 0.0 && (1900.0..=2200.0).contains(&x)).then_some(x as u32)
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct SiteInput {
     pub it_mw: Option<f64>,
@@ -315,14 +305,12 @@ pub struct SiteEstimate {
     pub embodied: Option<EmbodiedOut>,
     pub inputs: Vec<Input>,
     pub chain: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
 }
 
 fn check(what: &str, v: Option<f64>, max: f64, fix: &str) -> Result<(), String> {
     match v {
         Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Err(format!(
-            "{what} {x} is not a capacity this tool can take (more than 0, at most {max}); {fix}"
+            "{what} {x} is out of range (more than 0, at most {max}) or not a number; {fix}"
         )),
         _ => Ok(()),
     }
@@ -403,7 +391,6 @@ pub fn estimate(
     }
     let mut chain = Vec::new();
     let mut inputs = Vec::new();
-    let warnings = Vec::new();
     // PUE: given, implied by --facility-mw with --it-mw, or the estimates' default.
     let mut pue = f.pue.value;
     let mut pue_source = format!(
@@ -670,7 +657,6 @@ pub fn estimate(
         embodied,
         inputs,
         chain,
-        warnings,
     })
 }
 

@@ -122,9 +122,7 @@ impl CloudTable {
                         .row_error(*line, format!("{} {x} is outside {lo}–{hi}", t.header[v]))
                         .into());
                 }
-                let year = r[y].trim().parse::<u32>().map_err(|_| {
-                    t.row_error(*line, format!("year '{}' is not a year", r[y].trim()))
-                })?;
+                let year = t.year(*line, r, y)?;
                 Ok(Some((x, year, r[s].trim().to_string())))
             };
             let pue = figure(pv, py, ps, 1.0, 4.0)?;

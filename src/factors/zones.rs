@@ -129,11 +129,7 @@ impl ZoneTable {
                     .into());
             }
             let year = match yc {
-                Some(c) if !r[c].trim().is_empty() => {
-                    Some(r[c].trim().parse::<u32>().map_err(|_| {
-                        t.row_error(*line, format!("year '{}' is not a year", r[c]))
-                    })?)
-                }
+                Some(c) if !r[c].trim().is_empty() => Some(t.year(*line, r, c)?),
                 _ => None,
             };
             let code = r[zc].trim().to_ascii_uppercase();
