@@ -33,6 +33,7 @@ pub mod serve;
 pub mod signal;
 pub mod slurm;
 pub mod source;
+pub mod ticker;
 pub mod timefmt;
 pub mod track;
 pub mod ulid;

@@ -16,7 +16,7 @@ use crate::report::{RunMeta, RunReport};
 use crate::sample::{Consumer, PowerRow, Totals};
 use crate::sampler::Sampler;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The tag a nested tracker's record carries: the id of the tracker it ran inside.
@@ -49,6 +49,8 @@ struct Shared {
     /// The first budget found exceeded, in words.
     exceeded: Option<String>,
     warnings: Vec<String>,
+    /// Intervals closed so far (scheduled or asked for by `energy_now_j`).
+    ticks: u64,
 }
 
 /// Trackers active in this process, outermost first.
@@ -61,7 +63,11 @@ pub struct Tracker {
     started: Instant,
     interval: Duration,
     shared: Arc<Mutex<Shared>>,
+    /// Signalled by the sampling thread after each interval it closes.
+    ticked: Arc<Condvar>,
     stop: Arc<AtomicBool>,
+    /// Asks the sampling thread to close an interval now (a fresh, partial one).
+    tick_now: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
     conv: crate::factors::Conversion,
     host: crate::report::HostInfo,
@@ -204,22 +210,29 @@ impl Tracker {
         );
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let ticked = Arc::new(Condvar::new());
+        let tick_now = Arc::new(AtomicBool::new(false));
         let (sh, st, interval, conv2) = (shared.clone(), stop.clone(), o.interval, conv.clone());
+        let (tk, now_flag) = (ticked.clone(), tick_now.clone());
         let started = Instant::now();
         let handle = std::thread::Builder::new()
             .name("decompute-track".into())
             .spawn(move || {
                 let mut checker = budget::Tracker::new(limits);
-                let mut next = Instant::now() + interval;
+                let mut ticker = crate::ticker::Ticker::new(Instant::now(), interval);
                 loop {
                     let done = st.load(Ordering::SeqCst);
+                    let asked = now_flag.swap(false, Ordering::SeqCst);
                     let now = Instant::now();
-                    if !done && now < next {
-                        // Woken early by `stop` (unpark), else at the next interval.
-                        std::thread::park_timeout(next - now);
-                        continue;
+                    if !done && !asked {
+                        if let Some(wait) = ticker.wait(now) {
+                            // Woken early by `stop` or `energy_now_j` (unpark), else at the
+                            // next interval.
+                            std::thread::park_timeout(wait);
+                            continue;
+                        }
+                        ticker.fired(now);
                     }
-                    next += interval;
                     let iv = sampler.tick();
                     let mut s = match sh.lock() {
                         Ok(s) => s,
@@ -255,6 +268,9 @@ impl Tracker {
                             s.warnings.push(w.clone());
                         }
                     }
+                    s.ticks += 1;
+                    drop(s);
+                    tk.notify_all();
                     if done {
                         return;
                     }
@@ -267,7 +283,9 @@ impl Tracker {
             started,
             interval: o.interval,
             shared,
+            ticked,
             stop,
+            tick_now,
             handle: Some(handle),
             conv,
             host,
@@ -291,12 +309,43 @@ impl Tracker {
         self.shared.lock().ok().and_then(|s| s.exceeded.clone())
     }
 
-    /// The workload's energy so far, J.
+    /// The workload's energy up to the last closed interval, J.
     pub fn energy_j(&self) -> f64 {
         self.shared
             .lock()
             .map(|s| s.totals.workload().0)
             .unwrap_or(0.0)
+    }
+
+    /// The workload's energy up to now, J: the sampling thread closes a fresh, partial
+    /// interval (read from the counters at this call) and this waits for it, so a figure
+    /// taken at the end of a short epoch is that epoch's and consecutive calls add up to the
+    /// whole. Falls back to the last interval's figure if the thread does not answer within
+    /// `patience` (it has stopped, or the machine is starved).
+    pub fn energy_now_j(&self, patience: Duration) -> f64 {
+        let Ok(s) = self.shared.lock() else {
+            return 0.0;
+        };
+        let seen = s.ticks;
+        self.tick_now.store(true, Ordering::SeqCst);
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        } else {
+            return s.totals.workload().0;
+        }
+        let deadline = Instant::now() + patience;
+        let mut s = s;
+        while s.ticks == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = match self.ticked.wait_timeout(s, left) {
+                Ok((g, _)) => g,
+                Err(_) => return 0.0,
+            };
+        }
+        s.totals.workload().0
     }
 
     /// Ends the sampling thread (it takes a last, partial interval) and leaves the registry

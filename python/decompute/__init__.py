@@ -185,8 +185,10 @@ class Track:
         return self._nested
 
     def energy_so_far_j(self) -> float:
-        """The workload's energy up to the last sample, J (for per-epoch logging)."""
-        return float(self._native.energy_j())
+        """The workload's energy up to now, J (for per-epoch logging): the counters are read
+        at this call, so an epoch shorter than the interval still gets its own energy and
+        consecutive readings add up to the whole run."""
+        return float(self._native.energy_now_j())
 
     # -- results ----------------------------------------------------------------------
     def _need(self) -> Dict[str, Any]:

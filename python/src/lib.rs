@@ -74,9 +74,19 @@ impl Tracker {
         self.inner.as_ref().and_then(|t| t.exceeded())
     }
 
-    /// The workload's energy so far, in joules.
+    /// The workload's energy up to the last sampling interval, in joules.
     fn energy_j(&self) -> f64 {
         self.inner.as_ref().map(|t| t.energy_j()).unwrap_or(0.0)
+    }
+
+    /// The workload's energy up to this call, in joules: the counters are read now (a
+    /// fresh, partial interval), so consecutive calls split the run without a gap. The GIL
+    /// is released while the sampling thread reads them.
+    fn energy_now_j(&self, py: Python<'_>) -> f64 {
+        match self.inner.as_ref() {
+            Some(t) => py.allow_threads(|| t.energy_now_j(std::time::Duration::from_secs(2))),
+            None => 0.0,
+        }
     }
 
     #[getter]

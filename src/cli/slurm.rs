@@ -329,6 +329,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         path.display()
     );
+    let mut ticker = crate::ticker::Ticker::due_at(std::time::Instant::now(), g.every);
     loop {
         let now = crate::timefmt::now_s();
         let jobs = squeue()?;
@@ -397,12 +398,13 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         if g.once || super::terminating() {
             return Ok(());
         }
-        let until = std::time::Instant::now() + g.every;
-        while std::time::Instant::now() < until {
+        // Passes start every --every; one that overran skips the starts it missed.
+        ticker.fired(std::time::Instant::now());
+        while let Some(wait) = ticker.wait(std::time::Instant::now()) {
             if super::terminating() {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
         }
     }
 }

@@ -176,7 +176,10 @@ impl Context<'_> {
             interrupted_by: child::received_signal().map(signal_name),
             started_at: crate::timefmt::rfc3339(self.started_at),
             ended_at: crate::timefmt::rfc3339(ended),
-            duration_s: st.elapsed().0,
+            // The window the energy was measured over: up to the last closed interval, so
+            // duration, samples and energy cover the same span (work done after the last
+            // tick, such as writing the record, is no part of the run).
+            duration_s: st.last_row.t_s,
             interval_s: self.interval_s,
             host: self.host.clone(),
             processes_followed: st.sampler.consumers.processes_seen().max(1),
@@ -340,7 +343,7 @@ pub fn execute(
             Vec::new(),
         )
     };
-    let mut next = Instant::now() + opts.interval;
+    let mut ticker = crate::ticker::Ticker::new(Instant::now(), opts.interval);
     let mut reaped = Reaped::default();
     let mut frozen = false;
     let mut kill_at: Option<Instant> = None;
@@ -349,10 +352,10 @@ pub fn execute(
     let mut last_tick = Instant::now();
     loop {
         let now = Instant::now();
-        let mut wake = next;
+        let mut wake = ticker.due();
         if let Some(d) = observer.deadline() {
             let d = Duration::try_from_secs_f64(d.max(0.0)).unwrap_or(Duration::MAX);
-            let at = now.checked_add(d).unwrap_or(next);
+            let at = now.checked_add(d).unwrap_or(ticker.due());
             wake = wake.min(at.max(last_tick + MIN_GAP));
         }
         if let Some(k) = kill_at {
@@ -395,7 +398,7 @@ pub fn execute(
             }
         }
         let now = Instant::now();
-        if now >= wake || now >= next {
+        if now >= wake || ticker.is_due(now) {
             st.tick(&std::mem::take(&mut reaped));
             last_tick = now;
             match observer.tick(&mut st, &snapshot) {
@@ -445,11 +448,8 @@ pub fn execute(
                     f.set(true, &workload_pids(&mut st, &opts.freezer));
                 }
             }
-            if now >= next {
-                next += opts.interval;
-                if next <= now {
-                    next = now + opts.interval;
-                }
+            if ticker.is_due(now) {
+                ticker.fired(now);
             }
         }
     }

@@ -148,18 +148,15 @@ impl Agent {
                 // unless a scrape still reads the previous one (then it is copied once).
                 let mut state = Arc::new(AgentState::new(top));
                 Arc::make_mut(&mut state).gpu_uuids = gpu_uuids;
-                let mut next = Instant::now() + interval;
+                let mut ticker = crate::ticker::Ticker::new(Instant::now(), interval);
                 let mut warned = 0;
                 while !st.load(Ordering::SeqCst) {
                     let now = Instant::now();
-                    if now < next {
-                        std::thread::sleep((next - now).min(Duration::from_millis(250)));
+                    if let Some(wait) = ticker.wait(now) {
+                        std::thread::sleep(wait.min(Duration::from_millis(250)));
                         continue;
                     }
-                    next += interval;
-                    if next <= now {
-                        next = now + interval;
-                    }
+                    ticker.fired(now);
                     let iv = sampler.tick();
                     let t = crate::timefmt::now_s();
                     Arc::make_mut(&mut state).add(&iv, t, &factors);

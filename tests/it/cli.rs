@@ -1,27 +1,11 @@
 //! The real `decompute` binary, end to end on this machine: exit codes, signal forwarding,
 //! the JSON report, attribution across a process tree, and one-line errors for bad input.
 
-use crate::fixtures;
+use crate::support::{decompute, fixtures};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn decompute() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_decompute"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DECOMPUTE_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("XDG_CONFIG_HOME", "/nonexistent-decompute-test-config");
-    c.env(
-        "XDG_DATA_HOME",
-        concat!(env!("CARGO_TARGET_TMPDIR"), "/it-data"),
-    );
-    c.stdin(Stdio::null());
-    c
-}
 
 /// `decompute run` with no RAPL (an empty sysfs root), so the model path is deterministic.
 fn run_modelled(args: &[&str]) -> (Output, tempfile::TempDir) {

@@ -1,7 +1,7 @@
 //! `estimate` and `scale` end to end: JSON schemas, the default-assumption comparison
 //! documented in docs/validation.md, one-line errors, the SVG chart, FLOP from run tags.
 
-use crate::cli::decompute;
+use crate::support::decompute;
 use serde_json::Value;
 
 fn est(args: &[&str]) -> Value {

@@ -3,13 +3,9 @@
 //! regions as zones, listings as JSON, completions and man pages, and no escape codes
 //! where a terminal cannot show them. Numbers are pinned to the shared fixtures.
 
-use super::ledger::{export, postgres_ledger, with_ledger};
+use crate::support::{decompute, export, with_ledger};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn decompute() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_decompute"))
-}
+use std::process::Output;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -533,7 +529,7 @@ fn colour_only_on_a_terminal_that_takes_it() {
     assert!(!err(&o).contains('\u{1b}'), "{:?}", err(&o));
     // On a pseudo-terminal (util-linux `script`): colour, unless NO_COLOR or TERM=dumb.
     let run_on_pty = |env: &[(&str, &str)]| -> String {
-        let mut c = Command::new("script");
+        let mut c = std::process::Command::new("script");
         c.args([
             "-qec",
             &format!("{bin} run --no-ledger --no-gpu -- true"),

@@ -2,114 +2,12 @@
 //! budgets that stop a tree within one interval, SIGTERM while frozen, project budgets from
 //! a policy file, `budget status`, `when`, and carbon that follows a grid signal.
 
-use crate::cli::decompute;
+use crate::support::{
+    counter_workload, decompute, err, eventually, processes_with, read_counter, run_cmd, KillOnDrop,
+};
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-pub fn run_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = decompute();
-    c.current_dir(dir)
-        .env("DECOMPUTE_LEDGER", dir.join("ledger.sqlite"))
-        .arg("run")
-        .arg("--no-gpu")
-        .args(args);
-    c
-}
-
-pub fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn read_counter(p: &Path) -> u64 {
-    std::fs::read_to_string(p)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Processes whose command line contains `marker`, with their state letter.
-pub fn processes_with(marker: &str) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        // decompute's own command line names the marker too; only the workload counts.
-        if cmd.contains(marker) && !cmd.contains("decompute") {
-            let state = std::fs::read_to_string(e.path().join("stat"))
-                .ok()
-                .and_then(|s| decompute::procfs::pid::parse(&s).ok())
-                .map(|s| s.state)
-                .unwrap_or('?');
-            if state != 'Z' {
-                out.push((pid, state));
-            }
-        }
-    }
-    out
-}
-
-/// Polls `cond` for up to 5 s: on a loaded 2-core machine a tick can come late.
-pub fn eventually(cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// Ends a spawned decompute (and thaws its workload) if a test fails half-way.
-pub struct KillOnDrop(pub Child);
-
-impl KillOnDrop {
-    /// Waits for the process and collects what it printed (as `wait_with_output`).
-    pub fn output(&mut self) -> Output {
-        use std::io::Read;
-        let out = self.0.stdout.take().map(|mut o| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = o.read_to_end(&mut v);
-                v
-            })
-        });
-        let err = self.0.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = e.read_to_end(&mut v);
-                v
-            })
-        });
-        let status = self.0.wait().expect("wait");
-        Output {
-            status,
-            stdout: out.and_then(|t| t.join().ok()).unwrap_or_default(),
-            stderr: err.and_then(|t| t.join().ok()).unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // SAFETY: kill(2) on a child this test spawned.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let _ = self.0.wait();
-        }
-    }
-}
-
-pub fn counter_workload(dir: &Path, marker: &str) -> String {
-    format!("i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i > {}/counter; sleep 0.02; done # {marker}", dir.display())
-}
 
 fn frozen_then_resumed(freezer: Option<&str>) {
     let d = tempfile::tempdir().expect("tmp");

@@ -15,7 +15,7 @@ macro_rules! both_backends {
             }
             #[test]
             fn postgres() {
-                if let Some(url) = super::postgres_ledger() {
+                if let Some(url) = crate::support::postgres_ledger() {
                     super::$name(&url);
                 }
             }
@@ -25,7 +25,7 @@ macro_rules! both_backends {
 
 mod cli;
 mod estimate;
-mod fixtures;
+
 mod interop;
 mod ledger;
 mod limits;
@@ -34,5 +34,6 @@ mod rapl;
 mod report;
 mod serve;
 mod slurm;
+mod support;
 mod team;
 mod trust;

@@ -2,7 +2,7 @@
 //! measured host energy to a run's process tree, checked to the joule; and every cgroup of a
 //! fake hierarchy charged so that host = Σ cgroups + idle.
 
-use crate::fixtures::Sysfs;
+use crate::support::fixtures::Sysfs;
 use decompute::child::Reaped;
 use decompute::consumer::tree::ProcessTree;
 use decompute::detect::{Detection, Probe};

@@ -1,6 +1,6 @@
 //! RAPL zone selection and counter arithmetic against fake powercap trees.
 
-use crate::fixtures::{self, Sysfs, MAX};
+use crate::support::fixtures::{self, Sysfs, MAX};
 use decompute::source::rapl::{RaplError, RaplMeter};
 use decompute::units::Joules;
 

@@ -5,8 +5,7 @@
 
 #![allow(clippy::disallowed_macros)] // tests print why they skip
 
-use crate::cli::decompute;
-use crate::ledger::postgres_ledger;
+use crate::support::decompute;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

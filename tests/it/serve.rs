@@ -6,9 +6,9 @@
 
 #![allow(clippy::disallowed_macros)] // tests print why they skip
 
-use crate::cli::decompute;
-use crate::fixtures::Sysfs;
-use crate::limits::KillOnDrop;
+use crate::support::decompute;
+use crate::support::fixtures::Sysfs;
+use crate::support::KillOnDrop;
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::disallowed_macros)] // tests print why they skip
 
-use crate::cli::decompute;
+use crate::support::decompute;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -34,7 +34,11 @@ fn slurm(conf: &str, args: &[&str]) -> Output {
 }
 
 fn sbatch(conf: &str, args: &[&str]) -> u64 {
-    let o = slurm(conf, &[&["sbatch", "--parsable"], args].concat());
+    // Output to nowhere: a job writes slurm-N.out in its working directory, the checkout.
+    let o = slurm(
+        conf,
+        &[&["sbatch", "--parsable", "--output=/dev/null"], args].concat(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout)
         .trim()
@@ -346,8 +350,9 @@ fn a_real_slurm_cluster_is_accounted_and_governed() {
 
     // 4. An account whose budget is used up: its pending job is held, then released when the
     // budget is raised.
+    // The spend runs before the budget exists, so how fast this machine runs it cannot
+    // matter: the policy written after it finds the account over its 1 mJ.
     let pol = d.path().join("decompute.toml");
-    std::fs::write(&pol, "[budget.poor]\nenergy = \"1 mJ / month\"\n").expect("policy");
     let spent = decompute()
         .current_dir(d.path())
         .args([
@@ -368,6 +373,7 @@ fn a_real_slurm_cluster_is_accounted_and_governed() {
         "{}",
         String::from_utf8_lossy(&spent.stderr)
     );
+    std::fs::write(&pol, "[budget.poor]\nenergy = \"1 mJ / month\"\n").expect("policy");
     let later = sbatch(
         &conf,
         &[

@@ -4,9 +4,9 @@
 //! history from SQLite into the team's ledger and back losslessly, one identity and one
 //! ledger named by the policy file, and four concurrent runs bound by one project budget.
 
-use crate::cli::decompute;
-use crate::ledger::{export, postgres_admin, postgres_ledger, with_ledger};
-use crate::limits::{err, KillOnDrop};
+use crate::support::decompute;
+use crate::support::{err, shared_budget_bound, KillOnDrop};
+use crate::support::{export, postgres_admin, postgres_ledger, with_ledger};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -275,23 +275,25 @@ fn the_policy_names_the_project_and_the_teams_ledger_and_budgets_bind_concurrent
         })
         .collect();
     let t = Instant::now();
-    let (mut total, mut power) = (0.0, 0.0);
+    let mut reports = Vec::new();
     let mut last_err = String::new();
     for mut k in kids {
         let o = k.output();
         last_err = String::from_utf8_lossy(&o.stderr).into_owned();
         let r: Value = serde_json::from_slice(&o.stdout).expect("json");
         assert_eq!(r["run"]["project"], "teamml");
-        let e = r["energy_j"]["workload"].as_f64().expect("e");
-        total += e;
-        power += e / r["duration_s"].as_f64().expect("d").max(1e-3);
+        reports.push(r);
     }
     assert!(t.elapsed() < Duration::from_secs(60));
     assert!(
         last_err.contains("named by the policy"),
         "the run says which ledger: {last_err}"
     );
-    let bound = 2.0 + 4.0 * 0.05 * 2.0 + power * 2.0 * 0.1;
+    let total: f64 = reports
+        .iter()
+        .map(|r| r["energy_j"]["workload"].as_f64().expect("e"))
+        .sum();
+    let bound = shared_budget_bound(2.0, &reports);
     assert!(total <= bound, "{total:.3} J of 2 J; bound {bound:.3} J");
     let recs = export(&pg);
     assert_eq!(recs.len(), 4);

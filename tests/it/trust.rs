@@ -6,9 +6,10 @@
 
 #![allow(clippy::disallowed_macros)] // tests print why they skip
 
-use crate::cli::decompute;
-use crate::limits::{
-    counter_workload, err, eventually, processes_with, read_counter, run_cmd, KillOnDrop,
+use crate::support::decompute;
+use crate::support::{
+    counter_workload, err, eventually, processes_with, read_counter, run_cmd, shared_budget_bound,
+    KillOnDrop,
 };
 use serde_json::Value;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -822,7 +823,6 @@ fn concurrent_runs_bind_to_one_project_budget() {
     )
     .expect("chmod");
     let burn = "i=0; while [ $i -lt 3000000 ]; do i=$((i+1)); done";
-    let interval = 0.1;
     let children: Vec<KillOnDrop> = (0..4)
         .map(|_| {
             KillOnDrop(
@@ -853,21 +853,21 @@ fn concurrent_runs_bind_to_one_project_budget() {
             )
         })
         .collect();
-    let mut total = 0.0;
-    let mut power = 0.0;
+    let mut reports = Vec::new();
     for mut c in children {
         let mut out = String::new();
         std::io::Read::read_to_string(c.0.stdout.as_mut().expect("out"), &mut out).expect("r");
         c.0.wait().expect("wait");
-        let r: Value = serde_json::from_str(&out).expect("json");
-        let e = r["energy_j"]["workload"].as_f64().expect("e");
-        total += e;
-        power += e / r["duration_s"].as_f64().expect("d").max(1e-3);
+        reports.push(serde_json::from_str::<Value>(&out).expect("json"));
     }
-    let bound = 2.0 + 4.0 * 0.05 * 2.0 + power * 2.0 * interval;
+    let total: f64 = reports
+        .iter()
+        .map(|r| r["energy_j"]["workload"].as_f64().expect("e"))
+        .sum();
+    let bound = shared_budget_bound(2.0, &reports);
     assert!(
         total <= bound,
-        "4 runs used {total:.3} J of a 2 J budget; bound {bound:.3} J (combined {power:.2} W)"
+        "4 runs used {total:.3} J of a 2 J budget; bound {bound:.3} J"
     );
     assert!(total > 1.0, "the runs did work: {total}");
 }
