@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: ledger_bench LEDGER N [WRITERS]")?
         .parse()?;
     let writers: usize = args.get(3).map(|w| w.parse()).transpose()?.unwrap_or(32);
-    let loc = Location::parse(&target, decompute::factors::Origin::Default);
+    let loc = Location::parse(&target, decompute::factors::Origin::Default)?;
     let data = FactorData::embedded()?;
     let conv = resolve(
         &data,

@@ -166,6 +166,12 @@ pub fn spawn(
     let wake_read = install_handlers().map_err(SpawnError::Setup)?;
     let mut cmd = Command::new(prog);
     cmd.args(args);
+    // decompute's own secrets stay with decompute: a ledger URL that holds a password is
+    // not handed to the workload (a nested run finds the ledger through PGPASSWORD,
+    // ~/.pgpass or the policy file instead).
+    if std::env::var("DECOMPUTE_LEDGER").is_ok_and(|v| crate::ledger::url_has_password(&v)) {
+        cmd.env_remove("DECOMPUTE_LEDGER");
+    }
     // Opened here (close-on-exec), written from the child before exec.
     let procs = match join_cgroup {
         Some(p) => Some(

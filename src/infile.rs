@@ -9,8 +9,9 @@ use std::path::Path;
 
 /// Largest data, policy or config file decompute reads (the shipped CPU table is 200 KB).
 pub const DATA_LIMIT: u64 = 16 << 20;
-/// Largest forecast or import file (a year of 5-minute rows is a few MB).
-pub const BULK_LIMIT: u64 = 1 << 30;
+/// Largest forecast or import file (a year of 5-minute rows is a few MB; a CodeCarbon log of
+/// a million rows about 400 MB would be refused, and should be split).
+pub const BULK_LIMIT: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InError {
@@ -20,6 +21,8 @@ pub enum InError {
     TooLarge { path: String, limit: u64 },
     #[error("{path} is not UTF-8 text")]
     NotText { path: String },
+    #[error("{path} is {kind}, not a regular file; give a file (for a command's output, save it first or use a cmd: signal)")]
+    NotRegular { path: String, kind: &'static str },
 }
 
 impl InError {
@@ -33,10 +36,44 @@ impl InError {
 pub fn read_text(path: &Path, limit: u64) -> Result<String, InError> {
     // A path is user text: shown with control characters escaped.
     let shown = || crate::term::escape(&path.display().to_string());
-    let f = std::fs::File::open(path).map_err(|error| InError::Io {
+    // Opened without blocking (a FIFO with no writer would hang open(2) forever), then
+    // refused unless it is a regular file: a FIFO, a device or a socket may never end.
+    let f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    }
+    .map_err(|error| InError::Io {
         path: shown(),
         error,
     })?;
+    let ft = f
+        .metadata()
+        .map_err(|error| InError::Io {
+            path: shown(),
+            error,
+        })?
+        .file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a plain file"
+        };
+        return Err(InError::NotRegular {
+            path: shown(),
+            kind,
+        });
+    }
     let mut buf = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut buf)
@@ -89,9 +126,27 @@ mod tests {
     fn bounded_reads() {
         assert!(matches!(
             read_text(Path::new("/dev/zero"), 1024),
-            Err(InError::TooLarge { .. })
+            Err(InError::NotRegular {
+                kind: "a device",
+                ..
+            })
         ));
         let d = tempfile::tempdir().expect("tmp");
+        // A FIFO with no writer is refused at once, never waited on.
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            read_text(&fifo, 1024),
+            Err(InError::NotRegular { .. })
+        ));
+        let big = d.path().join("big");
+        std::fs::write(&big, vec![b'a'; 2048]).expect("w");
+        assert!(matches!(
+            read_text(&big, 1024),
+            Err(InError::TooLarge { .. })
+        ));
         let f = d.path().join("t");
         std::fs::write(&f, "hello").expect("w");
         assert_eq!(read_text(&f, 5).expect("fits"), "hello");

@@ -53,6 +53,16 @@ struct Shared {
     ticks: u64,
 }
 
+/// How a tracked block ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Finished,
+    /// Left by an exception.
+    Failed,
+    /// Ended because a budget was used up (its exception raised in the block).
+    StoppedByBudget,
+}
+
 /// Trackers active in this process, outermost first.
 static ACTIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -362,8 +372,9 @@ impl Tracker {
     }
 
     /// Stops sampling (with a last, partial interval), records the run unless told not to,
-    /// and returns its report. `failed` marks a block left by an exception.
-    pub fn stop(mut self, failed: bool) -> Result<(RunReport, Option<String>), String> {
+    /// and returns its report with how the block ended.
+    pub fn stop(mut self, end: End) -> Result<(RunReport, Option<String>), String> {
+        let failed = end != End::Finished;
         self.halt();
         let s = self
             .shared
@@ -409,10 +420,10 @@ impl Tracker {
             leftover_processes: Vec::new(),
         };
         let report = crate::report::build(meta, &s.totals, s.samples.clone(), &self.conv);
-        let status = if failed {
-            Status::Failed
-        } else {
-            Status::Finished
+        let status = match end {
+            End::Finished => Status::Finished,
+            End::Failed => Status::Failed,
+            End::StoppedByBudget => Status::StoppedByBudget,
         };
         let mut recorded = None;
         if let Some(loc) = &self.ledger {
@@ -467,8 +478,8 @@ mod tests {
             x = x.wrapping_add(std::hint::black_box(1));
         }
         assert!(x > 0);
-        let (ri, _) = inner.stop(false).expect("inner stop");
-        let (ro, where_) = outer.stop(false).expect("outer stop");
+        let (ri, _) = inner.stop(End::Finished).expect("inner stop");
+        let (ro, where_) = outer.stop(End::Finished).expect("outer stop");
         assert!(ro.energy_j.workload > 0.0 && ro.cpu_time_s > 0.1, "{ro:?}");
         assert!(ri.notes.iter().any(|n| n.contains("nested in tracker")));
         assert!(where_.is_some());
@@ -476,6 +487,7 @@ mod tests {
             &l.display().to_string(),
             crate::factors::Origin::Default,
         )
+        .expect("a path")
         .open()
         .expect("ledger");
         let rows = led.list(&Default::default()).expect("list");
@@ -502,7 +514,7 @@ mod tests {
         }
         let why = t.exceeded().expect("exceeded");
         assert!(why.contains("energy budget used up"), "{why}");
-        let (r, recorded) = t.stop(false).expect("stop");
+        let (r, recorded) = t.stop(End::Finished).expect("stop");
         assert!(recorded.is_none());
         assert!(r.notes.iter().any(|n| n.contains("energy budget used up")));
         assert!(Tracker::start(&Options {

@@ -9,12 +9,12 @@ holds the ``decompute.run/1`` report as a dict (``t.report``) and the workload's
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import os
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
 
@@ -36,8 +36,12 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class BudgetExceeded(Exception):
-    """A budget of the tracker (or of the policy file's project) is used up."""
+class BudgetExceeded(BaseException):
+    """A budget of the tracker (or of the policy file's project) is used up.
+
+    Derived from ``BaseException``, as ``KeyboardInterrupt`` is, so that the ``except
+    Exception:`` of a training loop does not swallow it; and raised again every interval
+    while the block goes on past its budget."""
 
 
 class BudgetWarning(UserWarning):
@@ -58,13 +62,6 @@ class Figure(float):
 
     def __repr__(self) -> str:
         return f"{float(self)!r} ({self.low!r}–{self.high!r})"
-
-
-def _raise_in(thread_id: int, exc: type) -> None:
-    """Raises ``exc`` in another thread at its next bytecode: no signal handler involved."""
-    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    set_async.argtypes = [ctypes.c_ulong, ctypes.py_object]
-    set_async(thread_id, exc)
 
 
 class Track:
@@ -134,6 +131,7 @@ class Track:
         self._watcher: Optional[threading.Thread] = None
         self._stop_watch = threading.Event()
         self._thread_id: Optional[int] = None
+        self._raised = False
 
     # -- the tracker's life -----------------------------------------------------------
     def start(self) -> "Track":
@@ -150,22 +148,38 @@ class Track:
         return self
 
     def _watch(self) -> None:
-        while not self._stop_watch.wait(self.interval):
+        # Checks at a tenth of the interval (at most every 0.1 s) so a budget trips promptly;
+        # raises into the tracked thread only while it runs the user's code (never inside
+        # stop or __exit__), and again each interval for as long as the block goes on.
+        poll = min(self.interval / 10, 0.1)
+        next_raise = 0.0
+        while not self._stop_watch.wait(poll):
             why = self._native.exceeded()
-            if why:
-                self.exceeded = why
-                if self.on_exceed == "raise" and self._thread_id is not None:
-                    _raise_in(self._thread_id, BudgetExceeded)
-                else:
-                    warnings.warn(f"decompute: {why}", BudgetWarning, stacklevel=2)
+            if not why:
+                continue
+            self.exceeded = why
+            if self.on_exceed != "raise" or self._thread_id is None:
+                warnings.warn(f"decompute: {why}", BudgetWarning, stacklevel=2)
                 return
+            now = time.monotonic()
+            if now >= next_raise and _native.raise_unless_stopping(
+                self._thread_id, BudgetExceeded, _STOPPING_CODE
+            ):
+                self._raised = True
+                next_raise = now + self.interval
 
     def stop(self, failed: bool = False) -> Dict[str, Any]:
-        """Stops, records the run (unless ``record=False``) and returns the report."""
+        """Stops, records the run (unless ``record=False``) and returns the report.
+
+        Never raises the budget's exception itself: the watcher does not raise into a thread
+        that is stopping, so the run is always stopped and recorded first."""
+        if self.report is not None:
+            return self.report
         self._stop_watch.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join()
-        report_json, recorded = self._native.stop(failed)
+        by_budget = self.exceeded is not None and self.on_exceed == "raise"
+        report_json, recorded = self._native.stop(failed, by_budget)
         self.report = json.loads(report_json)
         self.recorded_in = recorded
         if self.exceeded is None:
@@ -221,6 +235,10 @@ class Track:
             exc is not None and exc.args
         ):
             raise BudgetExceeded(self.exceeded or "a budget is used up") from None
+        if exc_type is None and self._raised:
+            # The block swallowed the budget's exception (a bare ``except:``) and went on:
+            # it ends as what it is.
+            raise BudgetExceeded(self.exceeded or "a budget is used up")
         return False
 
     def __call__(self, func: F) -> F:
@@ -233,6 +251,9 @@ class Track:
 
         return wrapper  # type: ignore[return-value]
 
+
+#: The code the watcher never raises into: a thread inside these is stopping the tracker.
+_STOPPING_CODE = [Track.stop.__code__, Track.__exit__.__code__]
 
 #: ``with decompute.track(...) as t:`` or ``@decompute.track(...)``: the tracker class
 #: itself, so the keywords and their documentation are :class:`Track`'s.

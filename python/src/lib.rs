@@ -100,15 +100,28 @@ impl Tracker {
     }
 
     /// Stops, records the run (unless record=False) and returns (report JSON, where it was
-    /// recorded or None).
-    #[pyo3(signature = (failed=false))]
-    fn stop(&mut self, py: Python<'_>, failed: bool) -> PyResult<(String, Option<String>)> {
+    /// recorded or None). `stopped_by_budget`: the block ended because a budget was used up
+    /// (recorded `stopped`, never `finished`).
+    #[pyo3(signature = (failed=false, stopped_by_budget=false))]
+    fn stop(
+        &mut self,
+        py: Python<'_>,
+        failed: bool,
+        stopped_by_budget: bool,
+    ) -> PyResult<(String, Option<String>)> {
         let t = self
             .inner
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this tracker is not running"))?;
+        let end = if stopped_by_budget {
+            decompute::track::End::StoppedByBudget
+        } else if failed {
+            decompute::track::End::Failed
+        } else {
+            decompute::track::End::Finished
+        };
         let (report, recorded) = py
-            .allow_threads(move || t.stop(failed))
+            .allow_threads(move || t.stop(end))
             .map_err(PyRuntimeError::new_err)?;
         let json =
             serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -157,10 +170,49 @@ fn estimate(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
     })
 }
 
+/// Raises `exc` in thread `thread_id` at its next bytecode, unless one of the code objects in
+/// `guarded` (the tracker's own stop and exit) is on that thread's stack; returns whether it
+/// raised. The look and the raise happen under the GIL with no Python bytecode between them,
+/// so the thread cannot enter `stop()` in between: a budget's exception lands in the user's
+/// code, never half-way through stopping (where it would lose the run).
+#[pyfunction]
+fn raise_unless_stopping(
+    py: Python<'_>,
+    thread_id: u64,
+    exc: &Bound<'_, PyAny>,
+    guarded: Vec<Bound<'_, PyAny>>,
+) -> PyResult<bool> {
+    let frames = PyModule::import(py, "sys")?
+        .getattr("_current_frames")?
+        .call0()?;
+    let mut frame = match frames.get_item(thread_id) {
+        Ok(f) => f,
+        // The thread has ended: nothing to raise in.
+        Err(_) => return Ok(false),
+    };
+    loop {
+        let code = frame.getattr("f_code")?;
+        if guarded.iter().any(|g| g.is(&code)) {
+            return Ok(false);
+        }
+        let back = frame.getattr("f_back")?;
+        if back.is_none() {
+            break;
+        }
+        frame = back;
+    }
+    let id = std::os::raw::c_long::try_from(thread_id)
+        .map_err(|_| PyValueError::new_err("thread id out of range"))?;
+    // SAFETY: the GIL is held; `exc` is a live object for the duration of the call.
+    let n = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(id, exc.as_ptr()) };
+    Ok(n == 1)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tracker>()?;
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
+    m.add_function(wrap_pyfunction!(raise_unless_stopping, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

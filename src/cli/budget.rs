@@ -69,8 +69,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
     }
     let cfg = FactorArgs::config_from(config.as_deref())?;
     let loc = ledger.target(&cfg, Some(&p))?;
-    let mut l = loc.open()?;
-    super::recover(l.as_mut(), std::path::Path::new("/proc"));
+    let l = super::LedgerArgs::open_reading_at(&loc)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -123,7 +123,11 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
         _ => None,
     };
     let loc = a.ledger.location(&cfg)?;
-    let mut l = LedgerArgs::open_at(&loc)?;
+    let mut l = if records.is_some() {
+        LedgerArgs::open_at(&loc)?
+    } else {
+        LedgerArgs::open_reading_at(&loc)?
+    };
     match a.action {
         Action::List { filter: f, json } => {
             let mut filter = f.filter();

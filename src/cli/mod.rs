@@ -247,16 +247,16 @@ impl LedgerArgs {
             return Ok(Location::parse(
                 &text,
                 arg_origin("path", Some("DECOMPUTE_LEDGER")),
-            ));
+            )?);
         }
         if let Some(l) = policy.and_then(|p| p.ledger.as_ref().map(|l| (l, &p.path))) {
             return Ok(Location::parse(
                 l.0,
                 Origin::Policy(l.1.display().to_string()),
-            ));
+            )?);
         }
         if let Some(p) = &cfg.ledger {
-            return Ok(Location::parse(&p.to_string_lossy(), cfg.origin("ledger")));
+            return Ok(Location::parse(&p.to_string_lossy(), cfg.origin("ledger"))?);
         }
         let p = crate::ledger::default_path().ok_or_else(|| {
             anyhow::anyhow!(
@@ -279,6 +279,14 @@ impl LedgerArgs {
     pub fn open_at(
         loc: &crate::ledger::Location,
     ) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
+        Self::say_origin(loc);
+        let mut l = loc.open()?;
+        recover(l.as_mut(), std::path::Path::new("/proc"));
+        Ok(l)
+    }
+
+    /// Says which ledger when a policy chose it.
+    fn say_origin(loc: &crate::ledger::Location) {
         if matches!(loc.origin, Origin::Policy(_)) {
             crate::say!(
                 "decompute: ledger {} (named by {})",
@@ -286,8 +294,18 @@ impl LedgerArgs {
                 loc.origin
             );
         }
-        let mut l = loc.open()?;
-        recover(l.as_mut(), std::path::Path::new("/proc"));
+    }
+
+    /// As [`Self::open_at`], for a command that only reads: a ledger file this process
+    /// cannot write (read-only media, another account's) is read as it is.
+    pub fn open_reading_at(
+        loc: &crate::ledger::Location,
+    ) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
+        Self::say_origin(loc);
+        let (mut l, writable) = loc.open_reading()?;
+        if writable {
+            recover(l.as_mut(), std::path::Path::new("/proc"));
+        }
         Ok(l)
     }
 
@@ -295,13 +313,10 @@ impl LedgerArgs {
     /// directory included.
     pub fn location(&self, cfg: &Config) -> anyhow::Result<crate::ledger::Location> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let found = crate::govern::policy::discover(None, &cwd);
-        if let Some(w) = found.warning() {
+        let (policy, warning) = crate::govern::policy::resolve(None, &cwd)?;
+        if let Some(w) = warning {
             crate::say!("decompute: warning: {w}");
         }
-        let policy = found
-            .path()
-            .and_then(|p| crate::govern::policy::load(p).ok());
         self.target(cfg, policy.as_ref())
     }
 

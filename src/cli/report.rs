@@ -50,8 +50,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
     if a.html.as_os_str() != "-" {
         crate::outfile::check(&a.html, &loc.protected())?;
     }
-    let mut l = LedgerArgs::open_at(&loc)?;
-    super::recover(l.as_mut(), std::path::Path::new("/proc"));
+    let l = LedgerArgs::open_reading_at(&loc)?;
     let generated = crate::timefmt::rfc3339(std::time::SystemTime::now());
     let html = if let Some(id) = &a.run {
         let rec = l.get(id)?;

@@ -99,9 +99,10 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         };
         slurm_steps = pt == "linuxproc";
         let cwd = std::env::current_dir()?;
-        let policy = crate::govern::policy::discover(None, &cwd)
-            .path()
-            .and_then(|p| crate::govern::policy::load(p).ok());
+        let (policy, warning) = crate::govern::policy::resolve(None, &cwd)?;
+        if let Some(w) = warning {
+            crate::say!("decompute: warning: {w}");
+        }
         let loc = a.ledger.target(&cfg, policy.as_ref())?;
         let node = crate::run::hostname();
         let cx = accountant::Context {

@@ -285,6 +285,21 @@ impl Discovery {
 
 /// `named` if given, else the nearest `decompute.toml` upward from `cwd`, honoured only when
 /// it belongs to this user or root and is not group- or world-writable.
+/// The policy that governs a command run in `cwd`: the named file, else the trusted one
+/// found from `cwd`, loaded. Every command that reads or writes a ledger or budgets resolves
+/// it this way, so a broken file is refused with the same message everywhere (never skipped,
+/// which would let a command write to another ledger than the policy names); an untrusted
+/// file is ignored and the warning returned for the caller to say.
+pub fn resolve(
+    named: Option<&Path>,
+    cwd: &Path,
+) -> Result<(Option<Policy>, Option<String>), PolicyError> {
+    let found = discover(named, cwd);
+    let warning = found.warning();
+    let policy = found.path().map(load).transpose()?;
+    Ok((policy, warning))
+}
+
 pub fn discover(named: Option<&Path>, cwd: &Path) -> Discovery {
     if let Some(p) = named {
         return Discovery::Named(p.to_path_buf());

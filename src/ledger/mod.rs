@@ -3,6 +3,7 @@
 //! merge. One [`Ledger`] trait; SQLite (embedded, the default) implements it, and a
 //! PostgreSQL backend for teams will sit behind the same trait, so the SQL stays portable.
 
+pub mod address;
 pub mod codecarbon;
 pub mod csv;
 pub mod postgres;
@@ -557,14 +558,18 @@ pub struct Location {
 }
 
 impl Location {
-    /// Reads a `--ledger` value: a `postgres://` or `postgresql://` URL, else a file path.
-    pub fn parse(text: &str, origin: crate::factors::Origin) -> Location {
-        let target = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Target::Postgres(text.to_string())
-        } else {
-            Target::Sqlite(PathBuf::from(text))
+    /// Reads a `--ledger` value: a `postgres://` or `postgresql://` URL (scheme in any
+    /// case), else a file path; a text that looks like another kind of connection string is
+    /// refused rather than taken as a file name.
+    pub fn parse(
+        text: &str,
+        origin: crate::factors::Origin,
+    ) -> Result<Location, address::AddressError> {
+        let target = match address::Address::parse(text)? {
+            address::Address::Postgres(u) => Target::Postgres(u),
+            address::Address::Path(p) => Target::Sqlite(PathBuf::from(p)),
         };
-        Location { target, origin }
+        Ok(Location { target, origin })
     }
 
     /// Opens the ledger (creating a SQLite file if absent).
@@ -572,6 +577,18 @@ impl Location {
         match &self.target {
             Target::Sqlite(p) => Ok(Box::new(sqlite::SqliteLedger::open(p)?)),
             Target::Postgres(url) => Ok(Box::new(postgres::PgLedger::open(url)?)),
+        }
+    }
+
+    /// Opens the ledger for a command that only reads it: as [`Location::open`], but a
+    /// SQLite file this process cannot write is opened read-only rather than refused. The
+    /// flag says whether the ledger can be written (recovery sweeps need that).
+    pub fn open_reading(&self) -> Result<(Box<dyn Ledger>, bool), LedgerError> {
+        match &self.target {
+            Target::Sqlite(p) if sqlite::SqliteLedger::unwritable(p) => {
+                Ok((Box::new(sqlite::SqliteLedger::open_read_only(p)?), false))
+            }
+            _ => Ok((self.open()?, true)),
         }
     }
 
@@ -607,37 +624,7 @@ impl Location {
     }
 }
 
-/// A URL with any password replaced by `***` (in the userinfo or a `password=` parameter).
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_string(),
-        },
-        None => authority.to_string(),
-    };
-    let tail: String = match tail.split_once('?') {
-        Some((path, query)) => {
-            let q: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", q.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
+pub use address::{has_password as url_has_password, redact};
 
 /// The default ledger path: `$XDG_DATA_HOME/decompute/ledger.sqlite`, else
 /// `~/.local/share/decompute/ledger.sqlite`.
@@ -665,21 +652,6 @@ fn name_of(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "/".into())
-}
-
-/// Whether a ledger URL carries a password (`postgres://user:secret@host/db`).
-pub fn url_has_password(url: &str) -> bool {
-    let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    else {
-        return false;
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.contains(':') || url.contains("password="),
-        None => url.contains("password="),
-    }
 }
 
 /// Parses a `--tag key=value`.
@@ -759,19 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_never_shown() {
-        assert_eq!(
-            redact("postgres://ann:s3cret@db.example:5432/ledger?sslmode=require"),
-            "postgres://ann:***@db.example:5432/ledger?sslmode=require"
-        );
-        assert_eq!(
-            redact("postgresql://db/ledger?user=ann&password=s3cret"),
-            "postgresql://db/ledger?user=ann&password=***"
-        );
-        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
-        assert!(url_has_password("postgres://a:b@h/d"));
-        assert!(!url_has_password("postgres://a@h/d"));
-        // The account name, not $USER.
+    fn the_account_name_not_user() {
         assert_eq!(user_name(0).as_deref(), Some("root"));
     }
 

@@ -194,6 +194,83 @@ impl SqliteLedger {
         Ok(ledger)
     }
 
+    /// Whether this process cannot write the existing file at `path` (read-only media,
+    /// another account's file): then a reading command opens it read-only.
+    pub fn unwritable(path: &Path) -> bool {
+        path.is_file()
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .is_err_and(|e| {
+                    e.kind() == std::io::ErrorKind::PermissionDenied
+                        || e.raw_os_error() == Some(libc::EROFS)
+                })
+    }
+
+    /// Opens an existing ledger to read only: nothing is created, migrated or written. On
+    /// read-only media, where SQLite cannot make the WAL's shared-memory file, the file is
+    /// read as immutable (nothing can be writing it there).
+    pub fn open_read_only(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        use rusqlite::OpenFlags;
+        let shown = path.display().to_string();
+        check_header(path, &shown)?;
+        let check = |conn: &Connection| -> Result<i64, rusqlite::Error> {
+            conn.query_row(
+                "SELECT a.application_id, u.user_version FROM pragma_application_id AS a, pragma_user_version AS u",
+                [],
+                |r| Ok((r.get::<_, i32>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map(|(app, v)| if app == APPLICATION_ID { v } else { -1 })
+        };
+        let plain = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| check(&c).map(|v| (c, v)));
+        let (conn, version) = match plain {
+            Ok(x) => x,
+            Err(_) => {
+                let mut uri = String::from("file:");
+                for ch in path.to_string_lossy().chars() {
+                    match ch {
+                        '%' => uri.push_str("%25"),
+                        '?' => uri.push_str("%3f"),
+                        '#' => uri.push_str("%23"),
+                        c => uri.push(c),
+                    }
+                }
+                uri.push_str("?immutable=1");
+                let c = Connection::open_with_flags(
+                    &uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| LedgerError::Open {
+                    path: shown.clone(),
+                    message: format!("cannot read it: {e}"),
+                })?;
+                let v = check(&c).map_err(|e| LedgerError::NotALedger {
+                    path: shown.clone(),
+                    why: e.to_string(),
+                })?;
+                (c, v)
+            }
+        };
+        if version < 0 {
+            return Err(LedgerError::NotALedger {
+                path: shown,
+                why: "an SQLite database of another application".into(),
+            });
+        }
+        if version != SCHEMA_VERSION {
+            return Err(LedgerError::Open {
+                path: shown,
+                message: format!("it is read-only and has schema version {version}, not {SCHEMA_VERSION}; open it once where it can be written, or copy it"),
+            });
+        }
+        Ok(SqliteLedger {
+            conn,
+            path: shown,
+            lease_s: 30.0,
+        })
+    }
+
     fn db(&self, e: rusqlite::Error) -> LedgerError {
         LedgerError::Db {
             path: self.path.clone(),

@@ -436,6 +436,7 @@ fn a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out(path: &s
     let report: decompute::report::RunReport =
         serde_json::from_value(rec["report"].clone()).expect("report");
     let mut l = Location::parse(path, decompute::factors::Origin::Default)
+        .expect("a path")
         .open()
         .expect("open");
     for (id, lease_s) in [("01LEASESHORT", 0.05), ("01LEASELONG", 600.0)] {

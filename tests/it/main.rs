@@ -32,6 +32,7 @@ mod limits;
 mod monitor;
 mod rapl;
 mod report;
+mod secrets;
 mod serve;
 mod slurm;
 mod support;
