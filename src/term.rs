@@ -108,6 +108,28 @@ pub fn escape(s: &str) -> String {
     o
 }
 
+/// One line of a message that may hold user text, fit to show: control characters escaped
+/// (an escape sequence in a flag's value cannot retitle the terminal or forge a line) and
+/// any run of over 200 characters without a space cut to its first 120, with the count of
+/// the rest, so a 20,000-character value does not bury the message around it.
+pub fn line(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::with_capacity(escaped.len().min(4096));
+    for (i, word) in escaped.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let n = word.chars().count();
+        if n > 200 {
+            out.extend(word.chars().take(120));
+            out.push_str(&format!("…[{} more characters]", n - 120));
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 /// Red (over budget) or green (measured) when colour is on; plain text otherwise.
 pub fn paint(text: &str, colour: Option<&str>, caps: Caps) -> String {
     match (caps.colour, colour) {
@@ -120,6 +142,22 @@ pub fn paint(text: &str, colour: Option<&str>, caps: Caps) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lines_escape_and_cut_user_text() {
+        assert_eq!(
+            line("bad \u{1b}]0;PWNED\u{7} value"),
+            "bad \\x1b]0;PWNED\\x07 value"
+        );
+        let long = "x".repeat(20_000);
+        let l = line(&format!("invalid value '{long}' for '--project <NAME>'"));
+        assert!(
+            l.len() < 400 && l.ends_with("for '--project <NAME>'"),
+            "{l}"
+        );
+        assert!(l.contains("…[19882 more characters]"), "{l}");
+    }
+
     use super::*;
 
     #[test]

@@ -6,6 +6,19 @@
 
 use std::time::{Duration, Instant};
 
+/// The one rule for a sampling interval, for every driver: 100 ms to 60 s (shorter reads
+/// the meters faster than they update and costs a core; longer misses what a budget or the
+/// grid needs acted on).
+pub fn check_interval(d: Duration) -> Result<Duration, String> {
+    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
+        return Err(format!(
+            "interval {} is outside 100ms–60s; pick e.g. 500ms or 1s",
+            crate::units::Seconds(d.as_secs_f64())
+        ));
+    }
+    Ok(d)
+}
+
 /// The schedule of one sampling loop.
 #[derive(Debug, Clone)]
 pub struct Ticker {

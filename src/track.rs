@@ -40,6 +40,28 @@ pub struct Options {
     pub command: Vec<String>,
 }
 
+impl Options {
+    /// The options as the CLI would take them, checked by the same rules (one validation
+    /// for `run` and `track()`): an interval of 0.1–60 s, a budget that parses, a project
+    /// and tags as `--project` and `--tag` accept them (trimmed). Returns the normalised
+    /// options or the CLI's one-line refusal.
+    pub fn checked(mut self) -> Result<Options, String> {
+        crate::ticker::check_interval(self.interval)?;
+        if let Some(b) = &self.budget {
+            budget::parse_budget(b)?;
+        }
+        if let Some(p) = &self.project {
+            self.project = Some(crate::ledger::parse_project(p)?);
+        }
+        self.tags = self
+            .tags
+            .iter()
+            .map(|(k, v)| crate::ledger::check_tag(k, v))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+}
+
 /// Figures so far, shared with the sampling thread.
 #[derive(Debug, Default)]
 struct Shared {
@@ -102,12 +124,7 @@ impl Tracker {
     /// the policy file found from the working directory, the ledger) and starts sampling.
     pub fn start(o: &Options) -> Result<Tracker, String> {
         let e = |x: anyhow::Error| format!("{x:#}");
-        if !(o.interval >= Duration::from_millis(100) && o.interval <= Duration::from_secs(60)) {
-            return Err(format!(
-                "interval {} s is not between 0.1 and 60 s",
-                o.interval.as_secs_f64()
-            ));
-        }
+        let o = &o.clone().checked()?;
         let fa = FactorArgs {
             zone: o
                 .zone

@@ -32,28 +32,24 @@ impl Tracker {
         pue: Option<String>,
         command: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        if !(interval.is_finite() && (0.1..=60.0).contains(&interval)) {
-            return Err(PyValueError::new_err(format!(
-                "interval {interval} is not between 0.1 and 60 seconds"
-            )));
+        let interval = Duration::try_from_secs_f64(interval).map_err(|_| {
+            PyValueError::new_err(format!("interval {interval} is not a number of seconds"))
+        })?;
+        // The CLI's rules, in the library: the same refusals as `decompute run`.
+        let opts = decompute::track::Options {
+            project,
+            tags: tags.unwrap_or_default(),
+            ledger,
+            no_ledger: !record,
+            interval,
+            budget,
+            zone,
+            pue,
+            command: command.unwrap_or_default(),
         }
-        if let Some(b) = &budget {
-            decompute::govern::budget::parse_budget(b).map_err(PyValueError::new_err)?;
-        }
-        Ok(Tracker {
-            opts: decompute::track::Options {
-                project,
-                tags: tags.unwrap_or_default(),
-                ledger,
-                no_ledger: !record,
-                interval: Duration::from_secs_f64(interval),
-                budget,
-                zone,
-                pue,
-                command: command.unwrap_or_default(),
-            },
-            inner: None,
-        })
+        .checked()
+        .map_err(PyValueError::new_err)?;
+        Ok(Tracker { opts, inner: None })
     }
 
     /// Starts measuring (the GIL is released meanwhile).

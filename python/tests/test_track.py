@@ -261,3 +261,45 @@ def test_budget_exceeded_passes_through_except_exception(tmp_path):
     assert not caught_as_exception
     assert t.report is not None and t.exceeded
     assert issubclass(BudgetExceeded, BaseException) and not issubclass(BudgetExceeded, Exception)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"project": ""}, "project name is empty"),
+        ({"project": "a\x1bb"}, "control characters"),
+        ({"project": "p" * 1000}, "at most 200 characters"),
+        ({"tags": {"": "v"}}, "no key"),
+        ({"tags": {"k": "a\nb"}}, "control characters"),
+        ({"interval": 0.01}, "outside 100ms"),
+        ({"interval": float("nan")}, "not a number"),
+    ],
+)
+def test_python_refuses_what_the_cli_refuses(kw, match):
+    with pytest.raises(ValueError, match=match):
+        decompute.Track(record=False, **kw)
+
+
+def test_a_setsid_grandchild_is_followed(tmp_path):
+    # A grandchild that leaves its session (setsid) and outlives its parent: its CPU time is
+    # the tracker's, as `run` counts it (1 s of CPU, whatever the machine's load).
+    import subprocess
+
+    done = tmp_path / "done"
+    burn = (
+        "import time, pathlib\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 1.0:\n"
+        "    pass\n"
+        f"pathlib.Path({str(done)!r}).write_text('x')\n"
+    )
+    with decompute.track(record=False, interval=0.1) as t:
+        subprocess.run(
+            ["sh", "-c", 'setsid "$0" -c "$1" & sleep 0.5', sys.executable, burn], check=True
+        )
+        end = time.monotonic() + 60
+        while not done.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    assert done.exists()
+    assert t.report["cpu_time_s"] >= 0.9, t.report["cpu_time_s"]

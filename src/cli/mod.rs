@@ -431,8 +431,17 @@ pub fn main() -> i32 {
             } else {
                 0
             };
-            if e.use_stderr() {
-                crate::say!("decompute: {}", usage_error_line(&e.render().to_string()));
+            // Help asked for by giving no subcommand keeps clap's layout (it is help, not
+            // an error line); every other flag error is folded into one safe line.
+            let help_shape = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if e.use_stderr() && !help_shape {
+                crate::say!(
+                    "decompute: {}",
+                    crate::term::line(&usage_error_line(&e.render().to_string()))
+                );
             } else {
                 let _ = e.print();
             }
@@ -458,7 +467,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            crate::say!("decompute: error: {e:#}");
+            crate::say!("decompute: error: {}", crate::term::line(&format!("{e:#}")));
             fail_code
         }
     }

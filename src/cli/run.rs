@@ -69,7 +69,7 @@ pub struct RecordArgs {
     pub no_ledger: bool,
     /// Project the run is recorded under and whose budgets apply [default: the policy
     /// file's `project`, else the config's, else the git repository's or directory's name]
-    #[arg(long, env = "DECOMPUTE_PROJECT", value_name = "NAME", value_parser = parse_project)]
+    #[arg(long, env = "DECOMPUTE_PROJECT", value_name = "NAME", value_parser = crate::ledger::parse_project)]
     pub project: Option<String>,
     /// A key=value tag (repeatable), e.g. --tag model=llama-7b
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = ledger::parse_tag)]
@@ -138,13 +138,7 @@ fn parse_any_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
-        return Err(format!(
-            "interval {s} is outside 100ms–60s; pick e.g. 500ms or 1s"
-        ));
-    }
-    Ok(d)
+    crate::ticker::check_interval(parse_duration(s).map_err(|e| e.to_string())?)
 }
 
 fn parse_checkpoint(s: &str) -> Result<Duration, String> {
@@ -153,17 +147,6 @@ fn parse_checkpoint(s: &str) -> Result<Duration, String> {
         return Err(format!("checkpoint {s} is outside 1s–1h; pick e.g. 10s"));
     }
     Ok(d)
-}
-
-fn parse_project(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("the project name is empty; give a name, e.g. --project teamml".into());
-    }
-    if t.chars().count() > 200 || t.chars().any(char::is_control) {
-        return Err("a project name is at most 200 characters, without control characters".into());
-    }
-    Ok(t.to_string())
 }
 
 /// Exit code when a budget stopped the workload (as timeout(1) does for its limit).

@@ -98,12 +98,14 @@ fn state_path(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn load_memory(p: &std::path::Path) -> anyhow::Result<Memory> {
     match crate::infile::read_text(p, crate::infile::BULK_LIMIT) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: not a controller state file ({e}); move it away to start afresh",
-                crate::term::escape(&p.display().to_string())
-            )
-        }),
+        Ok(t) => serde_json::from_str(&t)
+            .map(|m| Memory { known: true, ..m })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: not a controller state file ({e}); move it away to start afresh",
+                    crate::term::escape(&p.display().to_string())
+                )
+            }),
         Err(e) if e.is_not_found() => Ok(Memory::default()),
         Err(e) => Err(anyhow::anyhow!(e.to_string())),
     }

@@ -217,6 +217,33 @@ impl ProcessTree {
                 members.push(i);
             }
         }
+        // Once a member, always a member (by pid and start time, so a reused pid is not):
+        // a process that escaped its parent (`setsid`, a double fork) after a scan saw it is
+        // still followed, with what it starts, though it was re-parented away from the tree.
+        // (A `run` monitor is a subreaper, so nothing escapes it; a process measuring itself
+        // cannot be one without reaping its own children's orphans.)
+        let mut known: HashSet<usize> = members.iter().copied().collect();
+        let escaped: Vec<usize> = procs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                !known.contains(i)
+                    && self.seen.contains(&(p.pid, p.starttime))
+                    && !excluded.contains(&p.pgrp)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &escaped {
+            known.insert(i);
+            members.push(i);
+        }
+        for pid in escaped.into_iter().map(|i| procs[i].pid) {
+            for i in descendants(procs, pid, &excluded) {
+                if known.insert(i) {
+                    members.push(i);
+                }
+            }
+        }
         let mut ticks = 0u64;
         let mut rss = 0u64;
         let mut pids = Vec::with_capacity(members.len());
@@ -303,6 +330,28 @@ mod tests {
             .collect();
         d.sort();
         assert_eq!(d, vec![101, 102]);
+    }
+
+    #[test]
+    fn a_member_that_escapes_its_parent_is_still_followed() {
+        let mut t = ProcessTree::including_root(ProcRoot::new("/nonexistent"), 10);
+        // The tracked process 10, its child 11 and grandchild 12.
+        let first = vec![p(10, 1, 5, 100), p(11, 10, 6, 0), p(12, 11, 7, 50)];
+        assert_eq!(t.snapshot(&first).pids.len(), 3);
+        // 11 exits; 12 (setsid) is re-parented to init and starts 13: both still counted.
+        let later = vec![
+            p(10, 1, 5, 100),
+            p(12, 1, 7, 250),
+            p(13, 12, 8, 10),
+            p(14, 1, 9, 999),
+        ];
+        let s = t.snapshot(&later);
+        let mut pids = s.pids.clone();
+        pids.sort();
+        assert_eq!(pids, vec![10, 12, 13]);
+        // A process that reuses pid 12 later (another start time) is not.
+        let reused = vec![p(10, 1, 5, 100), p(12, 1, 77, 5)];
+        assert_eq!(t.snapshot(&reused).pids, vec![10]);
     }
 
     #[test]

@@ -307,10 +307,24 @@ pub struct SiteEstimate {
     pub chain: Vec<String>,
 }
 
-fn check(what: &str, v: Option<f64>, max: f64, fix: &str) -> Result<(), String> {
+/// A user's number as they would write it: tiny and huge ones in exponent form, never 300
+/// zeros.
+fn shown(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e9).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A given figure must be a number between plausible bounds: far below `min` (a facility
+/// of less than a kilowatt, a zone of less than a gigawatt-hour a year) the arithmetic would
+/// print absurd shares and tonnages with a straight face.
+fn check(what: &str, v: Option<f64>, (min, max): (f64, f64), fix: &str) -> Result<(), String> {
     match v {
-        Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Err(format!(
-            "{what} {x} is out of range (more than 0, at most {max}) or not a number; {fix}"
+        Some(x) if !(x.is_finite() && x >= min && x <= max) => Err(format!(
+            "{what} {} is out of range (at least {min}, at most {max}) or not a number; {fix}",
+            shown(x)
         )),
         _ => Ok(()),
     }
@@ -321,29 +335,34 @@ pub fn estimate(
     t: &Tables,
     f: &super::train::Factors,
 ) -> Result<SiteEstimate, String> {
-    check("--it-mw", i.it_mw, 10_000.0, "give the IT capacity in MW")?;
+    check(
+        "--it-mw",
+        i.it_mw,
+        (0.001, 10_000.0),
+        "give the IT capacity in MW",
+    )?;
     check(
         "--facility-mw",
         i.facility_mw,
-        20_000.0,
+        (0.001, 20_000.0),
         "give the facility's grid connection in MW",
     )?;
     check(
         "--facility-gwh",
         i.facility_gwh,
-        200_000.0,
+        (0.001, 200_000.0),
         "give the site's published annual consumption in GWh",
     )?;
     check(
         "--gpus",
         i.gpus,
-        10_000_000.0,
+        (1.0, 10_000_000.0),
         "give the number of accelerators",
     )?;
     check(
         "--zone-twh",
         i.zone_twh,
-        100_000.0,
+        (0.001, 100_000.0),
         "give the zone's annual electricity in TWh",
     )?;
     if let Some(g) = i.gpus {
@@ -361,10 +380,10 @@ pub fn estimate(
             ));
         }
     }
-    if !(i.hardware_years.is_finite() && i.hardware_years > 0.0 && i.hardware_years <= 30.0) {
+    if !(i.hardware_years.is_finite() && i.hardware_years >= 0.25 && i.hardware_years <= 30.0) {
         return Err(format!(
-            "--hardware-years {} is not between 0 and 30",
-            i.hardware_years
+            "--hardware-years {} is not between 0.25 and 30; give the years the hardware serves before it is replaced (servers: 4 to 6)",
+            shown(i.hardware_years)
         ));
     }
     let given = [
@@ -529,6 +548,12 @@ pub fn estimate(
         }
     };
     let share = facility.scale(1.0 / (zone_twh * 1000.0));
+    if share.value > 1.0 {
+        return Err(format!(
+            "the facility's {:.4} GWh a year is more than the zone's whole demand of {zone_twh} TWh ({zone_src}); check --zone-twh (in TWh) and the facility's size",
+            facility.value
+        ));
+    }
     chain.push(format!(
         "share of the zone's electricity demand = {:.4} GWh ÷ {zone_twh} TWh = {:.3} % ({zone_src})",
         facility.value,

@@ -194,14 +194,23 @@ impl RunRecord {
                 crate::term::escape(&crate::term::fit(id, 70))
             ));
         }
-        for (what, v) in [
-            ("project", &self.identity.project),
-            ("user", &self.identity.user),
-            ("host", &self.identity.host),
-        ] {
-            if v.trim().is_empty() || v.chars().count() > 256 {
-                return Err(format!("{what} is empty or longer than 256 characters"));
+        if self.report.schema != crate::report::SCHEMA {
+            return Err(format!(
+                "report schema '{}' is not {}",
+                crate::term::line(&self.report.schema),
+                crate::report::SCHEMA
+            ));
+        }
+        parse_project(&self.identity.project).map_err(|e| format!("project: {e}"))?;
+        for (what, v) in [("user", &self.identity.user), ("host", &self.identity.host)] {
+            if v.trim().is_empty() || v.chars().count() > 256 || v.chars().any(char::is_control) {
+                return Err(format!(
+                    "{what} is empty, longer than 256 characters or holds control characters"
+                ));
             }
+        }
+        for (k, v) in &self.identity.tags {
+            check_tag(k, v)?;
         }
         if self.status == Status::Running {
             return Err(
@@ -293,6 +302,17 @@ impl RunRecord {
         ] {
             figure(what, x.value, max)?;
         }
+        // The parts cannot hold more than the whole (a CodeCarbon row whose components
+        // add up to 2 kWh while it says 3.6 J was consumed is one or the other wrong).
+        let parts: f64 = r.components.iter().map(|c| c.workload_energy_j).sum();
+        if parts > e.workload * 1.01 + 1e-3 {
+            return Err(format!(
+                "components add up to {parts:e} J, more than the run's energy_j.workload of {:e} J",
+                e.workload
+            ));
+        }
+        // A single run drawing over 100 MW is no figure but a broken file.
+        const MAX_W: f64 = 1e8;
         for (i, row) in r.samples.iter().enumerate() {
             for v in [
                 row.t_s,
@@ -304,6 +324,11 @@ impl RunRecord {
             ] {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(format!("samples[{i}] holds {v}, not a non-negative figure"));
+                }
+            }
+            for w in [row.cpu_w, row.dram_w, row.gpu_w, row.workload_w] {
+                if w > MAX_W {
+                    return Err(format!("samples[{i}] draws {w:e} W, more than 100 MW"));
                 }
             }
         }
@@ -654,12 +679,49 @@ fn name_of(p: &Path) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
+/// A project name as every way into the ledger takes it (`--project`, the policy, Python's
+/// `project=`, an import): trimmed, 1 to 200 characters, no control characters.
+pub fn parse_project(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("the project name is empty; give a name, e.g. --project teamml".into());
+    }
+    if t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err("a project name is at most 200 characters, without control characters".into());
+    }
+    Ok(t.to_string())
+}
+
+/// A tag as every way into the ledger takes it: a key of 1 to 64 characters and a value of
+/// at most 1,000, trimmed, neither with control characters.
+pub fn check_tag(k: &str, v: &str) -> Result<(String, String), String> {
+    let (k, v) = (k.trim(), v.trim());
+    if k.is_empty() {
+        return Err(format!(
+            "tag '{}={}' has no key; write e.g. model=llama-7b",
+            crate::term::line(k),
+            crate::term::line(v)
+        ));
+    }
+    if k.chars().count() > 64
+        || v.chars().count() > 1000
+        || k.chars().chain(v.chars()).any(char::is_control)
+    {
+        return Err(format!(
+            "tag '{}' is too long or holds control characters (key at most 64, value at most 1000 characters)",
+            crate::term::line(k)
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 /// Parses a `--tag key=value`.
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!(
-            "tag '{s}' is not key=value; write e.g. --tag model=llama-7b"
+        Some((k, v)) => check_tag(k, v),
+        None => Err(format!(
+            "tag '{}' is not key=value; write e.g. --tag model=llama-7b",
+            crate::term::line(s)
         )),
     }
 }

@@ -80,6 +80,12 @@ pub struct Memory {
     pub grid_dirty: bool,
     #[serde(default)]
     pub grid_since: f64,
+    /// Whether this memory is the controller's own record (read from its state file, or
+    /// kept since its first pass). Only while it is not — the state file was lost — is a
+    /// job's `[decompute:suspended]` mark believed, and then only on a flexible job: a
+    /// comment is the user's to write, so the mark alone never makes a suspension ours.
+    #[serde(skip)]
+    pub known: bool,
 }
 
 impl Memory {
@@ -240,9 +246,13 @@ pub fn decide(
     mem.over_since.retain(|j, _| live.contains(j));
     mem.warned.retain(|j| live.contains(j));
     for j in jobs {
-        // A suspension is ours if we remember it or the job carries our mark.
+        // A suspension is ours if we remember it; a mark in the (user-writable) comment
+        // counts only when the state file was lost, and only on a flexible job.
         let ours = mem.suspended.contains_key(&j.id)
-            || (j.state == State::Suspended && j.comment.contains(SUSPEND_MARK));
+            || (!mem.known
+                && j.state == State::Suspended
+                && j.flexible(&cfg.flexible_partitions)
+                && j.comment.contains(SUSPEND_MARK));
         match j.state {
             State::Pending => {
                 let held_by_us = mem.held.contains_key(&j.id);
@@ -383,6 +393,7 @@ pub fn decide(
             _ => {}
         }
     }
+    mem.known = true;
     out
 }
 
@@ -565,6 +576,35 @@ mod tests {
         assert!(decide(&jobs, &used_up("stop"), None, 0.0, &cfg(), &mut mem).is_empty());
         let acts = decide(&jobs, &used_up("stop"), None, 61.0, &cfg(), &mut mem);
         assert!(matches!(acts[..], [Action::Cancel { job: 7, .. }]));
+    }
+
+    #[test]
+    fn a_users_mark_never_makes_a_suspension_ours() {
+        // The state file is there: a comment holding the mark is the user's text, whatever
+        // the job. With the file lost, a rigid job's mark is not believed either.
+        let jobs = vec![
+            job(
+                5,
+                "a",
+                "flex",
+                State::Suspended,
+                "decompute:flexible [decompute:suspended]",
+            ),
+            job(6, "a", "batch", State::Suspended, SUSPEND_MARK),
+        ];
+        let mut mem = Memory {
+            known: true,
+            ..Memory::default()
+        };
+        assert!(decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut mem).is_empty());
+        let mut lost = Memory::default();
+        let acts = decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut lost);
+        assert!(
+            matches!(&acts[..], [Action::Resume { job: 5, .. }]),
+            "{acts:?}"
+        );
+        // After its first pass the controller's memory is its own: marks count no more.
+        assert!(lost.known);
     }
 
     #[test]

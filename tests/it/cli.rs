@@ -515,3 +515,33 @@ fn config_file_sets_defaults_and_flags_win() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Flag errors show a user's value escaped and cut (#25 point 15); giving no subcommand
+/// prints clap's help in its own layout (#26), not crushed into one line.
+#[test]
+fn flag_errors_escape_and_cut_values_and_bare_commands_show_help() {
+    let o = decompute()
+        .args(["run", "--project", "\u{1b}]0;PWNED\u{7}", "--", "true"])
+        .output()
+        .expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains('\u{1b}') && !e.contains('\u{7}'), "{e:?}");
+    assert!(e.contains("\\x1b]0;PWNED\\x07"), "{e}");
+    let long = "9".repeat(20_000);
+    let o = decompute()
+        .args(["run", "--budget", &format!("energy={long}J"), "--", "true"])
+        .output()
+        .expect("runs");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(e.len() < 1_000 && e.contains("more characters]"), "{e}");
+    for args in [vec![], vec!["ledger"], vec!["estimate"]] {
+        let o = decompute().args(&args).output().expect("runs");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            e.lines().count() > 3 && e.contains("\nUsage: "),
+            "{args:?}: {e}"
+        );
+    }
+}

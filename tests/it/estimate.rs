@@ -557,7 +557,27 @@ fn a_site_estimate_says_its_share_water_and_embodied_impacts() {
         .contains("MI300X"));
     for (args, needle) in [
         (vec!["--it-mw", "10", "--utilisation", "1.2"], "at most 1"),
-        (vec!["--it-mw", "-1"], "more than 0"),
+        (vec!["--it-mw", "-1"], "at least 0.001"),
+        // Absurd inputs are refused, never printed as 8.8e306 t or 4.8e301 %.
+        (
+            vec![
+                "--it-mw",
+                "10",
+                "--zone",
+                "FR",
+                "--hardware-years",
+                "1e-300",
+            ],
+            "--hardware-years 1e-300 is not between 0.25 and 30",
+        ),
+        (
+            vec!["--it-mw", "10", "--zone-twh", "1e-300"],
+            "--zone-twh 1e-300 is out of range",
+        ),
+        (
+            vec!["--it-mw", "1000", "--zone-twh", "0.5"],
+            "more than the zone's whole demand",
+        ),
         (vec!["--it-mw", "10", "--zone", "US-VA"], "--zone-twh"),
         (
             vec!["--it-mw", "10", "--zone", "BM"],
