@@ -346,6 +346,8 @@ pub fn execute(
     let mut ticker = crate::ticker::Ticker::new(Instant::now(), opts.interval);
     let mut reaped = Reaped::default();
     let mut frozen = false;
+    // The workload's processes stopped by the signal method (recorded for a thaw).
+    let mut frozen_pids: Vec<i32> = Vec::new();
     let mut kill_at: Option<Instant> = None;
     let mut stop_sent = false;
     let mut seen_signals = child::signal_count();
@@ -411,6 +413,7 @@ pub fn execute(
                             &opts.procfs_root.0,
                         ));
                         f.set(true, &pids);
+                        frozen_pids = pids;
                         frozen = true;
                     }
                 }
@@ -443,9 +446,24 @@ pub fn execute(
                 }
             }
             if frozen {
-                // Catch children started since the last scan (signal method).
+                // Catch children started since the last scan (signal method), and record
+                // them for whoever thaws the workload if this monitor dies: a child stopped
+                // but left out of the record would keep its parent waiting forever.
                 if let Some(f @ Freezer::Signals) = &opts.freezer {
-                    f.set(true, &workload_pids(&mut st, &opts.freezer));
+                    let pids = workload_pids(&mut st, &opts.freezer);
+                    f.set(true, &pids);
+                    let new: Vec<i32> = pids
+                        .iter()
+                        .copied()
+                        .filter(|p| !frozen_pids.contains(p))
+                        .collect();
+                    if !new.is_empty() {
+                        frozen_pids.extend(new);
+                        observer.freezing(&crate::govern::freeze::with_start_times(
+                            &frozen_pids,
+                            &opts.procfs_root.0,
+                        ));
+                    }
                 }
             }
             if ticker.is_due(now) {

@@ -1,21 +1,35 @@
-//! The agent's HTTP side, small and synchronous: an accepting thread and a few workers.
-//! It answers `GET /metrics` (Prometheus text 0.0.4, or OpenMetrics when the scraper's
-//! `Accept` asks for it) and `GET /healthz`, and nothing else (404; 405 for other methods;
-//! 400 for what is not HTTP). Requests are bounded (8 KiB of head, 2 s to send it), a slow
-//! or malformed client occupies one worker at most, and a full queue turns new connections
-//! away: nothing here can delay the sampling thread, which it never waits for.
+//! The agent's HTTP side, small and synchronous. One thread accepts connections and reads
+//! every request head at once with `poll(2)`, each under a deadline on the *whole* head (a
+//! client sending a byte a second gets no more time than one sending nothing), up to a
+//! bounded number of connections (the oldest is dropped first); only complete requests go
+//! to a few workers, who answer and close. So neither slow clients (slowloris) nor hundreds
+//! of idle connections can occupy the workers and starve a scrape. It answers
+//! `GET /metrics` (Prometheus text 0.0.4, or OpenMetrics when the scraper's `Accept` asks
+//! for it) and `GET /healthz`, and nothing else (404; 405 for other methods; 400 for what is
+//! not HTTP). Nothing here waits for the sampling thread, and on stop it returns within a
+//! second whatever clients are attached.
+//!
+//! Hand-written rather than an async server crate: it is ~250 lines over `poll(2)`, the
+//! agent answers two paths, and a runtime would more than double the agent's build and size
+//! for behaviour this loop already bounds (tested with slowloris and idle floods).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 8 << 10;
 /// Workers answering requests at once.
 pub const WORKERS: usize = 4;
+/// Time a client has to send its whole request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// Time an answer may take to send, in all.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
+/// Connections waiting for their head at once; beyond it the oldest is dropped.
+pub const MAX_PENDING: usize = 1024;
 
 /// A parsed request: what the agent needs of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,40 +89,56 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         503 => "Service Unavailable",
         _ => "Error",
     }
 }
 
-fn answer(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Send + Sync)) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let complete = loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break false,
-            Ok(n) => {
-                head.extend_from_slice(&buf[..n]);
-                if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    break true;
-                }
-                if head.len() > MAX_HEAD {
-                    break false;
-                }
-            }
+/// Whether a head is complete (ends with a blank line).
+fn complete(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// Sends `bytes` within `WRITE_DEADLINE` in all, however slowly the client reads.
+fn send(s: &mut TcpStream, bytes: &[u8]) {
+    let end = Instant::now() + WRITE_DEADLINE;
+    let _ = s.set_nodelay(true);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
+            return;
         }
-    };
-    let resp = match (complete, complete.then(|| parse(&head)).flatten()) {
-        (true, Some(r)) if r.method == "GET" || r.method == "HEAD" => {
+        match s.write(rest) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+        }
+    }
+}
+
+fn plain(status: u16, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers a complete request head.
+fn answer(mut s: TcpStream, head: &[u8], handler: &(dyn Fn(&Request) -> Response + Send + Sync)) {
+    let _ = s.set_nonblocking(false);
+    let resp = match parse(head) {
+        Some(r) if r.method == "GET" || r.method == "HEAD" => {
             let mut resp = handler(&r);
             if r.method == "HEAD" {
                 resp.body = Arc::new(String::new());
             }
             resp
         }
-        (true, Some(_)) => Response::text(405, "only GET\n"),
-        _ => Response::text(400, "not an HTTP request\n"),
+        Some(_) => Response::text(405, "only GET\n"),
+        None => Response::text(400, "not an HTTP request\n"),
     };
     let header = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -118,77 +148,158 @@ fn answer(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Send + Syn
         resp.body.len()
     );
     // One write of the whole answer, without Nagle's delay.
-    let _ = s.set_nodelay(true);
     let mut out = Vec::with_capacity(header.len() + resp.body.len());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(resp.body.as_bytes());
-    let _ = s.write_all(&out);
-    let _ = s.flush();
+    send(&mut s, &out);
 }
 
-/// Serves until `stop` is set; returns once in-flight answers are sent.
+/// A connection whose request head is still coming.
+struct Pending {
+    stream: TcpStream,
+    head: Vec<u8>,
+    deadline: Instant,
+}
+
+/// What reading a pending connection came to.
+enum Progress {
+    More,
+    Done,
+    Closed,
+    TooLarge,
+}
+
+fn read_some(p: &mut Pending) -> Progress {
+    let mut buf = [0u8; 2048];
+    loop {
+        match p.stream.read(&mut buf) {
+            Ok(0) => return Progress::Closed,
+            Ok(n) => {
+                p.head.extend_from_slice(buf.get(..n).unwrap_or_default());
+                if complete(&p.head) {
+                    return Progress::Done;
+                }
+                if p.head.len() > MAX_HEAD {
+                    return Progress::TooLarge;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Progress::More,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Progress::Closed,
+        }
+    }
+}
+
+/// Serves until `stop` is set; returns within a second of it.
 pub fn serve(
     listener: TcpListener,
     handler: Arc<dyn Fn(&Request) -> Response + Send + Sync>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let (tx, rx): (SyncSender<TcpStream>, Receiver<TcpStream>) = sync_channel(64);
+    type Job = (TcpStream, Vec<u8>);
+    let (tx, rx): (SyncSender<Job>, Receiver<Job>) = sync_channel(64);
     let rx = Arc::new(Mutex::new(rx));
-    let mut workers = Vec::new();
     for i in 0..WORKERS {
         let rx = rx.clone();
         let h = handler.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || loop {
-                    let next = rx.lock().ok().and_then(|r| r.recv().ok());
-                    match next {
-                        Some(s) => answer(s, h.as_ref()),
-                        None => break,
-                    }
-                })?,
-        );
+        // Not joined at stop: an answer in flight ends by its own deadline, and nothing a
+        // worker holds needs saving.
+        std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || loop {
+                let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                match next {
+                    Some((s, head)) => answer(s, &head, h.as_ref()),
+                    None => break,
+                }
+            })?;
     }
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let lfd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
     while !stop.load(Ordering::SeqCst) {
-        // Sleep until a connection comes (or a quarter second, to see `stop`): no busy
-        // polling while idle.
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the listener's descriptor.
-        if unsafe { libc::poll(&mut pfd, 1, 250) } <= 0 {
+        let now = Instant::now();
+        // Sleep until a connection or a head's bytes come, the first deadline passes, or a
+        // quarter second (to see `stop`): no busy polling while idle.
+        let wait = pending
+            .iter()
+            .map(|p| p.deadline.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_millis(250))
+            .min(Duration::from_millis(250));
+        let mut fds: Vec<libc::pollfd> = std::iter::once(lfd)
+            .chain(
+                pending
+                    .iter()
+                    .map(|p| std::os::fd::AsRawFd::as_raw_fd(&p.stream)),
+            )
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(250).max(1);
+        let nfds = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+        // SAFETY: `fds` is a valid array of `nfds` pollfds for the call's duration.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), nfds, ms) };
+        if ready < 0 {
             continue;
         }
-        match listener.accept() {
-            Ok((s, _)) => {
-                let _ = s.set_nonblocking(false);
-                // A full queue: turn the connection away rather than pile up.
-                if let Err(std::sync::mpsc::TrySendError::Full(s)) = tx.try_send(s) {
-                    let mut s = s;
-                    let r = Response::text(503, "busy\n");
-                    let _ = s.write_all(
-                        format!(
-                            "HTTP/1.1 503 {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                            reason(503),
-                            r.body.len(),
-                            r.body
-                        )
-                        .as_bytes(),
-                    );
+        // Heads that came (in the order the connections did), then the new connections.
+        let mut keep = std::collections::VecDeque::with_capacity(pending.len());
+        for (mut p, fd) in pending.drain(..).zip(fds.iter().skip(1)) {
+            let state = if fd.revents != 0 {
+                read_some(&mut p)
+            } else {
+                Progress::More
+            };
+            match state {
+                Progress::Done => {
+                    if let Err(std::sync::mpsc::TrySendError::Full((mut s, _))) =
+                        tx.try_send((p.stream, p.head))
+                    {
+                        // All workers busy and the queue full: say so rather than pile up.
+                        let _ = s.write(&plain(503, "busy\n"));
+                    }
+                }
+                Progress::TooLarge => {
+                    let _ = p.stream.write(&plain(400, "request head too large\n"));
+                }
+                Progress::Closed => {}
+                Progress::More if Instant::now() >= p.deadline => {
+                    let _ = p.stream.write(&plain(408, "request head too slow\n"));
+                }
+                Progress::More => keep.push_back(p),
+            }
+        }
+        pending = keep;
+        if fds.first().is_some_and(|f| f.revents != 0) {
+            for _ in 0..256 {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        if s.set_nonblocking(true).is_err() {
+                            continue;
+                        }
+                        if pending.len() >= MAX_PENDING {
+                            // Make room: the connection that has waited longest goes.
+                            pending.pop_front();
+                        }
+                        pending.push_back(Pending {
+                            stream: s,
+                            head: Vec::with_capacity(512),
+                            deadline: Instant::now() + HEAD_DEADLINE,
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        // Out of descriptors or a transient error: let go for a moment.
+                        std::thread::sleep(Duration::from_millis(20));
+                        break;
+                    }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
-    }
-    drop(tx);
-    for w in workers {
-        let _ = w.join();
     }
     Ok(())
 }

@@ -462,3 +462,61 @@ fn eventually_long(limit: Duration, cond: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+/// Four slowloris clients (a header byte every 0.5 s, for longer than any deadline) and 500
+/// idle connections attached: every scrape is still answered within a second, and SIGTERM
+/// ends the agent within a second with them still attached (#25 point 5).
+#[test]
+fn slow_and_idle_clients_never_starve_a_scrape() {
+    let burn = Burning::new(20.0);
+    let cg = fake_cgroups();
+    let (mut agent, addr) = agent(burn.sysfs.root(), cg.path(), "127.0.0.1:0", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loris: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let Ok(mut s) = TcpStream::connect(&a) else {
+                    return;
+                };
+                let head = b"GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa";
+                for b in head.iter().cycle() {
+                    if stop.load(Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        })
+        .collect();
+    let idle: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() >= 400, "{} idle connections", idle.len());
+    // For longer than the head deadline, so the slow clients have been cut off and come back.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut worst = Duration::ZERO;
+    let mut scrapes = 0;
+    while Instant::now() < end {
+        let t = Instant::now();
+        let (status, _, body) = get(&addr, "/metrics", "*/*");
+        worst = worst.max(t.elapsed());
+        assert_eq!(status, 200);
+        assert!(body.contains("decompute_host_energy_joules_total"));
+        scrapes += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(worst < Duration::from_secs(1), "slowest scrape {worst:?}");
+    assert!(scrapes >= 5);
+    let t = Instant::now();
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let st = agent.0.wait().expect("exits");
+    assert!(st.success(), "{st:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    stop.store(true, Ordering::SeqCst);
+    drop(idle);
+    for l in loris {
+        let _ = l.join();
+    }
+}
