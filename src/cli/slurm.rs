@@ -215,8 +215,19 @@ fn budgets(
 ) -> anyhow::Result<BTreeMap<String, Budget>> {
     let mut out = BTreeMap::new();
     for proj in p.projects() {
+        // Slurm keeps account names in lower case: `[budget.acctA]` is account `accta`,
+        // whose jobs the agent records under that name.
+        let account = proj.to_lowercase();
         let st = policy::standings(p, proj, now, |s, e| {
-            crate::govern::usage::period_usage(l, proj, s, e)
+            let mut u = crate::govern::usage::period_usage(l, proj, s, e)?;
+            if account != proj {
+                let v = crate::govern::usage::period_usage(l, &account, s, e)?;
+                u.energy_j += v.energy_j;
+                u.carbon_g += v.carbon_g;
+                u.water_l += v.water_l;
+                u.time_s += v.time_s;
+            }
+            Ok(u)
         })
         .map_err(|e| anyhow::anyhow!(e))?;
         let day = |t: i64| {
@@ -227,7 +238,7 @@ fn budgets(
         };
         let gone = st.iter().find(|s| s.state(now) == "used-up");
         out.insert(
-            proj.to_string(),
+            account,
             Budget {
                 used_up: gone.is_some(),
                 message: gone
@@ -254,6 +265,19 @@ fn budgets(
         );
     }
     Ok(out)
+}
+
+/// Waits for the next pass: passes start every --every, and one that overran skips the
+/// starts it missed. False when the controller is told to stop meanwhile.
+fn next_pass(ticker: &mut crate::ticker::Ticker) -> bool {
+    ticker.fired(std::time::Instant::now());
+    while let Some(wait) = ticker.wait(std::time::Instant::now()) {
+        if super::terminating() {
+            return false;
+        }
+        std::thread::sleep(wait.min(Duration::from_millis(100)));
+    }
+    true
 }
 
 pub fn main(a: SlurmCmd) -> anyhow::Result<()> {
@@ -296,6 +320,14 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         Some(p) => Some(policy::load(p)?),
         None => None,
     };
+    for proj in pol.iter().flat_map(|p| p.projects()) {
+        if proj != proj.to_lowercase() {
+            crate::say!(
+                "decompute: warning: the policy's budget for {proj} binds Slurm account {} (Slurm keeps account names in lower case)",
+                proj.to_lowercase()
+            );
+        }
+    }
     let signal = match &g.grid {
         Some(s) => Some(crate::signal::Signal::parse(s).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
@@ -334,7 +366,24 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
     let mut ticker = crate::ticker::Ticker::due_at(std::time::Instant::now(), g.every);
     loop {
         let now = crate::timefmt::now_s();
-        let jobs = squeue()?;
+        // A failed squeue (slurmctld restarting, a timeout) skips this pass and keeps the
+        // controller and its state: the next pass asks again.
+        let jobs = match squeue() {
+            Ok(j) => j,
+            Err(e) => {
+                crate::say!(
+                    "decompute: warning: {e:#}; this pass skipped, asking again in {}",
+                    crate::units::Seconds(g.every.as_secs_f64())
+                );
+                if g.once {
+                    return Err(e);
+                }
+                if !next_pass(&mut ticker) {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let budgets = match &pol {
             Some(p) => {
                 let l = LedgerArgs::open_at(&loc)?;
@@ -400,13 +449,8 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         if g.once || super::terminating() {
             return Ok(());
         }
-        // Passes start every --every; one that overran skips the starts it missed.
-        ticker.fired(std::time::Instant::now());
-        while let Some(wait) = ticker.wait(std::time::Instant::now()) {
-            if super::terminating() {
-                return Ok(());
-            }
-            std::thread::sleep(wait.min(Duration::from_millis(100)));
+        if !next_pass(&mut ticker) {
+            return Ok(());
         }
     }
 }

@@ -167,8 +167,11 @@ pub fn thaw_orphan(t: &crate::ledger::Thaw, procfs: &Path) -> Option<String> {
                 c.remove();
                 done.push(format!("cgroup {dir} thawed and removed"));
             } else {
+                // The processes run on in the parent cgroup, so nothing keeps the run's own
+                // cgroup alive once they end.
+                let moved = c.release().len();
                 done.push(format!(
-                    "cgroup {dir} thawed ({n} processes still run in it)"
+                    "cgroup {dir} thawed, its {moved} process(es) moved to the parent cgroup, and removed"
                 ));
             }
         }

@@ -336,6 +336,37 @@ impl RunRecord {
     }
 }
 
+/// Whether a `running` row's monitor is gone, the one rule for every backend. On the host
+/// that wrote it, the monitor's pid and start time decide, exactly: a live monitor keeps
+/// its row running however long its lease has lapsed (a database outage longer than the
+/// lease must not get a live, frozen workload thawed behind its monitor's back), and a dead
+/// one releases it at once. Elsewhere (a shared ledger), only an expired lease tells.
+pub fn monitor_gone(
+    row_host: &str,
+    pid: Option<i64>,
+    start: Option<i64>,
+    lease_expired: bool,
+) -> bool {
+    if row_host == crate::run::hostname() {
+        if let (Some(p), Some(s)) = (pid, start) {
+            return !monitor_alive(p, s);
+        }
+        return true;
+    }
+    lease_expired
+}
+
+/// Whether the process `pid` with start time `start` (clock ticks after boot) is alive on
+/// this host.
+pub fn monitor_alive(pid: i64, start: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(t) => crate::procfs::pid::parse(&t)
+            .map(|s| s.starttime as i64 == start)
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 /// The workload energy decompute did not measure itself (modelled, or reported by a tool
 /// whose file was imported): the "modelled" column of list and summary.
 pub fn modelled_j(r: &RunReport) -> f64 {

@@ -866,7 +866,6 @@ impl Ledger for PgLedger {
     }
 
     fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError> {
-        let host = crate::run::hostname();
         let rows = self.query(
             "SELECT id, host, monitor_pid, monitor_start, lease_until < now(), thaw FROM runs WHERE status = 'running'",
             &[],
@@ -878,12 +877,7 @@ impl Ledger for PgLedger {
                 let pid: Option<i32> = r.get(2);
                 let start: Option<i64> = r.get(3);
                 let expired: Option<bool> = r.get(4);
-                let here = h == host
-                    && match (pid, start) {
-                        (Some(p), Some(s)) => !super::sqlite::monitor_alive(p as i64, s),
-                        _ => true,
-                    };
-                here || expired == Some(true)
+                super::monitor_gone(&h, pid.map(i64::from), start, expired == Some(true))
             })
             .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(5)))
             .collect();

@@ -671,16 +671,6 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
     (w, args)
 }
 
-/// Whether the process that wrote a running row is still alive on this host.
-pub fn monitor_alive(pid: i64, start: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(t) => crate::procfs::pid::parse(&t)
-            .map(|s| s.starttime as i64 == start)
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
 impl Ledger for SqliteLedger {
     fn begin(
         &mut self,
@@ -739,7 +729,6 @@ impl Ledger for SqliteLedger {
     }
 
     fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError> {
-        let host = crate::run::hostname();
         let now = now();
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db {
@@ -777,15 +766,7 @@ impl Ledger for SqliteLedger {
                 .map_err(db)?;
             rows.into_iter()
                 .filter(|(_, h, pid, start, lease, _)| {
-                    // On this host the monitor's pid is the fast, exact check; elsewhere
-                    // (a shared ledger) only an expired lease tells.
-                    let here = *h == host
-                        && match (pid, start) {
-                            (Some(p), Some(s)) => !monitor_alive(*p, *s),
-                            _ => true,
-                        };
-                    let expired = lease.as_ref().is_some_and(|l| *l < now);
-                    here || expired
+                    super::monitor_gone(h, *pid, *start, lease.as_ref().is_some_and(|l| *l < now))
                 })
                 .collect()
         };

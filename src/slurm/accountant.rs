@@ -251,7 +251,8 @@ pub fn record(e: &Ended, job: Option<&Job>, cx: &Context) -> RunRecord {
             .iter()
             .map(|p| crate::govern::governor::Pause {
                 start_s: (p.start - a.first_t).max(0.0),
-                end_s: (p.end.unwrap_or(p.start) - a.first_t).max(0.0),
+                // A pause still open ended with the job (cancelled while suspended).
+                end_s: (p.end.unwrap_or(a.last_t).max(p.start) - a.first_t).max(0.0),
                 cause: p.cause.clone(),
                 reason: format!(
                     "suspended by decompute slurm govern{}",

@@ -160,16 +160,26 @@ pub fn pauses_in(comment: &str, job: u64) -> Vec<PauseLog> {
         let Some((a, b)) = span.split_once('-') else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (a.parse::<f64>(), b.parse::<f64>()) else {
+        // "START-" is a pause still open when the comment was read (the job ended while
+        // suspended): its end is the job's.
+        let end = if b.is_empty() {
+            None
+        } else {
+            match b.parse::<f64>() {
+                Ok(e) if e.is_finite() => Some(e),
+                _ => continue,
+            }
+        };
+        let Ok(start) = a.parse::<f64>() else {
             continue;
         };
-        if !(start.is_finite() && end.is_finite() && end >= start) {
+        if !start.is_finite() || end.is_some_and(|e| e < start) {
             continue;
         }
         out.push(PauseLog {
             job,
             start,
-            end: Some(end),
+            end,
             cause: cause
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric())
@@ -183,16 +193,72 @@ pub fn pauses_in(comment: &str, job: u64) -> Vec<PauseLog> {
     out
 }
 
-fn without_mark(comment: &str) -> String {
-    comment.replace(SUSPEND_MARK, "").trim().to_string()
+/// `text` with `part` removed, and the one space joining it to what came before; the
+/// rest byte for byte (tabs, newlines, trailing spaces are the user's).
+fn cut(text: &str, at: usize, len: usize) -> String {
+    let start = if at > 0 && text.get(at - 1..at) == Some(" ") {
+        at - 1
+    } else {
+        at
+    };
+    format!(
+        "{}{}",
+        text.get(..start).unwrap_or_default(),
+        text.get(at + len..).unwrap_or_default()
+    )
 }
 
-fn with_mark(comment: &str) -> String {
+/// The comment as it was before the controller marked it: the mark and the open pause tag
+/// removed, nothing else touched.
+fn without_mark(comment: &str) -> String {
+    let mut c = comment.to_string();
+    if let Some(at) = c.find(SUSPEND_MARK) {
+        c = cut(&c, at, SUSPEND_MARK.len());
+    }
+    // An open pause tag ends in "-" before its cause: "[decompute:paused 1795953472- grid]".
+    let mut from = 0;
+    while let Some(rel) = c.get(from..).and_then(|t| t.find("[decompute:paused ")) {
+        let at = from + rel;
+        let Some(len) = c.get(at..).and_then(|t| t.find(']')).map(|e| e + 1) else {
+            break;
+        };
+        let open = c
+            .get(at..at + len)
+            .and_then(|t| t.split_whitespace().nth(1))
+            .is_some_and(|span| span.ends_with('-'));
+        if open {
+            c = cut(&c, at, len);
+        } else {
+            from = at + len;
+        }
+    }
+    c
+}
+
+/// The comment with the controller's mark and the pause it opens: the user's text exactly,
+/// then ` [decompute:suspended] [decompute:paused START- CAUSE GRID]`. The open tag lets the
+/// node agent record the pause even if the job ends (is cancelled) while suspended.
+fn with_mark(comment: &str, p: &PauseLog) -> String {
     let c = without_mark(comment);
+    let open = format!(
+        "[decompute:paused {:.0}- {}{}]",
+        p.start,
+        p.cause,
+        p.grid.map(|g| format!(" {g}")).unwrap_or_default()
+    );
     if c.is_empty() {
-        SUSPEND_MARK.to_string()
+        format!("{SUSPEND_MARK} {open}")
     } else {
-        format!("{c} {SUSPEND_MARK}")
+        format!("{c} {SUSPEND_MARK} {open}")
+    }
+}
+
+/// `comment` with `tag` appended after one space (none when the comment is empty).
+fn appended(comment: &str, tag: &str) -> String {
+    if comment.is_empty() {
+        tag.to_string()
+    } else {
+        format!("{comment} {tag}")
     }
 }
 
@@ -229,7 +295,8 @@ pub fn decide(
         mem.grid_dirty = dirty;
         mem.grid_since = now;
     }
-    let over = |j: &Job| budgets.get(&j.account).filter(|b| b.used_up);
+    // Accounts as Slurm compares them: case-insensitively (budgets are keyed lower case).
+    let over = |j: &Job| budgets.get(&j.account.to_lowercase()).filter(|b| b.used_up);
     // Forget jobs that ended or left the queue.
     let live: Vec<u64> = jobs
         .iter()
@@ -273,10 +340,22 @@ pub fn decide(
                     }
                     (None, true) => {
                         let old = mem.held.remove(&j.id).unwrap_or_default();
-                        out.push(Action::Release {
-                            job: j.id,
-                            comment: old,
-                        });
+                        // Someone held it on top of us: the user (`JobHeldUser`), or an
+                        // operator who rewrote the comment that carried our note. Their hold
+                        // is theirs to release; we only forget ours.
+                        let held_on_top =
+                            j.reason == "JobHeldUser" || !j.comment.contains(HOLD_MARK);
+                        if held_on_top {
+                            out.push(Action::Warn {
+                                job: j.id,
+                                why: "its budget allows it again, but someone else holds it too: left held".into(),
+                            });
+                        } else {
+                            out.push(Action::Release {
+                                job: j.id,
+                                comment: old,
+                            });
+                        }
                     }
                     _ => {}
                 }
@@ -286,16 +365,18 @@ pub fn decide(
                     match b.on_exceed.as_str() {
                         "pause" => {
                             mem.suspended.insert(j.id, "budget".into());
-                            mem.pauses.push(PauseLog {
+                            let p = PauseLog {
                                 job: j.id,
                                 start: now,
                                 end: None,
                                 cause: "budget".into(),
                                 grid,
-                            });
+                            };
+                            let comment = with_mark(&j.comment, &p);
+                            mem.pauses.push(p);
                             out.push(Action::Suspend {
                                 job: j.id,
-                                comment: with_mark(&j.comment),
+                                comment,
                                 why: b.message.clone(),
                             });
                             continue;
@@ -328,16 +409,18 @@ pub fn decide(
                 let allowance = cfg.max_pause_s.is_none_or(|m| mem.paused_s(j.id, now) < m);
                 if dirty && flexible && allowance {
                     mem.suspended.insert(j.id, "grid".into());
-                    mem.pauses.push(PauseLog {
+                    let p = PauseLog {
                         job: j.id,
                         start: now,
                         end: None,
                         cause: "grid".into(),
                         grid,
-                    });
+                    };
+                    let comment = with_mark(&j.comment, &p);
+                    mem.pauses.push(p);
                     out.push(Action::Suspend {
                         job: j.id,
-                        comment: with_mark(&j.comment),
+                        comment,
                         why: format!(
                             "grid {} above {}",
                             grid.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
@@ -379,7 +462,7 @@ pub fn decide(
                         .rev()
                         .find(|p| p.job == j.id && p.end == Some(now))
                     {
-                        comment = format!("{comment} {}", pause_tag(p)).trim().to_string();
+                        comment = appended(&comment, &pause_tag(p));
                     }
                     out.push(Action::Resume {
                         job: j.id,
@@ -546,6 +629,9 @@ mod tests {
         )
         .is_empty());
         assert!(decide(&[theirs], &BTreeMap::new(), None, 1.0, &cfg(), &mut m2).is_empty());
+        // Slurm now shows the comment with the controller's note.
+        let mut jobs = jobs;
+        jobs[0].comment = "mine | decompute: energy budget of project poor used up for 2026-11; resets 2026-12-01".into();
         // Held: nothing more while the budget is used up.
         assert!(decide(&jobs, &used_up("warn"), None, 10.0, &cfg(), &mut mem).is_empty());
         // The budget is raised: released, its comment as it was.
@@ -576,6 +662,54 @@ mod tests {
         assert!(decide(&jobs, &used_up("stop"), None, 0.0, &cfg(), &mut mem).is_empty());
         let acts = decide(&jobs, &used_up("stop"), None, 61.0, &cfg(), &mut mem);
         assert!(matches!(acts[..], [Action::Cancel { job: 7, .. }]));
+    }
+
+    #[test]
+    fn comments_come_back_exactly_and_pauses_survive_a_cancel() {
+        let user = "keep\tthis\nexactly  ";
+        let p = PauseLog {
+            job: 1,
+            start: 1_795_953_472.0,
+            end: None,
+            cause: "grid".into(),
+            grid: Some(450.0),
+        };
+        let marked = with_mark(user, &p);
+        assert!(marked.starts_with(user) && marked.contains(SUSPEND_MARK));
+        assert_eq!(without_mark(&marked), user);
+        assert_eq!(without_mark(&with_mark("", &p)), "");
+        // Marking twice (a restart) does not stack marks.
+        assert_eq!(without_mark(&with_mark(&marked, &p)), user);
+        // Cancelled while suspended: the open pause is in the comment, with no end.
+        let open = pauses_in(&marked, 1);
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].start, open[0].end), (1_795_953_472.0, None));
+        // A closed tag already there is kept; only the open one goes.
+        let closed = appended(user, "[decompute:paused 10-20 grid]");
+        assert_eq!(without_mark(&with_mark(&closed, &p)), closed);
+    }
+
+    #[test]
+    fn accounts_match_as_slurm_does_and_holds_on_top_are_left() {
+        // Budgets are keyed lower case; Slurm reports the account as created (lower case).
+        let jobs = vec![job(3, "AcctA", "debug", State::Pending, "")];
+        let mut budgets = used_up("warn");
+        let b = budgets.remove("poor").expect("poor");
+        budgets.insert("accta".into(), b);
+        let mut mem = Memory::default();
+        let acts = decide(&jobs, &budgets, None, 0.0, &cfg(), &mut mem);
+        assert!(
+            matches!(&acts[..], [Action::Hold { job: 3, .. }]),
+            "{acts:?}"
+        );
+        // The budget allows it again, but the user held it too: not released.
+        let mut held = job(3, "accta", "debug", State::Pending, "decompute: x");
+        held.reason = "JobHeldUser".into();
+        let acts = decide(&[held], &BTreeMap::new(), None, 1.0, &cfg(), &mut mem);
+        assert!(
+            matches!(&acts[..], [Action::Warn { job: 3, .. }]),
+            "{acts:?}"
+        );
     }
 
     #[test]

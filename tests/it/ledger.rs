@@ -468,4 +468,43 @@ fn a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out(path: &s
         l.get("01LEASELONG").expect("row").status,
         decompute::ledger::Status::Running
     );
+    // On this host the monitor's pid decides: a live monitor whose lease lapsed (a database
+    // outage longer than the lease) keeps its row running and its frozen workload frozen;
+    // a dead one is interrupted at once, lease or not (#25 point 4).
+    let me = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let my_start = decompute::procfs::pid::parse(&me).expect("parse").starttime;
+    let host = decompute::run::hostname();
+    for (id, pid, start_ticks) in [
+        ("01HEREALIVE", std::process::id(), my_start),
+        ("01HEREDEAD", std::process::id(), my_start + 1),
+    ] {
+        let ident = RunIdentity {
+            id: id.into(),
+            project: "p".into(),
+            tags: Default::default(),
+            user: "u".into(),
+            host: host.clone(),
+            cwd: "/".into(),
+        };
+        let monitor = Monitor {
+            pid: pid as i32,
+            start_ticks,
+            lease_s: if id == "01HEREALIVE" { 0.05 } else { 600.0 },
+        };
+        l.begin(&ident, monitor, &report).expect("begin");
+        let thaw = decompute::ledger::Thaw {
+            host: host.clone(),
+            cgroup: None,
+            pids: vec![(1, 1)],
+        };
+        l.set_thaw(id, Some(&thaw)).expect("thaw");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got = l.recover().expect("recover");
+    let ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["01HEREDEAD"], "the live monitor keeps its row");
+    assert_eq!(
+        l.get("01HEREALIVE").expect("row").status,
+        decompute::ledger::Status::Running
+    );
 }

@@ -388,6 +388,15 @@ fn a_workload_frozen_by_a_killed_monitor_is_thawed_by_the_next_command() {
             "{freezer}: the workload runs again"
         );
         assert!(String::from_utf8_lossy(&o.stdout).contains("interrupted"));
+        // With a cgroup of its own, the run's cgroup is gone once thawed: its processes run
+        // on in the parent cgroup (#25 point 16).
+        if let Some(dir) = err(&o)
+            .split("cgroup ")
+            .nth(1)
+            .and_then(|r| r.split(" thawed").next())
+        {
+            assert!(!Path::new(dir).exists(), "{dir} left behind: {}", err(&o));
+        }
         kill_all(&mark);
     }
 }
