@@ -913,13 +913,35 @@ fn imports_are_validated_and_refusals_leave_nothing() {
             "duration_s",
             Box::new(|v| v["report"]["duration_s"] = 1e308.into()),
         ),
+        // Round three (#25 point 14).
+        (
+            "report schema",
+            Box::new(|v| v["report"]["schema"] = "decompute.run/999".into()),
+        ),
+        ("NUL project", Box::new(|v| v["project"] = "a\u{0}b".into())),
+        (
+            "ESC project",
+            Box::new(|v| v["project"] = "a\u{1b}]0;x".into()),
+        ),
+        ("empty tag key", Box::new(|v| v["tags"][""] = "v".into())),
+        (
+            "cpu_w",
+            Box::new(|v| v["report"]["samples"][0]["cpu_w"] = 1e300.into()),
+        ),
+        (
+            "components",
+            Box::new(|v| {
+                v["report"]["components"][0]["workload_energy_j"] = 7.2e6.into();
+                v["report"]["components"][0]["high_j"] = 7.2e6.into();
+            }),
+        ),
     ];
-    for (what, mutate) in cases {
+    for (n, (what, mutate)) in cases.into_iter().enumerate() {
         let mut v = good.clone();
         mutate(&mut v);
         let f = d.path().join("bad.jsonl");
         std::fs::write(&f, format!("{good}\n{v}\n")).expect("w");
-        let fresh = d.path().join(format!("fresh-{}.sqlite", what.len()));
+        let fresh = d.path().join(format!("fresh-{n}.sqlite"));
         let o = decompute()
             .args(["ledger", "import", "--ledger"])
             .arg(&fresh)
