@@ -80,66 +80,160 @@ impl Table {
     }
 }
 
-/// Parses `text` (named `file` in errors) into a [`Table`]. Blank lines and lines starting
-/// with `#` are skipped; a quoted cell may span lines (RFC 4180); every row must have as
-/// many cells as the header. A UTF-8 byte-order mark is ignored.
-pub fn parse(file: &str, text: &str) -> Result<Table, CsvError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut pending: Option<(usize, String)> = None;
-    for (idx, raw) in text.lines().enumerate() {
-        let line = idx + 1;
-        let (start, record) = match pending.take() {
-            Some((start, mut acc)) => {
-                acc.push('\n');
-                acc.push_str(raw);
-                (start, acc)
-            }
-            None => {
-                if raw.trim().is_empty() || raw.starts_with('#') {
-                    continue;
-                }
-                (line, raw.to_string())
-            }
-        };
-        // An odd number of quotes so far: a quoted cell goes on to the next line.
-        if record.matches('"').count() % 2 == 1 {
-            pending = Some((start, record));
-            continue;
-        }
-        let cells = split_record(&record).map_err(|problem| CsvError::Row {
+/// Reads CSV records one at a time from any buffered reader, so a large file is never held
+/// whole: blank lines and `#` comments skipped, a byte-order mark dropped, quoted cells
+/// across lines joined. Each item is a record's first line number and its cells; a record
+/// with an unterminated quote or a line that is not UTF-8 is an error naming the line.
+pub struct Records<R> {
+    file: String,
+    reader: R,
+    line: usize,
+    buf: String,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> Records<R> {
+    pub fn new(file: &str, reader: R) -> Records<R> {
+        Records {
             file: file.to_string(),
-            line: start,
-            problem,
-        })?;
-        records.push((start, cells));
+            reader,
+            line: 0,
+            buf: String::new(),
+            done: false,
+        }
     }
-    if let Some((start, _)) = pending {
+
+    fn error(&self, line: usize, problem: impl Into<String>) -> CsvError {
+        CsvError::Row {
+            file: self.file.clone(),
+            line,
+            problem: problem.into(),
+        }
+    }
+
+    /// The next physical line without its end, or None at the end of the input.
+    fn next_line(&mut self) -> Option<Result<String, CsvError>> {
+        self.buf.clear();
+        match self.reader.read_line(&mut self.buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                self.line += 1;
+                let mut l = std::mem::take(&mut self.buf);
+                if l.ends_with('\n') {
+                    l.pop();
+                    if l.ends_with('\r') {
+                        l.pop();
+                    }
+                }
+                if self.line == 1 {
+                    if let Some(rest) = l.strip_prefix('\u{feff}') {
+                        l = rest.to_string();
+                    }
+                }
+                Some(Ok(l))
+            }
+            Err(e) => {
+                let line = self.line + 1;
+                Some(Err(self.error(line, format!("cannot read it ({e})"))))
+            }
+        }
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for Records<R> {
+    type Item = Result<(usize, Vec<String>), CsvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut pending: Option<(usize, String)> = None;
+        loop {
+            let raw = match self.next_line() {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    return pending
+                        .map(|(start, _)| Err(self.error(start, "unterminated quoted cell")));
+                }
+            };
+            let (start, record) = match pending.take() {
+                Some((start, mut acc)) => {
+                    acc.push('\n');
+                    acc.push_str(&raw);
+                    (start, acc)
+                }
+                None => {
+                    if raw.trim().is_empty() || raw.starts_with('#') {
+                        continue;
+                    }
+                    (self.line, raw)
+                }
+            };
+            // An odd number of quotes so far: a quoted cell goes on to the next line.
+            if record.matches('"').count() % 2 == 1 {
+                pending = Some((start, record));
+                continue;
+            }
+            return Some(
+                split_record(&record)
+                    .map(|cells| (start, cells))
+                    .map_err(|problem| self.error(start, problem)),
+            );
+        }
+    }
+}
+
+/// The header of a table read with [`Records`]: trimmed cells, or an error for an empty
+/// input.
+pub fn header<R: std::io::BufRead>(records: &mut Records<R>) -> Result<Vec<String>, CsvError> {
+    match records.next() {
+        Some(Ok((_, h))) => Ok(h.into_iter().map(|c| c.trim().to_string()).collect()),
+        Some(Err(e)) => Err(e),
+        None => Err(CsvError::Empty {
+            file: records.file.clone(),
+        }),
+    }
+}
+
+/// A data row's cells checked against the header's width.
+pub fn fits(file: &str, header: &[String], line: usize, cells: &[String]) -> Result<(), CsvError> {
+    if cells.len() != header.len() {
         return Err(CsvError::Row {
             file: file.to_string(),
-            line: start,
-            problem: "unterminated quoted cell".into(),
+            line,
+            problem: format!(
+                "{} cells, expected {} ({})",
+                cells.len(),
+                header.len(),
+                header.join(",")
+            ),
         });
     }
-    let mut it = records.into_iter();
-    let (_, header) = it.next().ok_or_else(|| CsvError::Empty {
-        file: file.to_string(),
-    })?;
-    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    Ok(())
+}
+
+/// A header line's cells, trimmed (for recognising a file by its first line).
+pub fn split_header(line: &str) -> Vec<String> {
+    split_record(line)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// Parses a whole CSV text into a [`Table`] (the shipped data files, small imports).
+pub fn parse(file: &str, text: &str) -> Result<Table, CsvError> {
+    let mut records = Records::new(file, text.as_bytes());
+    let header = header(&mut records)?;
     let mut rows = Vec::new();
-    for (line, cells) in it {
-        if cells.len() != header.len() {
-            return Err(CsvError::Row {
-                file: file.to_string(),
-                line,
-                problem: format!(
-                    "{} cells, expected {} ({})",
-                    cells.len(),
-                    header.len(),
-                    header.join(",")
-                ),
-            });
-        }
+    for r in records {
+        let (line, cells) = r?;
+        fits(file, &header, line, &cells)?;
         rows.push((line, cells));
     }
     Ok(Table {

@@ -9,9 +9,12 @@ use std::path::Path;
 
 /// Largest data, policy or config file decompute reads (the shipped CPU table is 200 KB).
 pub const DATA_LIMIT: u64 = 16 << 20;
-/// Largest forecast or import file (a year of 5-minute rows is a few MB; a CodeCarbon log of
-/// a million rows about 400 MB would be refused, and should be split).
+/// Largest import file (read as a stream, so its size costs time, not memory; a CodeCarbon
+/// log of a million rows, about 430 MB, should be split).
 pub const BULK_LIMIT: u64 = 256 << 20;
+/// Largest grid forecast or signal file, which is parsed whole: a year of 5-minute rows is
+/// about 5 MB as CSV and three times that as JSON.
+pub const FORECAST_LIMIT: u64 = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InError {
@@ -34,6 +37,27 @@ impl InError {
 
 /// Reads at most `limit` bytes of text from `path`.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, InError> {
+    let shown = || crate::term::escape(&path.display().to_string());
+    let f = open_regular(path, limit)?;
+    let mut buf = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|error| InError::Io {
+            path: shown(),
+            error,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(InError::TooLarge {
+            path: shown(),
+            limit,
+        });
+    }
+    String::from_utf8(buf).map_err(|_| InError::NotText { path: shown() })
+}
+
+/// Opens `path` to read as a stream: a regular file (never waiting on a FIFO) of at most
+/// `limit` bytes.
+pub fn open_regular(path: &Path, limit: u64) -> Result<std::fs::File, InError> {
     // A path is user text: shown with control characters escaped.
     let shown = || crate::term::escape(&path.display().to_string());
     // Opened without blocking (a FIFO with no writer would hang open(2) forever), then
@@ -74,20 +98,13 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, InError> {
             kind,
         });
     }
-    let mut buf = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|error| InError::Io {
-            path: shown(),
-            error,
-        })?;
-    if buf.len() as u64 > limit {
+    if f.metadata().map(|m| m.len()).unwrap_or(0) > limit {
         return Err(InError::TooLarge {
             path: shown(),
             limit,
         });
     }
-    String::from_utf8(buf).map_err(|_| InError::NotText { path: shown() })
+    Ok(f)
 }
 
 /// Why a file found by searching upward is not trusted, if it is not: the rule git uses for

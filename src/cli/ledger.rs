@@ -2,7 +2,7 @@
 //! record of runs.
 
 use super::{print_stdout, FactorArgs, LedgerArgs};
-use crate::ledger::{self, Filter, GroupBy, LedgerError, RunRecord};
+use crate::ledger::{self, Filter, GroupBy, LedgerError};
 use crate::render;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -116,14 +116,31 @@ impl FilterArgs {
 
 pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
     let cfg = FactorArgs::config_from(a.config.as_deref())?;
-    // An import is read and checked whole before the ledger is opened: a refused file
-    // leaves no ledger (and no half import) behind.
-    let records = match &a.action {
-        Action::Import { file } => Some(read_import(file)?),
+    // An import is read and checked through before the ledger is opened: a refused file
+    // leaves no ledger (and no half import) behind. Standard input is spooled to a private
+    // temporary file first, to be read twice.
+    let import = match &a.action {
+        Action::Import { file } => {
+            let (path, spool) = if file.as_os_str() == "-" {
+                let t = spool_stdin()?;
+                (t.path().to_path_buf(), Some(t))
+            } else {
+                (file.clone(), None)
+            };
+            let f = ledger::import::ImportFile::open(&path).map_err(|e| anyhow::anyhow!(e))?;
+            let checked = f.check().map_err(|e| anyhow::anyhow!(e))?;
+            if checked.superseded > 0 {
+                crate::say!(
+                    "decompute: {} earlier row(s) of the same CodeCarbon run were superseded by its last row",
+                    checked.superseded
+                );
+            }
+            Some((f, checked, spool))
+        }
         _ => None,
     };
     let loc = a.ledger.location(&cfg)?;
-    let mut l = if records.is_some() {
+    let mut l = if import.is_some() {
         LedgerArgs::open_at(&loc)?
     } else {
         LedgerArgs::open_reading_at(&loc)?
@@ -231,8 +248,20 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             Ok(())
         }
         Action::Import { .. } => {
-            let records = records.unwrap_or_default();
-            let n = l.import(&records)?;
+            let Some((f, checked, _spool)) = import else {
+                return Ok(());
+            };
+            let mut n = ledger::Imported::default();
+            f.batches(&checked, |b| {
+                let got = l.import(b).map_err(|e| format!("{e:#}"))?;
+                n.added += got.added;
+                n.present += got.present;
+                n.completed += got.completed;
+                Ok(())
+            })
+            .map_err(|e| {
+                anyhow::anyhow!("{e}; {} run(s) were imported before it (import the file again to complete it: imports are idempotent)", n.added + n.completed)
+            })?;
             crate::say!(
                 "decompute: imported {} run(s), {} already present{}",
                 n.added,
@@ -251,65 +280,18 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
     }
 }
 
-/// Reads, parses and validates every record of an export file; the first bad line refuses
-/// the whole file, naming the line.
-fn read_import(file: &std::path::Path) -> anyhow::Result<Vec<RunRecord>> {
-    let name = crate::term::escape(&file.display().to_string());
-    let text = if file.as_os_str() == "-" {
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
-            .with_context(|| "reading standard input")?;
-        t
-    } else {
-        crate::infile::read_text(file, crate::infile::BULK_LIMIT).with_context(|| {
-            "give the file `decompute ledger export --format json` wrote, or - for stdin"
-        })?
-    };
-    let (records, note) = parse_import(&name, &text)?;
-    if let Some(n) = note {
-        crate::say!("decompute: {n}");
+/// Standard input copied to a private temporary file (at most the bulk limit), so an
+/// import can read it twice.
+fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
+    let mut t = tempfile::NamedTempFile::new().context("a temporary file for standard input")?;
+    let limit = crate::infile::BULK_LIMIT;
+    let n = std::io::copy(
+        &mut std::io::Read::take(std::io::stdin().lock(), limit + 1),
+        t.as_file_mut(),
+    )
+    .context("reading standard input")?;
+    if n > limit {
+        anyhow::bail!("standard input is larger than {limit} bytes; split the import");
     }
-    Ok(records)
-}
-
-/// Recognises an import by its content: a `run --json` report, JSON lines of records, or a
-/// CSV (CodeCarbon's `emissions.csv`, or decompute's own export). The first bad row refuses
-/// the whole file, naming its line.
-fn parse_import(name: &str, text: &str) -> anyhow::Result<(Vec<RunRecord>, Option<String>)> {
-    let body = text.trim_start_matches('\u{feff}').trim_start();
-    if !body.starts_with('{') && !body.is_empty() {
-        let table = crate::csvdata::parse(name, text)?;
-        if ledger::codecarbon::is_codecarbon(&table.header) {
-            let (recs, superseded) = ledger::codecarbon::read(&table)
-                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
-            let note = (superseded > 0).then(|| {
-                format!("{superseded} earlier row(s) of the same CodeCarbon run were superseded by its last row")
-            });
-            return Ok((recs, note));
-        }
-        if ledger::csv::is_decompute(&table.header) {
-            let recs = ledger::csv::read(&table)
-                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
-            return Ok((recs, None));
-        }
-        anyhow::bail!("{name}: neither JSON lines nor a CSV decompute knows (its header has no run_id/emissions/energy_consumed of CodeCarbon's emissions.csv, nor decompute's decompute_version); nothing was imported");
-    }
-    // A `run --json` report (one JSON document, pretty-printed): the record it stands for.
-    if let Ok(report) = serde_json::from_str::<crate::report::RunReport>(text) {
-        let mut r = RunRecord::from_report(report).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        r.validate()
-            .map_err(|e| anyhow::anyhow!("{name}: {e}; nothing was imported"))?;
-        return Ok((vec![r], None));
-    }
-    let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut r: RunRecord = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}: line {}: not a ledger record ({e}); import reads what `decompute ledger export` writes (JSON lines or CSV), a `run --json` report, or CodeCarbon's emissions.csv; nothing was imported", i + 1))?;
-        r.validate()
-            .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}; nothing was imported", i + 1))?;
-        records.push(r);
-    }
-    Ok((records, None))
+    Ok(t)
 }

@@ -86,7 +86,7 @@ fn window(w: when::Window, dur: f64) -> WindowJson {
 pub fn main(a: WhenArgs) -> anyhow::Result<()> {
     if let Signal::File(p) = &a.grid {
         if crate::signal::file::parse(
-            &crate::infile::read_text(p, crate::infile::BULK_LIMIT).unwrap_or_default(),
+            &crate::infile::read_text(p, crate::infile::FORECAST_LIMIT).unwrap_or_default(),
         )
         .is_ok()
         {

@@ -7,7 +7,6 @@
 //! `%Y-%m-%dT%H:%M:%S`, so one `pandas.to_datetime` parses a file holding both tools' rows.
 
 use super::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
-use crate::csvdata::Table;
 use crate::report::{
     ComponentReport, EnergySplit, FactorRef, Factors, HostInfo, ImportedFrom, Ranged, RunReport,
 };
@@ -58,7 +57,7 @@ pub const COLUMNS: [&str; 38] = [
 ];
 
 /// The columns every CodeCarbon version since 2.0 writes, without which a row means nothing.
-const REQUIRED: [&str; 6] = [
+pub(crate) const REQUIRED: [&str; 6] = [
     "timestamp",
     "project_name",
     "run_id",
@@ -95,7 +94,9 @@ fn tracking(mode: &str) -> &'static str {
 
 /// Reads CodeCarbon rows into records, one per `run_id` (the last row of a run wins: a
 /// tracker that flushes writes a run more than once, each row the total so far).
-pub fn read(t: &Table) -> Result<(Vec<RunRecord>, usize), String> {
+/// (Tests read a whole table at once; imports stream through `ledger::import`.)
+#[cfg(test)]
+pub fn read(t: &crate::csvdata::Table) -> Result<(Vec<RunRecord>, usize), String> {
     for c in REQUIRED {
         t.column(c).map_err(|e| e.to_string())?;
     }
@@ -133,7 +134,7 @@ fn number(cells: &BTreeMap<String, String>, col: &str, default: f64) -> Result<f
     }
 }
 
-fn record(cells: &BTreeMap<String, String>) -> Result<RunRecord, String> {
+pub(crate) fn record(cells: &BTreeMap<String, String>) -> Result<RunRecord, String> {
     let text = |c: &str| {
         cells
             .get(c)
@@ -420,7 +421,7 @@ pub fn row(r: &RunRecord) -> String {
 mod tests {
     use super::*;
 
-    fn fixture() -> Table {
+    fn fixture() -> crate::csvdata::Table {
         crate::csvdata::parse(
             "emissions.csv",
             include_str!("../../tests/fixtures/codecarbon-3.3.2/emissions.csv"),

@@ -6,7 +6,7 @@
 
 use super::codecarbon::{self, COLUMNS};
 use super::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
-use crate::csvdata::{quote, text_cell, Table};
+use crate::csvdata::{quote, text_cell};
 use crate::report::{
     ComponentReport, EnergySplit, FactorRef, Factors, HostInfo, ImportedFrom, Ranged, RunReport,
 };
@@ -205,14 +205,19 @@ fn num(cells: &BTreeMap<String, String>, col: &str) -> Result<f64, String> {
 }
 
 /// Reads decompute's CSV back into records.
-pub fn read(t: &Table) -> Result<Vec<RunRecord>, String> {
-    for c in [
-        "run_id",
-        "project_name",
-        "status",
-        "it_energy_consumed",
-        "pue",
-    ] {
+/// The columns an import of decompute's CSV needs.
+pub(crate) const REQUIRED: [&str; 5] = [
+    "run_id",
+    "project_name",
+    "status",
+    "it_energy_consumed",
+    "pue",
+];
+
+/// (Tests read a whole table at once; imports stream through `ledger::import`.)
+#[cfg(test)]
+pub fn read(t: &crate::csvdata::Table) -> Result<Vec<RunRecord>, String> {
+    for c in REQUIRED {
         t.column(c).map_err(|e| e.to_string())?;
     }
     t.rows
@@ -234,7 +239,7 @@ fn undefuse(c: &str) -> String {
 }
 
 /// A record from a row's cells as written (kept, for export) and as meant (parsed).
-fn record(raw: BTreeMap<String, String>) -> Result<RunRecord, String> {
+pub(crate) fn record(raw: BTreeMap<String, String>) -> Result<RunRecord, String> {
     let cells: BTreeMap<String, String> =
         raw.iter().map(|(k, v)| (k.clone(), undefuse(v))).collect();
     let text = |c: &str| cells.get(c).cloned().unwrap_or_default();

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod codecarbon;
 pub mod csv;
+pub mod import;
 pub mod postgres;
 pub mod sqlite;
 pub mod writer;

@@ -71,7 +71,7 @@ impl Signal {
         stop: &dyn Fn() -> bool,
     ) -> Result<Reading, String> {
         let text = |p: &std::path::Path| {
-            crate::infile::read_text(p, crate::infile::BULK_LIMIT).map_err(|e| e.to_string())
+            crate::infile::read_text(p, crate::infile::FORECAST_LIMIT).map_err(|e| e.to_string())
         };
         let name = |p: &std::path::Path| crate::term::escape(&p.display().to_string());
         match self {
@@ -97,7 +97,7 @@ impl Signal {
     ) -> Result<forecast::Forecast, String> {
         match self {
             Signal::Csv(p) | Signal::Json(p) | Signal::File(p) => {
-                let t = crate::infile::read_text(p, crate::infile::BULK_LIMIT)
+                let t = crate::infile::read_text(p, crate::infile::FORECAST_LIMIT)
                     .map_err(|e| e.to_string())?;
                 let name = crate::term::escape(&p.display().to_string());
                 match self {

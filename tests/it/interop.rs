@@ -555,3 +555,51 @@ fn colour_only_on_a_terminal_that_takes_it() {
     let dumb = run_on_pty(&[("TERM", "dumb")]);
     assert!(!dumb.contains('\u{1b}'), "TERM=dumb: {dumb:?}");
 }
+
+/// A CodeCarbon log of many runs is imported as a stream (#25 point 9): the import's peak
+/// memory stays that of a batch, not of the file (4 MB took 180 MB read whole).
+#[test]
+fn a_large_codecarbon_log_imports_in_bounded_memory() {
+    let d = tempfile::tempdir().expect("tmp");
+    let src = std::fs::read_to_string(fixture("codecarbon-3.3.2/emissions.csv")).expect("fixture");
+    let mut lines = src.lines();
+    let header = lines.next().expect("header");
+    let id_col = header
+        .split(',')
+        .position(|c| c == "run_id")
+        .expect("run_id");
+    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let mut text = format!("{header}\n");
+    let mut n = 0u64;
+    while text.len() < 4_000_000 {
+        for r in &rows {
+            // The fixture's rows have no quoted commas: a plain split is exact.
+            let mut cells: Vec<String> = r.split(',').map(String::from).collect();
+            cells[id_col] = format!("00000000-0000-4000-8000-{n:012}");
+            n += 1;
+            text.push_str(&cells.join(","));
+            text.push('\n');
+        }
+    }
+    let csv = d.path().join("emissions.csv");
+    std::fs::write(&csv, &text).expect("w");
+    let ledger = d.path().join("l.sqlite");
+    // Reaped below with wait4(2), which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = decompute()
+        .args(["ledger", "import", "--ledger", s(&ledger), s(&csv)])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; wait4 on our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    // SAFETY: valid pointers to locals.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(got, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let peak_mb = ru.ru_maxrss as f64 / 1024.0;
+    assert!(peak_mb < 80.0, "peak {peak_mb:.0} MB for a 4 MB import");
+    assert_eq!(export(s(&ledger)).len() as u64, n);
+}
