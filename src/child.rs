@@ -72,13 +72,40 @@ impl Exit {
 }
 
 /// A running command and the machinery to wait for it.
+/// Process groups of decompute's own helpers (grid commands), shared with whoever starts
+/// them: never part of the workload.
+pub type Excluded = std::sync::Arc<std::sync::Mutex<Vec<i32>>>;
+
+/// decompute's own helper processes, shared between whoever starts them and whoever reaps.
+#[derive(Debug, Clone, Default)]
+pub struct Helpers {
+    /// Process groups of running helpers (each helper leads its own group): never workload.
+    pub pgids: Excluded,
+    /// Exit statuses of helpers that a run loop reaped before the helper's owner could.
+    pub statuses: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i32, i32>>>,
+}
+
+impl Helpers {
+    /// Whether `pid` is a running helper (its group leader).
+    pub fn is_helper(&self, pid: i32) -> bool {
+        self.pgids.lock().map(|g| g.contains(&pid)).unwrap_or(false)
+    }
+
+    /// Keeps the status of a helper reaped by someone else.
+    pub fn reaped(&self, pid: i32, status: i32) {
+        if let Ok(mut m) = self.statuses.lock() {
+            m.insert(pid, status);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Running {
     pub pid: i32,
     wake_read: i32,
     exit: Option<Exit>,
     /// decompute's own helpers (grid commands): reaped here, but never counted as workload.
-    pub helpers: crate::signal::command::Helpers,
+    pub helpers: Helpers,
 }
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -155,7 +182,8 @@ pub fn received_signal() -> Option<i32> {
 pub fn spawn(
     argv: &[std::ffi::OsString],
     join_cgroup: Option<&std::path::Path>,
-    helpers: crate::signal::command::Helpers,
+    helpers: Helpers,
+    withheld: &[&str],
 ) -> Result<Running, SpawnError> {
     let (prog, args) = argv.split_first().ok_or(SpawnError::Empty)?;
     let name = prog.to_string_lossy().into_owned();
@@ -166,11 +194,9 @@ pub fn spawn(
     let wake_read = install_handlers().map_err(SpawnError::Setup)?;
     let mut cmd = Command::new(prog);
     cmd.args(args);
-    // decompute's own secrets stay with decompute: a ledger URL that holds a password is
-    // not handed to the workload (a nested run finds the ledger through PGPASSWORD,
-    // ~/.pgpass or the policy file instead).
-    if std::env::var("DECOMPUTE_LEDGER").is_ok_and(|v| crate::ledger::url_has_password(&v)) {
-        cmd.env_remove("DECOMPUTE_LEDGER");
+    // decompute's own secrets stay with decompute (the caller names them).
+    for k in withheld {
+        cmd.env_remove(k);
     }
     // Opened here (close-on-exec), written from the child before exec.
     let procs = match join_cgroup {

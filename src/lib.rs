@@ -1,11 +1,19 @@
 //! decompute: measure, model and limit the energy, carbon and water of computing.
 //!
-//! The library holds everything; the `decompute` binary parses flags and calls in.
-//! Sources read meters (`source::rapl`, `source::nvml`) or model them
-//! (`source::cpu_model`, `source::dram_model`); the `monitor` turns readings into
-//! [`sample::Sample`]s; `attribution` splits host energy between the workload and the
-//! rest; `factors` converts energy into carbon and water with traced sources; `report` and
-//! `render` produce what people and machines read.
+//! The library holds everything; the `decompute` binary and the Python extension parse their
+//! arguments and call in. Layers, lowest first (an import only points down; see
+//! `docs/architecture.md` and `tools/module-cycles.py`):
+//! - base: `term`, `host`, `child`, `procfs`, `csvdata`, `duration`, `outfile`, `ulid`,
+//!   `infile`, `timefmt`, `units`;
+//! - data and model: `factors` (shipped factors with provenance), `sample`, `report` (the
+//!   `decompute.run/1` report and the nouns it carries), `ticker`, `signal` (grid signals),
+//!   `source` (RAPL, NVML and the models), `config`, `estimate`;
+//! - record and limits: `ledger` (the trait, its rules, SQLite and PostgreSQL), `govern`
+//!   (budgets, the policy file, the governor);
+//! - measuring core: `consumer` (process trees, cgroups), `sampler` (attribution of each
+//!   interval), `detect`, `render` (data to bytes);
+//! - drivers: `run`, `serve`, `slurm`, `track`;
+//! - front: `cli`.
 
 #[macro_use]
 pub mod term;
@@ -20,6 +28,7 @@ pub mod duration;
 pub mod estimate;
 pub mod factors;
 pub mod govern;
+pub mod host;
 pub mod infile;
 pub mod ledger;
 pub mod outfile;

@@ -157,11 +157,11 @@ pub struct RunReport {
     pub leftover_processes: Vec<Leftover>,
     /// Budgets, pauses and grid signal, when the run was governed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governance: Option<crate::govern::governor::Record>,
+    pub governance: Option<Record>,
     /// Who ran it, where, under which id: in the `--json` report (so `ledger import` of
     /// it can fill a ledger that missed the run), not in the ledger's own copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<crate::ledger::RunIdentity>,
+    pub run: Option<RunIdentity>,
     /// Set on a record imported from another tool's file (CodeCarbon's `emissions.csv`) or
     /// from a CSV export: which tool and version, and the row's cells as they were, so the
     /// figures are shown and exported as that tool printed them, never recomputed.
@@ -208,8 +208,7 @@ pub struct RunMeta {
 
 impl RunReport {
     /// The status a finished report stands for.
-    pub fn status(&self) -> crate::ledger::Status {
-        use crate::ledger::Status;
+    pub fn status(&self) -> Status {
         if self
             .governance
             .as_ref()
@@ -309,6 +308,124 @@ pub fn build(
         imported: None,
         samples,
     }
+}
+
+/// How a run ended (or that it is still running), as the ledger keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Finished,
+    Failed,
+    Interrupted,
+    StoppedByBudget,
+    /// A Slurm job cancelled (scancel, preemption, deadline).
+    Cancelled,
+    /// A Slurm job that ran out of its time limit.
+    TimedOut,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Finished => "finished",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::StoppedByBudget => "stopped-by-budget",
+            Status::Cancelled => "cancelled",
+            Status::TimedOut => "timed-out",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Running,
+            Status::Finished,
+            Status::Failed,
+            Status::Interrupted,
+            Status::StoppedByBudget,
+            Status::Cancelled,
+            Status::TimedOut,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The nouns a report carries from the layers that fill them in (the governor, the ledger),
+// defined here so that the report is a model that depends on nothing above it.
+
+/// One frozen stretch of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// `grid` or `budget`.
+    pub cause: String,
+    pub reason: String,
+    /// Carbon not emitted because the deferred work ran at a cleaner grid afterwards:
+    /// deferred energy × (mean intensity while paused − intensity at resumption), never
+    /// negative; zero for budget pauses and for work that resumed on a grid as dirty, g.
+    pub avoided_g: f64,
+}
+
+/// The budget used against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitUse {
+    pub metric: crate::units::Metric,
+    pub limit: f64,
+    pub used: f64,
+}
+
+/// What the governor did, stored in the report and the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Record {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<LimitUse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exceed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<LimitUse>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_signal: Option<String>,
+    /// How the workload was (or would have been) frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_method: Option<String>,
+    /// Energy-weighted mean intensity the carbon was computed with, g/kWh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_mean_gco2_per_kwh: Option<f64>,
+    /// Share of the energy whose carbon came from the signal (the rest used the zone's
+    /// yearly value, while the signal had not been read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_signal_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
+    pub paused_s: f64,
+    pub carbon_avoided_g: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub max_pause_reached: bool,
+}
+
+/// Who is running what, where: known when a run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub id: String,
+    pub project: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub user: String,
+    pub host: String,
+    pub cwd: String,
 }
 
 #[cfg(test)]

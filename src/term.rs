@@ -108,6 +108,23 @@ pub fn escape(s: &str) -> String {
     o
 }
 
+/// The command as a shell would need it typed: words with spaces or specials single-quoted.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One line of a message that may hold user text, fit to show: control characters escaped
 /// (an escape sequence in a flag's value cannot retitle the terminal or forge a line) and
 /// any run of over 200 characters without a space cut to its first 120, with the count of

@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// The tag a nested tracker's record carries: the id of the tracker it ran inside.
-pub const NESTED_TAG: &str = "nested_in";
+pub use crate::ledger::NESTED_TAG;
 
 /// What a tracker is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -220,7 +219,7 @@ impl Tracker {
             project,
             tags,
             user: crate::ledger::current_user(),
-            host: crate::run::hostname(),
+            host: crate::host::hostname(),
             cwd: cwd.display().to_string(),
         };
         let mut detection = crate::detect::Detection::run(&probe, &data);

@@ -247,6 +247,165 @@ impl std::fmt::Display for Seconds {
     }
 }
 
+/// Splits "1.5e3 kWh" into ("1.5e3", " kWh"): the longest leading decimal number, with an
+/// optional exponent. The split point is always an ASCII boundary.
+pub fn split_number(t: &str) -> (&str, &str) {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+        i += 1;
+    }
+    if i > 0 && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        let k = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > k {
+            i = j;
+        }
+    }
+    t.split_at(i)
+}
+
+/// What a budget measures, and the units each is written and kept in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    Energy,
+    Carbon,
+    Water,
+    Time,
+}
+
+impl Metric {
+    pub fn parse(s: &str) -> Result<Metric, String> {
+        match s.trim() {
+            "energy" => Ok(Metric::Energy),
+            "carbon" => Ok(Metric::Carbon),
+            "water" => Ok(Metric::Water),
+            "time" => Ok(Metric::Time),
+            other => Err(format!(
+                "unknown budget '{other}'; use energy, carbon, water or time"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Energy => "energy",
+            Metric::Carbon => "carbon",
+            Metric::Water => "water",
+            Metric::Time => "time",
+        }
+    }
+
+    /// The unit budgets are kept in: J, g (CO2e), L or s.
+    pub fn base_unit(self) -> &'static str {
+        match self {
+            Metric::Energy => "J",
+            Metric::Carbon => "g",
+            Metric::Water => "L",
+            Metric::Time => "s",
+        }
+    }
+
+    /// (unit, factor to the base unit: J, g, L, s), for each accepted unit.
+    fn units(self) -> &'static [(&'static str, f64)] {
+        match self {
+            Metric::Energy => &[
+                ("mJ", 1e-3),
+                ("J", 1.0),
+                ("kJ", 1e3),
+                ("MJ", 1e6),
+                ("Wh", 3600.0),
+                ("kWh", 3.6e6),
+                ("MWh", 3.6e9),
+            ],
+            Metric::Carbon => &[("mg", 1e-3), ("g", 1.0), ("kg", 1e3), ("t", 1e6)],
+            Metric::Water => &[("mL", 1e-3), ("L", 1.0), ("l", 1.0), ("m3", 1e3)],
+            Metric::Time => &[("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0)],
+        }
+    }
+
+    /// The largest budget accepted, in the base unit: beyond any real workload (a TWh, a
+    /// megatonne, a million cubic metres, a century), so a typo never disables a limit.
+    fn max(self) -> f64 {
+        match self {
+            Metric::Energy => 3.6e15,
+            Metric::Carbon => 1e12,
+            Metric::Water => 1e9,
+            Metric::Time => 100.0 * 365.0 * 86400.0,
+        }
+    }
+
+    /// Parses an amount with its unit ("500Wh", "5 kg", "1e3J") into the base unit.
+    pub fn parse_amount(self, text: &str) -> Result<f64, String> {
+        let t = text.trim();
+        let (num, unit) = split_number(t);
+        let unit = unit.trim();
+        let accepted = || {
+            self.units()
+                .iter()
+                .map(|(u, _)| *u)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let shown = crate::term::escape(&crate::term::fit(t, 40));
+        let value: f64 = num.parse().map_err(|_| {
+            format!(
+                "{} budget '{shown}' needs a number and a unit ({})",
+                self.name(),
+                accepted()
+            )
+        })?;
+        let factor = self
+            .units()
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                format!(
+                    "{} budget '{shown}': unit '{}' not accepted; use {}",
+                    self.name(),
+                    crate::term::escape(unit),
+                    accepted()
+                )
+            })?;
+        let base = value * factor;
+        if !base.is_finite() || base > self.max() {
+            return Err(format!(
+                "{} budget '{shown}' is too large; at most {}",
+                self.name(),
+                self.show(self.max())
+            ));
+        }
+        if base <= 0.0 {
+            return Err(format!(
+                "{} budget '{shown}' must be more than zero",
+                self.name()
+            ));
+        }
+        Ok(base)
+    }
+
+    /// An amount in the base unit, for people.
+    pub fn show(self, v: f64) -> String {
+        use crate::units::{GramsCo2e, Joules, Litres, Seconds};
+        match self {
+            Metric::Energy => Joules(v).to_string(),
+            Metric::Carbon => GramsCo2e(v).to_string(),
+            Metric::Water => Litres(v).to_string(),
+            Metric::Time => Seconds(v).to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
         // there and left out, as `ledger summary` does.
         l.export(&f, &mut |mut r| {
             if a.user.as_deref().is_none_or(|u| r.identity.user == u)
-                && !r.identity.tags.contains_key(crate::track::NESTED_TAG)
+                && !r.identity.tags.contains_key(crate::ledger::NESTED_TAG)
             {
                 r.report.samples = Vec::new();
                 records.push(r);

@@ -207,7 +207,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
             .unwrap_or_else(|| ledger::default_project(&cwd)),
         tags,
         user: ledger::current_user(),
-        host: crate::run::hostname(),
+        host: crate::host::hostname(),
         cwd: cwd.display().to_string(),
     };
     let procfs = a.machine.procfs_root.clone();
@@ -277,7 +277,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let recording = ledger.is_some();
     let mut recorder = Recorder::new(
         governor,
-        ledger.map(crate::ledger::writer::Writer::start),
+        ledger.map(crate::run::writer::Writer::start),
         identity.clone(),
         ledger::Monitor {
             pid: std::process::id() as i32,

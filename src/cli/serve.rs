@@ -104,7 +104,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
             crate::say!("decompute: warning: {w}");
         }
         let loc = a.ledger.target(&cfg, policy.as_ref())?;
-        let node = crate::run::hostname();
+        let node = crate::host::hostname();
         let cx = accountant::Context {
             node: node.clone(),
             host: crate::run::host_info(&detection),

@@ -104,8 +104,7 @@ pub struct TreeSnapshot {
     pub pids: Vec<i32>,
 }
 
-/// Process groups of decompute's own helpers, shared with whoever starts them.
-pub type Excluded = std::sync::Arc<std::sync::Mutex<Vec<i32>>>;
+pub use crate::child::Excluded;
 
 /// Tracks the tree under `monitor_pid` across scans.
 #[derive(Debug)]

@@ -152,7 +152,7 @@ impl Cgroup {
 /// and removed once empty) or its processes (SIGCONT, only to pids whose start time still
 /// matches, so a reused pid is never touched). Returns what was done, for the user.
 pub fn thaw_orphan(t: &crate::ledger::Thaw, procfs: &Path) -> Option<String> {
-    if t.host != crate::run::hostname() {
+    if t.host != crate::host::hostname() {
         return None;
     }
     let mut done = Vec::new();

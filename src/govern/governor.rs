@@ -11,7 +11,6 @@ use super::budget::{self, Crossing, Limit, Metric, Share, Tracker, Usage};
 use super::policy::OnExceed;
 use super::yielding::{Decision, Yielder};
 use crate::signal::reader::Latest;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What the run loop should do after this interval.
@@ -41,60 +40,7 @@ pub struct GovernorConfig {
     pub policy: Option<String>,
 }
 
-/// One frozen stretch of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pause {
-    pub start_s: f64,
-    pub end_s: f64,
-    /// `grid` or `budget`.
-    pub cause: String,
-    pub reason: String,
-    /// Carbon not emitted because the deferred work ran at a cleaner grid afterwards:
-    /// deferred energy × (mean intensity while paused − intensity at resumption), never
-    /// negative; zero for budget pauses and for work that resumed on a grid as dirty, g.
-    pub avoided_g: f64,
-}
-
-/// The budget used against its limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LimitUse {
-    pub metric: super::budget::Metric,
-    pub limit: f64,
-    pub used: f64,
-}
-
-/// What the governor did, stored in the report and the ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Record {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub budget: Vec<LimitUse>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_exceed: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped_by: Option<LimitUse>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forced: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grid_signal: Option<String>,
-    /// How the workload was (or would have been) frozen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freeze_method: Option<String>,
-    /// Energy-weighted mean intensity the carbon was computed with, g/kWh.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grid_mean_gco2_per_kwh: Option<f64>,
-    /// Share of the energy whose carbon came from the signal (the rest used the zone's
-    /// yearly value, while the signal had not been read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grid_signal_share: Option<f64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pauses: Vec<Pause>,
-    pub paused_s: f64,
-    pub carbon_avoided_g: f64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub max_pause_reached: bool,
-}
+pub use crate::report::{LimitUse, Pause, Record};
 
 /// A pause in progress, with what is needed to value it at its end.
 struct OpenPause {

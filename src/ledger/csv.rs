@@ -79,7 +79,7 @@ fn computed(r: &RunRecord) -> Vec<String> {
         r.identity.user.clone(),
         r.identity.host.clone(),
         r.identity.cwd.clone(),
-        crate::render::summary::shell_words(&p.command),
+        crate::term::shell_words(&p.command),
         p.started_at.clone(),
         p.ended_at.clone(),
         crate::units::py_float(kwh(p.energy_j.workload)),
@@ -151,7 +151,7 @@ pub fn safe(col: &str, cell: &str) -> String {
     }
 }
 
-/// Splits what [`crate::render::summary::shell_words`] joined.
+/// Splits what [`crate::term::shell_words`] joined.
 pub fn split_words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -423,7 +423,7 @@ mod tests {
             vec!["plain"],
         ] {
             let argv: Vec<String> = argv.into_iter().map(String::from).collect();
-            let joined = crate::render::summary::shell_words(&argv);
+            let joined = crate::term::shell_words(&argv);
             assert_eq!(split_words(&joined), argv, "{joined}");
         }
     }
@@ -431,7 +431,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn words_round_trip(argv in proptest::collection::vec("\\PC{0,8}", 0..5)) {
-            let joined = crate::render::summary::shell_words(&argv);
+            let joined = crate::term::shell_words(&argv);
             proptest::prop_assert_eq!(split_words(&joined), argv);
         }
 

@@ -9,12 +9,10 @@ pub mod csv;
 pub mod import;
 pub mod postgres;
 pub mod sqlite;
-pub mod writer;
 
 use crate::report::RunReport;
 use crate::sample::PowerRow;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The tables both backends create word for word (tags, components, factors, power
@@ -65,64 +63,8 @@ pub(crate) use detail_tables;
 /// Schema of one exported record (a JSON line of `ledger export --format json`).
 pub const RECORD_SCHEMA: &str = "decompute.ledger-record/1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Running,
-    Finished,
-    Failed,
-    Interrupted,
-    StoppedByBudget,
-    /// A Slurm job cancelled (scancel, preemption, deadline).
-    Cancelled,
-    /// A Slurm job that ran out of its time limit.
-    TimedOut,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Finished => "finished",
-            Status::Failed => "failed",
-            Status::Interrupted => "interrupted",
-            Status::StoppedByBudget => "stopped-by-budget",
-            Status::Cancelled => "cancelled",
-            Status::TimedOut => "timed-out",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Running,
-            Status::Finished,
-            Status::Failed,
-            Status::Interrupted,
-            Status::StoppedByBudget,
-            Status::Cancelled,
-            Status::TimedOut,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Who is running what, where: known when a run starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunIdentity {
-    pub id: String,
-    pub project: String,
-    pub tags: BTreeMap<String, String>,
-    pub user: String,
-    pub host: String,
-    pub cwd: String,
-}
+pub use crate::report::RunIdentity;
+pub use crate::report::Status;
 
 /// The process that writes a running row, so a later open can tell a live run from one
 /// whose monitor was killed: on the same host by its pid, anywhere by its lease (renewed at
@@ -348,7 +290,7 @@ pub fn monitor_gone(
     start: Option<i64>,
     lease_expired: bool,
 ) -> bool {
-    if row_host == crate::run::hostname() {
+    if row_host == crate::host::hostname() {
         if let (Some(p), Some(s)) = (pid, start) {
             return !monitor_alive(p, s);
         }
@@ -378,12 +320,18 @@ pub fn modelled_j(r: &RunReport) -> f64 {
         .sum()
 }
 
+/// The tag a run measured inside another carries (a `decompute.track()` started while
+/// another tracker of the process was active): the id of the outer run. Totals and budgets
+/// count the outer run only.
+pub const NESTED_TAG: &str = "nested_in";
+
 /// A `WHERE` clause (or none) extended to leave out runs measured inside another one
 /// (`decompute.track()` nested in another tracker, tag `nested_in`): totals and budgets
 /// count the outermost only. Listing and export keep them.
 pub fn without_nested(w: &str) -> String {
-    let cond =
-        "NOT EXISTS (SELECT 1 FROM run_tags n WHERE n.run_id = runs.id AND n.key = 'nested_in')";
+    let cond = format!(
+        "NOT EXISTS (SELECT 1 FROM run_tags n WHERE n.run_id = runs.id AND n.key = '{NESTED_TAG}')"
+    );
     if w.trim().is_empty() {
         format!(" WHERE {cond}")
     } else {

@@ -3,7 +3,7 @@
 
 pub mod explain;
 pub mod ledger;
-pub mod prometheus;
+
 pub mod report;
 pub mod scale;
 pub mod status;

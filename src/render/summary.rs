@@ -154,22 +154,7 @@ pub fn governance_lines(g: &crate::govern::governor::Record) -> Vec<String> {
     out
 }
 
-/// The command as a shell would need it typed: words with spaces or specials single-quoted.
-pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::term::shell_words;
 
 #[cfg(test)]
 mod tests {

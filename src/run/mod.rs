@@ -10,6 +10,7 @@
 
 pub mod recorder;
 pub mod setup;
+pub mod writer;
 
 use crate::child::{self, Exit, Reaped, SpawnError};
 use crate::consumer::tree::ProcessTree;
@@ -62,12 +63,7 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
+pub use crate::host::hostname;
 
 /// The measuring state of a run, handed to the observer at each tick.
 pub struct RunState {
@@ -284,8 +280,21 @@ pub fn execute(
         detection.mem_total_bytes,
         detection.cpu.logical_cpus,
     );
+    // decompute's own secrets stay with decompute: a ledger URL that holds a password is
+    // not handed to the workload (a nested run finds the ledger through PGPASSWORD,
+    // ~/.pgpass or the policy file instead).
+    let withheld: Vec<&str> = std::env::var("DECOMPUTE_LEDGER")
+        .is_ok_and(|v| crate::ledger::url_has_password(&v))
+        .then_some("DECOMPUTE_LEDGER")
+        .into_iter()
+        .collect();
     let started_at = SystemTime::now();
-    let mut running = match child::spawn(&opts.argv, join.as_deref(), opts.helpers.clone()) {
+    let mut running = match child::spawn(
+        &opts.argv,
+        join.as_deref(),
+        opts.helpers.clone(),
+        &withheld,
+    ) {
         Ok(r) => r,
         // Joining the workload's cgroup can fail where the hierarchy forbids it (controllers
         // enabled above us): run without it and freeze with signals instead.
@@ -299,7 +308,7 @@ pub fn execute(
             }
             opts.freezer = Some(Freezer::Signals);
             notes.push("could not place the workload in its own cgroup; freezing with SIGSTOP/SIGCONT instead".into());
-            child::spawn(&opts.argv, None, opts.helpers.clone())?
+            child::spawn(&opts.argv, None, opts.helpers.clone(), &withheld)?
         }
         Err(e) => {
             if let Some(Freezer::Cgroup(c)) = &opts.freezer {

@@ -7,9 +7,9 @@
 use super::{Observer, RunState};
 use crate::factors::Factor;
 use crate::govern::governor::{Directive, Governor, Record};
-use crate::ledger::writer::Writer;
 use crate::ledger::{self, RunIdentity, Thaw};
 use crate::report::RunReport;
+use crate::run::writer::Writer;
 use crate::signal::reader::Reader;
 use crate::term::Caps;
 use std::path::PathBuf;

@@ -3,8 +3,9 @@
 //! interval to the agent's counters; after each tick it publishes an immutable snapshot. A
 //! scrape renders whichever snapshot is current: it never waits for a sample and never
 //! causes one. The HTTP side is [`http`]; the counters are [`state`]; the exposition is
-//! `render::prometheus`.
+//! `serve::exposition`.
 
+pub mod exposition;
 pub mod http;
 pub mod state;
 
@@ -12,8 +13,8 @@ use crate::consumer::cgroups::{Cgroups, Layout};
 use crate::detect::Detection;
 use crate::factors::Conversion;
 use crate::procfs::ProcRoot;
-use crate::render::prometheus::{self, Format, SelfMetrics};
 use crate::sampler::{Interval, Sampler};
+use exposition::{Format, SelfMetrics};
 use state::{AgentState, Factors};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -211,7 +212,7 @@ impl Agent {
                 http::Response {
                     status: 200,
                     content_type: format.content_type().into(),
-                    body: Arc::new(prometheus::text(&s.state, &s.me, format)),
+                    body: Arc::new(exposition::text(&s.state, &s.me, format)),
                 }
             }
             "/healthz" => http::Response::text(200, "ok\n"),

@@ -2,7 +2,7 @@
 //! energy per cgroup (with `_idle` and `_other`), per GPU, carbon and water — accumulated
 //! interval by interval so that, for every component and at every moment,
 //! host = Σ cgroups + `_idle` + `_other` exactly. Pure: fed [`Interval`]s and times, tested
-//! by table; the exposition is rendered from it in `render::prometheus`.
+//! by table; the exposition is rendered from it in `serve::exposition`.
 //!
 //! A cgroup gets series of its own (its "name") while there is room under `--top N`,
 //! largest first; the rest is counted in `_other`. A named cgroup keeps its counters after

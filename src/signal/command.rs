@@ -6,38 +6,15 @@
 //! mistaken for the workload, and a run loop that reaps it first hands its status over.
 
 use super::Reading;
-use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most output kept from a signal command (the rest is read and dropped).
 pub const OUTPUT_LIMIT: usize = 1 << 20;
 
-/// decompute's own helper processes, shared between whoever starts them and whoever reaps.
-#[derive(Debug, Clone, Default)]
-pub struct Helpers {
-    /// Process groups of running helpers (each helper leads its own group): never workload.
-    pub pgids: crate::consumer::tree::Excluded,
-    /// Exit statuses of helpers that a run loop reaped before the helper's owner could.
-    pub statuses: Arc<Mutex<HashMap<i32, i32>>>,
-}
-
-impl Helpers {
-    /// Whether `pid` is a running helper (its group leader).
-    pub fn is_helper(&self, pid: i32) -> bool {
-        self.pgids.lock().map(|g| g.contains(&pid)).unwrap_or(false)
-    }
-
-    /// Keeps the status of a helper reaped by someone else.
-    pub fn reaped(&self, pid: i32, status: i32) {
-        if let Ok(mut m) = self.statuses.lock() {
-            m.insert(pid, status);
-        }
-    }
-}
+pub use crate::child::Helpers;
 
 /// Runs the command and parses what it printed at time `now`.
 pub fn run(

@@ -7,7 +7,7 @@
 //! the next one; the last holds for one median step; a gap longer than that is a hole.
 
 use super::forecast::{csv_unit, Basis, Forecast};
-use crate::govern::period::parse_time;
+use crate::timefmt::parse_time;
 
 /// (Unix seconds, g/kWh), sorted by time.
 pub type Series = Vec<(f64, f64)>;

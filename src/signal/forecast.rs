@@ -8,7 +8,7 @@
 //! with (location-based, as the GHG Protocol and SCI ask).
 
 use super::csv::Series;
-use crate::govern::period::parse_time;
+use crate::timefmt::parse_time;
 use serde_json::Value;
 
 /// 1 gCO2/kWh = 1 kg/MWh = 2.20462 lbs/MWh.

@@ -473,7 +473,7 @@ fn a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out(path: &s
     // a dead one is interrupted at once, lease or not (#25 point 4).
     let me = std::fs::read_to_string("/proc/self/stat").expect("stat");
     let my_start = decompute::procfs::pid::parse(&me).expect("parse").starttime;
-    let host = decompute::run::hostname();
+    let host = decompute::host::hostname();
     for (id, pid, start_ticks) in [
         ("01HEREALIVE", std::process::id(), my_start),
         ("01HEREDEAD", std::process::id(), my_start + 1),

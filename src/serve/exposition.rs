@@ -3,7 +3,7 @@
 //! Prometheus project's own Rust client. Units are in the names and counters are in joules,
 //! grams and litres, as Prometheus naming asks. Every `cgroup` family sums to the host's.
 
-use crate::serve::state::{idx, AgentState, COMPONENTS};
+use super::state::{idx, AgentState, COMPONENTS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;

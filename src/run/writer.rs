@@ -5,8 +5,8 @@
 //! next message (power rows are kept until they land) and said once; the measurement never
 //! stops for it.
 
-use super::{Ledger, Monitor, RunIdentity, Status, Thaw};
 use crate::govern::budget::Share;
+use crate::ledger::{Ledger, Monitor, RunIdentity, Status, Thaw};
 use crate::report::RunReport;
 use crate::sample::PowerRow;
 use std::path::PathBuf;
