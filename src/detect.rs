@@ -6,7 +6,7 @@ use crate::factors::FactorData;
 use crate::procfs::{cpuinfo, cpuinfo::CpuInfo, meminfo, ProcRoot};
 use crate::source::cpu_model::CpuModel;
 use crate::source::dram_model::DramModel;
-use crate::source::nvml::{GpuBackend, GpuDevice, GpuError, GpuMeter, NvmlBackend};
+use crate::source::nvml::{GpuBackend, GpuMeter, NvmlBackend};
 use crate::source::rapl::{RaplError, RaplMeter};
 use crate::units::Watts;
 use std::path::PathBuf;
@@ -18,21 +18,6 @@ pub struct Probe {
     pub procfs_root: PathBuf,
     pub cpu_tdp: Option<crate::factors::Given<Watts>>,
     pub gpu: bool,
-}
-
-impl GpuBackend for Box<dyn GpuBackend> {
-    fn devices(&self) -> Vec<GpuDevice> {
-        (**self).devices()
-    }
-    fn total_energy_mj(&self, i: u32) -> Result<u64, GpuError> {
-        (**self).total_energy_mj(i)
-    }
-    fn power_mw(&self, i: u32) -> Result<u32, GpuError> {
-        (**self).power_mw(i)
-    }
-    fn pids(&self, i: u32) -> Result<Vec<u32>, GpuError> {
-        (**self).pids(i)
-    }
 }
 
 /// The chosen sources, with notes (what was found and why not) and warnings (fallbacks a
@@ -113,9 +98,26 @@ impl Detection {
             notes.push("GPU: disabled by --no-gpu".into());
             None
         } else {
-            match NvmlBackend::open() {
+            // A scripted NVML replaces the driver when asked for (tests, demonstrations).
+            let backend: Result<Box<dyn GpuBackend>, _> =
+                match std::env::var_os("DECOMPUTE_NVML_SCRIPT").filter(|v| !v.is_empty()) {
+                    Some(p) => crate::source::nvml_script::ScriptBackend::open(
+                        std::path::Path::new(&p),
+                        &probe.procfs_root,
+                    )
+                    .map(|b| {
+                        warnings.push(format!(
+                            "GPU figures are played from {}, not measured (DECOMPUTE_NVML_SCRIPT)",
+                            b.label()
+                        ));
+                        Box::new(b) as Box<dyn GpuBackend>
+                    }),
+                    None => NvmlBackend::open().map(|b| Box::new(b) as Box<dyn GpuBackend>),
+                };
+            match backend {
                 Ok(b) => {
-                    let meter = GpuMeter::new(Box::new(b) as Box<dyn GpuBackend>);
+                    let label = b.label();
+                    let meter = GpuMeter::new(b);
                     let devs = meter.devices();
                     if devs.is_empty() {
                         notes.push("GPU: NVML loaded, no NVIDIA GPU present".into());
@@ -123,7 +125,7 @@ impl Detection {
                     } else {
                         for d in &devs {
                             notes.push(format!(
-                                "GPU {}: {} at {} ({})",
+                                "GPU {}: {} at {} ({}, {label})",
                                 d.index,
                                 d.name,
                                 d.bus_id,

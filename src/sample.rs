@@ -33,6 +33,9 @@ pub enum Method {
     /// Reported by another tool whose file was imported (CodeCarbon): decompute cannot say
     /// whether it was measured, so it is never counted as measured.
     Reported,
+    /// Played from a script (`DECOMPUTE_NVML_SCRIPT`) for tests and demonstrations: never a
+    /// measurement.
+    Scripted,
 }
 
 impl std::fmt::Display for Method {
@@ -41,6 +44,7 @@ impl std::fmt::Display for Method {
             Method::Measured => "measured",
             Method::Modelled => "modelled",
             Method::Reported => "reported",
+            Method::Scripted => "scripted",
         })
     }
 }

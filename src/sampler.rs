@@ -184,15 +184,21 @@ pub fn attribute(
                 })
                 .collect()
         }
-        ShareBy::Holders(pids) => {
-            let holds: Vec<bool> = usage
+        ShareBy::Weights(weights) => {
+            // Each process counts once, for the first consumer that has it.
+            let mut given: Vec<i32> = Vec::new();
+            usage
                 .iter()
-                .map(|u| u.pids.iter().any(|p| pids.contains(p)))
-                .collect();
-            let n = holds.iter().filter(|h| **h).count();
-            holds
-                .iter()
-                .map(|h| if *h { 1.0 / n as f64 } else { 0.0 })
+                .map(|u| {
+                    let mut share = 0.0;
+                    for (p, w) in weights {
+                        if u.pids.contains(p) && !given.contains(p) {
+                            given.push(*p);
+                            share += w.clamp(0.0, 1.0);
+                        }
+                    }
+                    f64::min(share, 1.0)
+                })
                 .collect()
         }
     };
@@ -509,13 +515,32 @@ mod tests {
         let p = attribute(&reading(ShareBy::Memory, 40.0), 0, &u, 0.0, 4 << 30);
         assert_eq!(p.len(), 1);
         assert!((p[0].1.energy.0 - 10.0).abs() < 1e-12);
-        let p = attribute(&reading(ShareBy::Holders(vec![3, 9]), 300.0), 0, &u, 0.0, 0);
+        // A device by process: pid 3 (consumer 1) has 60 %, pid 9 (no consumer here, as
+        // another run's process) 40 %, which stays no one's.
+        let p = attribute(
+            &reading(ShareBy::Weights(vec![(3, 0.6), (9, 0.4)]), 300.0),
+            0,
+            &u,
+            0.0,
+            0,
+        );
         assert_eq!((p.len(), p[0].0), (1, 1));
-        assert_eq!(p[0].1.energy, Joules(300.0));
-        let p = attribute(&reading(ShareBy::Holders(vec![1, 2]), 300.0), 0, &u, 0.0, 0);
+        assert!((p[0].1.energy.0 - 180.0).abs() < 1e-9);
+        // A consumer's share is the sum of its processes'.
+        let p = attribute(
+            &reading(
+                ShareBy::Weights(vec![(1, 0.5), (2, 0.25), (3, 0.25)]),
+                300.0,
+            ),
+            0,
+            &u,
+            0.0,
+            0,
+        );
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].1.energy, Joules(150.0));
-        assert!(attribute(&reading(ShareBy::Holders(vec![]), 1.0), 0, &u, 0.0, 0).is_empty());
+        assert_eq!(p[1].1.energy, Joules(150.0));
+        assert!(attribute(&reading(ShareBy::Weights(vec![]), 1.0), 0, &u, 0.0, 0).is_empty());
     }
 
     #[test]

@@ -60,7 +60,14 @@ pub fn json(d: &Detection) -> serde_json::Value {
         .map(|g| {
             g.devices()
                 .iter()
-                .map(|dev| serde_json::json!({"bus_id": dev.bus_id, "name": dev.name, "method": "measured"}))
+                .map(|dev| {
+                    serde_json::json!({
+                        "bus_id": dev.bus_id,
+                        "name": dev.name,
+                        "method": g.method().to_string(),
+                        "source": format!("{}:{}", g.backend_label(), dev.bus_id),
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -132,8 +139,11 @@ pub fn render(d: &Detection) -> String {
         Some(g) => {
             for dev in g.devices() {
                 o.push_str(&format!(
-                    "gpu:  measured (nvml:{}) {}\n",
-                    dev.bus_id, dev.name
+                    "gpu:  {} ({}:{}) {}\n",
+                    g.method(),
+                    g.backend_label(),
+                    dev.bus_id,
+                    dev.name
                 ));
             }
         }

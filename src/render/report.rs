@@ -120,7 +120,10 @@ impl Totals {
         for c in &p.components {
             match c.method {
                 crate::sample::Method::Measured => {}
-                crate::sample::Method::Modelled => self.modelled_j += c.workload_energy_j,
+                // A scripted figure is no measurement: counted with the modelled.
+                crate::sample::Method::Modelled | crate::sample::Method::Scripted => {
+                    self.modelled_j += c.workload_energy_j
+                }
                 crate::sample::Method::Reported => self.reported_j += c.workload_energy_j,
             }
         }

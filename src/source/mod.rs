@@ -7,6 +7,7 @@
 pub mod cpu_model;
 pub mod dram_model;
 pub mod nvml;
+pub mod nvml_script;
 pub mod rapl;
 
 use crate::sample::{Method, Resource};
@@ -28,8 +29,9 @@ pub enum ShareBy {
     CpuTime,
     /// By each consumer's share of installed memory held resident (DRAM).
     Memory,
-    /// Among the consumers whose processes hold a context on the device (a GPU).
-    Holders(Vec<i32>),
+    /// By process: each pid's share of the device's energy (a GPU shared by utilisation);
+    /// a consumer gets the sum of its processes' shares, what no consumer holds is idle.
+    Weights(Vec<(i32, f64)>),
 }
 
 /// The host's energy on one resource over one interval.

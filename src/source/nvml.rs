@@ -27,6 +27,9 @@ pub struct GpuDevice {
     pub uuid: String,
     /// The total-energy counter is supported (Volta and later).
     pub energy_counter: bool,
+    /// The device's idle power where the backend knows it (a script says it); else the
+    /// meter learns it as the lowest interval power seen.
+    pub idle_w: Option<f64>,
 }
 
 /// What decompute needs from a GPU library.
@@ -38,6 +41,153 @@ pub trait GpuBackend: Send {
     fn power_mw(&self, index: u32) -> Result<u32, GpuError>;
     /// Pids holding a compute or graphics context on the device.
     fn pids(&self, index: u32) -> Result<Vec<u32>, GpuError>;
+    /// Each process's utilisation of the device since `since_us` (NVML's timestamps, µs),
+    /// averaged per process, and the newest timestamp seen; `None` where the driver cannot
+    /// say (old drivers, vGPU, some MIG set-ups).
+    fn process_utilization(
+        &self,
+        _index: u32,
+        _since_us: u64,
+    ) -> Result<Option<(Vec<ProcUtil>, u64)>, GpuError> {
+        Ok(None)
+    }
+    /// What the figures are, for every label: `nvml` (measured) or `nvml-script:FILE`.
+    fn label(&self) -> String {
+        "nvml".into()
+    }
+    /// How the figures were obtained: measured by the driver, or scripted.
+    fn method(&self) -> crate::sample::Method {
+        crate::sample::Method::Measured
+    }
+}
+
+/// One process's utilisation of a device over an interval, percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcUtil {
+    pub pid: u32,
+    pub sm: f64,
+    pub mem: f64,
+}
+
+impl<T: GpuBackend + ?Sized> GpuBackend for Box<T> {
+    fn devices(&self) -> Vec<GpuDevice> {
+        (**self).devices()
+    }
+    fn total_energy_mj(&self, index: u32) -> Result<u64, GpuError> {
+        (**self).total_energy_mj(index)
+    }
+    fn power_mw(&self, index: u32) -> Result<u32, GpuError> {
+        (**self).power_mw(index)
+    }
+    fn pids(&self, index: u32) -> Result<Vec<u32>, GpuError> {
+        (**self).pids(index)
+    }
+    fn process_utilization(
+        &self,
+        index: u32,
+        since_us: u64,
+    ) -> Result<Option<(Vec<ProcUtil>, u64)>, GpuError> {
+        (**self).process_utilization(index, since_us)
+    }
+    fn label(&self) -> String {
+        (**self).label()
+    }
+    fn method(&self) -> crate::sample::Method {
+        (**self).method()
+    }
+}
+
+/// Averages utilisation samples per process (NVML returns several per process and interval).
+pub fn average(samples: &[(u32, u32, u32)]) -> Vec<ProcUtil> {
+    let mut acc: std::collections::BTreeMap<u32, (f64, f64, f64)> = Default::default();
+    for &(pid, sm, mem) in samples {
+        let e = acc.entry(pid).or_default();
+        e.0 += f64::from(sm);
+        e.1 += f64::from(mem);
+        e.2 += 1.0;
+    }
+    acc.into_iter()
+        .map(|(pid, (sm, mem, n))| ProcUtil {
+            pid,
+            sm: sm / n,
+            mem: mem / n,
+        })
+        .collect()
+}
+
+/// How one interval of a device's energy is split among processes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Split {
+    /// pid → share of the device's energy (the shares sum to at most 1; what is left over
+    /// had no holder, and is no one's).
+    pub weights: Vec<(i32, f64)>,
+    /// Per-process utilisation was not available: the equal split among context holders.
+    pub equal: bool,
+}
+
+/// The rule for a shared device (see docs/methodology.md, "A shared GPU"): the part of the
+/// interval's energy above the device's idle floor goes to the processes by their share of
+/// SM utilisation (memory utilisation where SM is zero for all, equally if both are); the
+/// idle floor goes equally to the processes holding a context; with no holder, nothing is
+/// anyone's. Without per-process utilisation, everything is split equally among holders.
+pub fn split(energy_j: f64, floor_j: f64, holders: &[i32], util: Option<&[ProcUtil]>) -> Split {
+    let mut pids: Vec<i32> = holders.to_vec();
+    if let Some(u) = util {
+        // A process busy in the interval holds a context even if it left before the read.
+        for p in u {
+            if let Ok(pid) = i32::try_from(p.pid) {
+                if (p.sm > 0.0 || p.mem > 0.0) && !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() || energy_j <= 0.0 {
+        return Split {
+            weights: Vec::new(),
+            equal: util.is_none(),
+        };
+    }
+    let n = pids.len() as f64;
+    let Some(util) = util else {
+        return Split {
+            weights: pids.iter().map(|p| (*p, 1.0 / n)).collect(),
+            equal: true,
+        };
+    };
+    let floor = floor_j.clamp(0.0, energy_j);
+    let active = energy_j - floor;
+    let of = |pid: i32, f: &dyn Fn(&ProcUtil) -> f64| -> f64 {
+        util.iter()
+            .filter(|u| i32::try_from(u.pid).ok() == Some(pid))
+            .map(f)
+            .sum::<f64>()
+    };
+    let sm: Vec<f64> = pids.iter().map(|p| of(*p, &|u| u.sm.max(0.0))).collect();
+    let mem: Vec<f64> = pids.iter().map(|p| of(*p, &|u| u.mem.max(0.0))).collect();
+    let (basis, total) = if sm.iter().sum::<f64>() > 0.0 {
+        (&sm, sm.iter().sum::<f64>())
+    } else {
+        (&mem, mem.iter().sum::<f64>())
+    };
+    let weights = pids
+        .iter()
+        .zip(basis)
+        .map(|(p, b)| {
+            let busy = if total > 0.0 {
+                active * b / total
+            } else {
+                active / n
+            };
+            (*p, (floor / n + busy) / energy_j)
+        })
+        .collect();
+    Split {
+        weights,
+        equal: false,
+    }
 }
 
 /// The real NVML, through `nvml-wrapper` (which `dlopen`s the driver library).
@@ -71,6 +221,7 @@ impl NvmlBackend {
                 bus_id,
                 uuid,
                 energy_counter,
+                idle_w: None,
             });
         }
         Ok(NvmlBackend { nvml, devices })
@@ -109,6 +260,35 @@ impl GpuBackend for NvmlBackend {
             })
     }
 
+    fn process_utilization(
+        &self,
+        index: u32,
+        since_us: u64,
+    ) -> Result<Option<(Vec<ProcUtil>, u64)>, GpuError> {
+        use nvml_wrapper::error::NvmlError;
+        match self.dev(index)?.process_utilization_stats(since_us) {
+            Ok(samples) => {
+                let newest = samples
+                    .iter()
+                    .map(|s| s.timestamp)
+                    .max()
+                    .unwrap_or(since_us);
+                let raw: Vec<(u32, u32, u32)> = samples
+                    .iter()
+                    .map(|s| (s.pid, s.sm_util, s.mem_util))
+                    .collect();
+                Ok(Some((average(&raw), newest)))
+            }
+            // No sample since the timestamp: nobody used the device.
+            Err(NvmlError::NotFound) => Ok(Some((Vec::new(), since_us))),
+            Err(NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_)) => Ok(None),
+            Err(e) => Err(GpuError::Device {
+                index,
+                message: e.to_string(),
+            }),
+        }
+    }
+
     fn pids(&self, index: u32) -> Result<Vec<u32>, GpuError> {
         let d = self.dev(index)?;
         let mut pids: Vec<u32> = Vec::new();
@@ -127,14 +307,20 @@ struct DeviceState {
     dev: GpuDevice,
     last_energy_mj: Option<u64>,
     last_power_w: Option<f64>,
+    /// The lowest power the device has drawn over an interval so far: its idle floor.
+    floor_w: Option<f64>,
+    /// NVML's timestamp of the newest utilisation sample read, µs.
+    util_since_us: u64,
 }
 
-/// One device's energy over an interval and the processes holding a context on it.
+/// One device's energy over an interval, the processes holding a context on it, and how
+/// the energy is split among them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpuInterval {
     pub device: GpuDevice,
     pub energy: Joules,
     pub holders: Vec<i32>,
+    pub split: Split,
 }
 
 /// Turns a backend's readings into per-interval energy.
@@ -143,6 +329,16 @@ pub struct GpuMeter<B: GpuBackend> {
     state: Vec<DeviceState>,
     /// Read errors seen (a device that fails keeps its last power for that interval).
     pub errors: Vec<String>,
+    /// The equal-split fallback was said.
+    split_noted: bool,
+}
+
+/// Now on NVML's clock for utilisation samples (µs since the Unix epoch).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl<B: GpuBackend> GpuMeter<B> {
@@ -162,6 +358,8 @@ impl<B: GpuBackend> GpuMeter<B> {
                     dev,
                     last_energy_mj,
                     last_power_w,
+                    floor_w: None,
+                    util_since_us: now_us(),
                 }
             })
             .collect();
@@ -169,11 +367,22 @@ impl<B: GpuBackend> GpuMeter<B> {
             backend,
             state,
             errors: Vec::new(),
+            split_noted: false,
         }
     }
 
     pub fn devices(&self) -> Vec<GpuDevice> {
         self.state.iter().map(|s| s.dev.clone()).collect()
+    }
+
+    /// `nvml` (measured by the driver) or `nvml-script:FILE`.
+    pub fn backend_label(&self) -> String {
+        self.backend.label()
+    }
+
+    /// How the backend's figures are obtained.
+    pub fn method(&self) -> crate::sample::Method {
+        self.backend.method()
     }
 
     /// Energy of every device over the interval `dt` just ended, and who holds a context.
@@ -206,17 +415,38 @@ impl<B: GpuBackend> GpuMeter<B> {
                 s.last_energy_mj = counter;
             }
             s.last_power_w = power_now;
-            let holders = match self.backend.pids(idx) {
+            let holders: Vec<i32> = match self.backend.pids(idx) {
                 Ok(pids) => pids.iter().filter_map(|p| i32::try_from(*p).ok()).collect(),
                 Err(e) => {
                     self.errors.push(e.to_string());
                     Vec::new()
                 }
             };
+            let util = match self.backend.process_utilization(idx, s.util_since_us) {
+                Ok(Some((u, newest))) => {
+                    s.util_since_us = s.util_since_us.max(newest);
+                    Some(u)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    self.errors.push(e.to_string());
+                    None
+                }
+            };
+            // The idle floor: the device's known idle power, else (and never above) the
+            // lowest interval power seen on it.
+            if dt.0 > 0.0 {
+                let p = energy.0 / dt.0;
+                let seen = s.floor_w.map_or(p, |f| f.min(p));
+                s.floor_w = Some(s.dev.idle_w.map_or(seen, |i| i.min(seen)));
+            }
+            let floor_j = s.floor_w.unwrap_or(0.0) * dt.0;
+            let split = split(energy.0, floor_j, &holders, util.as_deref());
             out.push(GpuInterval {
                 device: s.dev.clone(),
                 energy,
                 holders,
+                split,
             });
         }
         out
@@ -225,28 +455,44 @@ impl<B: GpuBackend> GpuMeter<B> {
 
 impl<B: GpuBackend> crate::source::Source for GpuMeter<B> {
     fn label(&self) -> String {
-        "nvml".into()
+        self.backend.label()
     }
 
     fn poll(
         &mut self,
         ctx: &crate::source::PollContext,
     ) -> Result<Vec<crate::source::Reading>, crate::source::SourceError> {
-        Ok(self
+        let (label, method) = (self.backend.label(), self.backend.method());
+        let readings: Vec<_> = self
             .read(ctx.dt)
             .into_iter()
-            .map(|g| crate::source::Reading {
-                resource: crate::sample::Resource {
-                    component: crate::sample::Component::Gpu,
-                    source: format!("nvml:{}", g.device.bus_id),
-                },
-                method: crate::sample::Method::Measured,
-                energy: g.energy,
-                low: g.energy,
-                high: g.energy,
-                share: crate::source::ShareBy::Holders(g.holders),
+            .map(|g| {
+                // Without per-process utilisation the equal split is a guess: its band runs
+                // from nothing to the whole device, never more.
+                let holders = g.split.weights.len().max(1) as f64;
+                let (low, high) = if g.split.equal {
+                    (Joules(0.0), g.energy * holders)
+                } else {
+                    (g.energy, g.energy)
+                };
+                crate::source::Reading {
+                    resource: crate::sample::Resource {
+                        component: crate::sample::Component::Gpu,
+                        source: format!("{label}:{}", g.device.bus_id),
+                    },
+                    method,
+                    energy: g.energy,
+                    low,
+                    high,
+                    share: crate::source::ShareBy::Weights(g.split.weights),
+                }
             })
-            .collect())
+            .collect();
+        if !self.split_noted && readings.iter().any(|r| r.low.0 == 0.0 && r.high.0 > 0.0) {
+            self.split_noted = true;
+            self.errors.push("GPU: the driver gives no per-process utilisation here; a shared GPU's energy is split equally among the processes holding a context, with a band from none to all of it".into());
+        }
+        Ok(readings)
     }
 
     fn warnings(&mut self) -> Vec<String> {
@@ -289,6 +535,7 @@ mod tests {
             bus_id: format!("0000:{index:02}:00.0"),
             uuid: format!("GPU-sim-{index}"),
             energy_counter,
+            idle_w: None,
         }
     }
 

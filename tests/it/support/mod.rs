@@ -10,6 +10,9 @@
 pub mod fixtures;
 
 use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -246,4 +249,80 @@ pub fn shared_budget_bound(amount: f64, reports: &[Value]) -> f64 {
         })
         .sum();
     amount + reports.len() as f64 * 0.05 * amount + slack
+}
+
+/// One HTTP GET: status, content type and body.
+pub fn get(addr: &str, path: &str, accept: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or("")
+        .to_string();
+    (status, ctype, body.to_string())
+}
+
+/// Samples of one metric: labels → value.
+pub fn samples(text: &str, name: &str) -> Vec<(HashMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = match l.rsplit_once(' ') {
+            Some(x) => x,
+            None => continue,
+        };
+        let (n, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        let mut m = HashMap::new();
+        for kv in labels.split("\",").filter(|s| !s.is_empty()) {
+            if let Some((k, v)) = kv.split_once("=\"") {
+                m.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+        }
+        if let Ok(v) = value.parse() {
+            out.push((m, v));
+        }
+    }
+    out
+}
+
+/// Starts `decompute serve` as `c` describes; returns it and the address it serves on (from
+/// its "serving http://…" line), its stderr drained so it never blocks.
+pub fn start_agent(mut c: Command) -> (KillOnDrop, String) {
+    use std::io::BufRead;
+    let mut child = c.stderr(Stdio::piped()).spawn().expect("spawn the agent");
+    let err = child.stderr.take().expect("stderr");
+    let child = KillOnDrop(child);
+    let mut lines = std::io::BufReader::new(err).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(rest) = l.split("serving http://").nth(1) {
+                    break rest.split('/').next().unwrap_or("").to_string();
+                }
+            }
+            _ => panic!("the agent did not start"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
 }

@@ -1,0 +1,280 @@
+//! A shared GPU is counted once (#22), through the scripted NVML (`DECOMPUTE_NVML_SCRIPT`):
+//! two `run`s on one card sum to at most the card's energy, an idle context holder beside a
+//! burner gets at most its share of the idle floor, two burners split by their utilisation;
+//! `serve` splits the card among cgroups the same way, with what no cgroup holds left idle;
+//! and every label says `nvml-script:FILE`, never a measurement. The scripts take the H200's
+//! figures measured in shared/reference/gpu-h200-2026-12 (idle 78 W, a burner at 690 W and
+//! 99 % SM; two burners at 44 % and 56 %).
+
+use crate::support::{decompute, err, get, samples, start_agent, KillOnDrop};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A script starting now: `idle_s` at 78 W with no process, then 690 W with `procs`
+/// (match, sm %, mem %) for ever.
+fn script(dir: &Path, idle_s: f64, procs: &[(&str, u32, u32)]) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let ps: Vec<Value> = procs
+        .iter()
+        .map(|(m, sm, mem)| serde_json::json!({"match": m, "sm": sm, "mem": mem}))
+        .collect();
+    let doc = serde_json::json!({
+        "epoch": now,
+        "devices": [{"name": "NVIDIA H200", "uuid": "GPU-test", "bus_id": "00000000:00:06.0", "idle_w": 78.0}],
+        "segments": [
+            {"seconds": idle_s, "power_w": [78.0], "processes": [[]]},
+            {"seconds": 1.0, "power_w": [690.0], "processes": [ps]},
+        ],
+    });
+    let p = dir.join("gpu.json");
+    std::fs::write(&p, doc.to_string()).expect("script");
+    p
+}
+
+/// A `decompute run` of a process whose command line carries `marker`, for `secs`.
+fn run_holding(script: &Path, dir: &Path, marker: &str, secs: f64) -> Child {
+    decompute()
+        .env("DECOMPUTE_NVML_SCRIPT", script)
+        .args([
+            "run",
+            "--no-ledger",
+            "--quiet",
+            "--sysfs-root",
+            "/nonexistent",
+            "--interval",
+            "200ms",
+            "--json",
+        ])
+        .arg(dir.join(format!("{marker}.json")))
+        .args(["--", "sh", "-c", &format!("sleep {secs}; : {marker}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// The GPU component of a run report: (host J, workload J, method, source), and the run's
+/// measured duration.
+fn gpu_of(dir: &Path, marker: &str) -> ((f64, f64, String, String), f64) {
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("{marker}.json"))).expect("report"),
+    )
+    .expect("json");
+    let c = r["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["component"] == "gpu")
+        .unwrap_or_else(|| panic!("no GPU component: {r}"))
+        .clone();
+    (
+        (
+            c["host_energy_j"].as_f64().expect("host"),
+            c["workload_energy_j"].as_f64().expect("workload"),
+            c["method"].as_str().expect("method").to_string(),
+            c["source"].as_str().expect("source").to_string(),
+        ),
+        r["duration_s"].as_f64().expect("duration"),
+    )
+}
+
+type Gpu = ((f64, f64, String, String), f64);
+
+fn both(script: &Path, dir: &Path, a: &str, b: &str) -> [Gpu; 2] {
+    let ka = run_holding(script, dir, a, 3.0);
+    let kb = run_holding(script, dir, b, 3.0);
+    for k in [ka, kb] {
+        let o = k.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    [gpu_of(dir, a), gpu_of(dir, b)]
+}
+
+#[test]
+fn a_burner_beside_an_idle_holder_is_charged_the_card_once() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = script(d.path(), 1.0, &[("gpuburnerA", 99, 24), ("gpuidleB", 0, 0)]);
+    let [((host_a, burner, method, source), _), ((host_b, idle, _, _), idle_s)] =
+        both(&s, d.path(), "gpuburnerA", "gpuidleB");
+    assert_eq!(method, "scripted");
+    assert!(source.starts_with("nvml-script:"), "{source}");
+    let card = host_a.max(host_b);
+    assert!(
+        burner + idle <= 1.02 * card,
+        "{burner:.1} J + {idle:.1} J charged of a card's {card:.1} J"
+    );
+    // The idle holder: at most half the idle floor over its run (78 W / 2 × its window).
+    assert!(
+        idle <= 0.5 * 78.0 * idle_s * 1.05,
+        "idle holder charged {idle:.1} J in {idle_s:.2} s"
+    );
+    assert!(
+        burner > 0.8 * (card - 78.0 * idle_s),
+        "burner {burner:.1} of {card:.1} J"
+    );
+}
+
+#[test]
+fn two_burners_split_the_card_by_their_utilisation() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = script(d.path(), 1.0, &[("gpuburn44", 44, 0), ("gpuburn56", 56, 0)]);
+    let [((host_a, a, _, _), _), ((host_b, b, _, _), _)] =
+        both(&s, d.path(), "gpuburn44", "gpuburn56");
+    let card = host_a.max(host_b);
+    assert!(a + b <= 1.02 * card, "{a:.1} + {b:.1} of {card:.1} J");
+    // Above the floor the card goes 44:56; the floor is shared equally.
+    assert!(
+        a < b && b / a > 1.1 && b / a < 56.0 / 44.0 + 0.05,
+        "{a:.1} vs {b:.1}"
+    );
+}
+
+#[test]
+fn detect_and_reports_name_the_script() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = script(d.path(), 0.2, &[("gpunamecheck", 50, 10)]);
+    let o = decompute()
+        .env("DECOMPUTE_NVML_SCRIPT", &s)
+        .args(["detect", "--sysfs-root", "/nonexistent"])
+        .output()
+        .expect("detect");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("gpu:  scripted (nvml-script:") && !text.contains("gpu:  measured"),
+        "{text}"
+    );
+    let o = decompute()
+        .env("DECOMPUTE_NVML_SCRIPT", &s)
+        .args([
+            "run",
+            "--no-ledger",
+            "--explain",
+            "--sysfs-root",
+            "/nonexistent",
+        ])
+        .args(["--", "sh", "-c", "sleep 0.5; : gpunamecheck"])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("nvml-script:") && err(&o).contains("not measured"),
+        "{}",
+        err(&o)
+    );
+    // A broken script is refused in words, and the run goes on without a GPU.
+    std::fs::write(&s, "{").expect("w");
+    let o = decompute()
+        .env("DECOMPUTE_NVML_SCRIPT", &s)
+        .args(["detect", "--sysfs-root", "/nonexistent"])
+        .output()
+        .expect("detect");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("DECOMPUTE_NVML_SCRIPT"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// A process whose command line carries `marker`, for the agent's cgroups to list.
+fn holder(marker: &str) -> Child {
+    Command::new("sh")
+        .args(["-c", &format!("sleep 30; : {marker}")])
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
+    let d = tempfile::tempdir().expect("tmp");
+    let s = script(
+        d.path(),
+        1.0,
+        &[
+            ("gpusrvburn", 99, 24),
+            ("gpusrvidle", 0, 0),
+            ("gpusrvloose", 0, 0),
+        ],
+    );
+    let cg = d.path().join("cg");
+    std::fs::create_dir_all(&cg).expect("mkdir");
+    std::fs::write(cg.join("cgroup.controllers"), "cpu memory\n").expect("w");
+    let mut kids = Vec::new();
+    for (name, marker) in [
+        ("train.scope", "gpusrvburn"),
+        ("notebook.scope", "gpusrvidle"),
+    ] {
+        let k = holder(marker);
+        let dir = cg.join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("cgroup.procs"), format!("{}\n", k.id())).expect("w");
+        std::fs::write(dir.join("cpu.stat"), "usage_usec 0\n").expect("w");
+        kids.push(KillOnDrop(k));
+    }
+    // A holder in no cgroup of the tree: its share stays idle.
+    kids.push(KillOnDrop(holder("gpusrvloose")));
+    let empty = tempfile::tempdir().expect("tmp");
+    let mut c = decompute();
+    c.env("DECOMPUTE_NVML_SCRIPT", &s)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "200ms",
+            "--sysfs-root",
+        ])
+        .arg(empty.path())
+        .arg("--cgroup-root")
+        .arg(&cg);
+    let (mut agent, addr) = start_agent(c);
+    std::thread::sleep(Duration::from_millis(3500));
+    let t = Instant::now();
+    let (status, _, body) = get(&addr, "/metrics", "*/*");
+    assert_eq!(status, 200);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let gpu = |name: &str| -> Vec<(std::collections::HashMap<String, String>, f64)> {
+        samples(&body, name)
+            .into_iter()
+            .filter(|(l, _)| l.get("component").map(String::as_str) == Some("gpu"))
+            .collect()
+    };
+    let host: f64 = gpu("decompute_host_energy_joules_total")
+        .iter()
+        .map(|x| x.1)
+        .sum();
+    assert!(host > 1000.0, "the card's energy: {host} J\n{body}");
+    assert!(gpu("decompute_host_energy_joules_total")
+        .iter()
+        .all(|(l, _)| l.get("method").map(String::as_str) == Some("scripted")));
+    let by = |cgroup: &str| -> f64 {
+        gpu("decompute_cgroup_energy_joules_total")
+            .iter()
+            .filter(|(l, _)| l.values().any(|v| v.contains(cgroup)))
+            .map(|x| x.1)
+            .sum()
+    };
+    let (train, notebook, idle) = (by("train.scope"), by("notebook.scope"), by("_idle"));
+    // Conserved: every joule of the card in exactly one cgroup value.
+    assert!(
+        (train + notebook + idle - host).abs() <= 1e-3 * host,
+        "{train} + {notebook} + {idle} of {host}\n{body}"
+    );
+    // The notebook holds a context but computes nothing: a third of the idle floor.
+    assert!(
+        notebook <= 78.0 * 5.0 / 3.0,
+        "notebook {notebook} J of {host}"
+    );
+    assert!(
+        train > 0.8 * (host - 78.0 * 5.0),
+        "train {train} J of {host}"
+    );
+    assert!(idle > 0.0, "the loose holder's floor share is idle");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let _ = agent.0.wait();
+}
