@@ -147,8 +147,9 @@ pub struct InferArgs {
     /// weights need, and so the least --count)
     #[arg(long, default_value = "bf16", value_parser = infer::Precision::parse)]
     pub precision: infer::Precision,
-    /// Serving software: current (vLLM 0.11-era, 2025, what the calibration measured) or
-    /// older (2024 stacks: 1.65× the energy per token, measured)
+    /// Serving software: current (vLLM 0.11-era, 2025, what the calibration measured),
+    /// older (2024 stacks: 1.65× the energy per token, measured) or transformers (plain
+    /// Hugging Face generate, no serving engine: 3.08×, 2.69–3.53, measured on an H200)
     #[arg(long, default_value = "current", value_parser = infer::Stack::parse)]
     pub stack: infer::Stack,
     #[command(flatten)]

@@ -80,7 +80,16 @@ pub enum Stack {
     #[default]
     Current,
     Older,
+    /// Plain Hugging Face `transformers` `generate` (eager, no serving engine).
+    Transformers,
 }
+
+/// Energy per token of plain Hugging Face `generate` ÷ this model's current-stack estimate,
+/// with its range: measured on an H200 (Llama-3.1-8B shape, bf16, 512 tokens in, 256 out):
+/// 0.301 J/token at batch 64 against an estimate of 0.112 (×2.69), 1.537 at batch 8 against
+/// 0.436 (×3.53); the geometric mean of the two. decompute's H200 check, December 2026
+/// (`shared/reference/gpu-h200-2026-12`).
+pub const TRANSFORMERS_STACK: (f64, f64, f64) = (3.08, 2.69, 3.53);
 
 /// Energy per token of the older stack ÷ the current one, with its range: the median over
 /// the seven pairs measured in both leaderboard versions (Llama 3.1 70B on 4 × H100 at
@@ -92,8 +101,9 @@ impl Stack {
         match s.trim().to_ascii_lowercase().as_str() {
             "current" | "v3" => Ok(Stack::Current),
             "older" | "v2" => Ok(Stack::Older),
+            "transformers" | "hf" => Ok(Stack::Transformers),
             _ => Err(format!(
-                "stack '{}' is not one of current (vLLM 0.11-era, 2025), older (2024 serving stacks)",
+                "stack '{}' is not one of current (vLLM 0.11-era, 2025), older (2024 serving stacks), transformers (plain Hugging Face generate)",
                 crate::term::escape(s)
             )),
         }
@@ -103,6 +113,7 @@ impl Stack {
         match self {
             Stack::Current => "current",
             Stack::Older => "older",
+            Stack::Transformers => "transformers",
         }
     }
 }
@@ -370,6 +381,7 @@ pub fn estimate(
     let (stack_f, stack_lo, stack_hi) = match i.stack {
         Stack::Current => (1.0, 1.0, 1.0),
         Stack::Older => OLDER_STACK,
+        Stack::Transformers => TRANSFORMERS_STACK,
     };
     let same = hw.key == reference.key
         || (hw.peak_flops == reference.peak_flops && hw.power_w == reference.power_w);
@@ -435,6 +447,11 @@ pub fn estimate(
     if i.stack == Stack::Older {
         chain.push(format!(
             "× {stack_f} for an older serving stack (range {stack_lo}–{stack_hi}: the same model, GPUs and batch measured in ML.ENERGY leaderboard v2 and v3)"
+        ));
+    }
+    if i.stack == Stack::Transformers {
+        chain.push(format!(
+            "× {stack_f} for plain Hugging Face generate, no serving engine (range {stack_lo}–{stack_hi}: measured on an H200, Llama-3.1-8B shape at batch 64 and 8, against this estimate; decompute's H200 check, 2026)"
         ));
     }
     chain.push(format!(
@@ -507,6 +524,7 @@ pub fn estimate(
         source: match i.stack {
             Stack::Current => "default: the calibration's vLLM 0.11 (2025)".into(),
             Stack::Older => "user: a 2024-era serving stack".into(),
+            Stack::Transformers => "user: plain Hugging Face transformers generate (measured ×2.69–3.53 on an H200, decompute's H200 check, 2026)".into(),
         },
         given: i.stack != Stack::Current,
     });
