@@ -93,6 +93,56 @@ pub fn read_all(proc_root: &ProcRoot, unreadable: &mut Vec<String>) -> Vec<PidSt
     procs
 }
 
+/// The stats of `root`, its descendants (found through the kernel's
+/// `/proc/PID/task/TID/children` lists, not a scan of every process) and the `extra` pids
+/// still alive; `None` where the kernel has no `children` files (then every process is read).
+/// A machine with thousands of processes costs a tracker's start and stop a few reads, not
+/// thousands.
+pub fn read_tree(proc_root: &ProcRoot, root: i32, extra: &[i32]) -> Option<Vec<PidStat>> {
+    let mut buf = [0u8; 2048];
+    let mut list = vec![0u8; 1 << 16];
+    let mut seen: HashSet<i32> = HashSet::new();
+    let mut queue = vec![root];
+    queue.extend_from_slice(extra);
+    let mut procs = Vec::new();
+    let mut first = true;
+    while let Some(pid) = queue.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let dir = proc_root.0.join(pid.to_string());
+        let Some(text) = read_small(&dir.join("stat"), &mut buf) else {
+            continue;
+        };
+        if let Ok(st) = pid::parse(text) {
+            procs.push(st);
+        }
+        let Ok(tasks) = std::fs::read_dir(dir.join("task")) else {
+            if first {
+                return None;
+            }
+            continue;
+        };
+        let mut any = false;
+        for t in tasks.flatten() {
+            let Some(kids) = read_small(&t.path().join("children"), &mut list) else {
+                continue;
+            };
+            any = true;
+            queue.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i32>().ok()),
+            );
+        }
+        if first && !any {
+            // No `children` files under the root: this kernel (or a fake tree) lacks them.
+            return None;
+        }
+        first = false;
+    }
+    Some(procs)
+}
+
 /// One scan of the tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TreeSnapshot {
@@ -130,6 +180,8 @@ pub struct ProcessTree {
     /// The workload's own cgroup, when it has one: its `cpu.stat` is the exact CPU time of
     /// everything that ran in it.
     pub cgroup_dir: Option<std::path::PathBuf>,
+    /// Live members at the last scan.
+    last_pids: Vec<i32>,
 }
 
 impl ProcessTree {
@@ -149,6 +201,7 @@ impl ProcessTree {
             last_cpu_s: 0.0,
             unreadable: Vec::new(),
             cgroup_dir: None,
+            last_pids: Vec::new(),
         }
     }
 
@@ -193,7 +246,10 @@ impl ProcessTree {
     /// Reads every `/proc/PID/stat` and returns the tree's state. Processes that vanish
     /// between listing and reading are skipped: that is normal, not an error.
     pub fn scan(&mut self) -> TreeSnapshot {
-        let procs = read_all(&self.proc_root, &mut self.unreadable);
+        // Members alive at the last scan are read by pid too (one may have escaped the
+        // tree, re-parented away).
+        let procs = read_tree(&self.proc_root, self.monitor_pid, &self.last_pids)
+            .unwrap_or_else(|| read_all(&self.proc_root, &mut self.unreadable));
         let before = self.last_cpu_s;
         let mut snap = self.snapshot(&procs);
         if let Some(cg) = self
@@ -258,6 +314,7 @@ impl ProcessTree {
         }
         let cpu_s = (ticks as f64 / self.ticks_per_s + self.reaped_cpu_s).max(self.last_cpu_s);
         self.last_cpu_s = cpu_s;
+        self.last_pids.clone_from(&pids);
         TreeSnapshot {
             cpu_s,
             rss_bytes: rss,
@@ -351,6 +408,36 @@ mod tests {
         // A process that reuses pid 12 later (another start time) is not.
         let reused = vec![p(10, 1, 5, 100), p(12, 1, 77, 5)];
         assert_eq!(t.snapshot(&reused).pids, vec![10]);
+    }
+
+    #[test]
+    fn the_tree_is_read_through_the_kernels_children_lists() {
+        let me = std::process::id() as i32;
+        let mut kid = std::process::Command::new("sleep")
+            .arg("2")
+            .spawn()
+            .expect("spawn");
+        let procs = read_tree(&ProcRoot::new("/proc"), me, &[]);
+        let _ = kid.kill();
+        let _ = kid.wait();
+        // Kernels without CONFIG_PROC_CHILDREN have no lists: the full scan is used then.
+        if let Some(procs) = procs {
+            let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+            assert!(
+                pids.contains(&me) && pids.contains(&(kid.id() as i32)),
+                "{pids:?}"
+            );
+            assert!(pids.len() < read_all(&ProcRoot::new("/proc"), &mut Vec::new()).len());
+        }
+        // A fake tree without task/ directories falls back to the full scan.
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(d.path().join("7")).expect("mkdir");
+        std::fs::write(
+            d.path().join("7/stat"),
+            "7 (x) S 1 7 7 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 5 1 1 0\n",
+        )
+        .expect("w");
+        assert!(read_tree(&ProcRoot::new(d.path()), 7, &[]).is_none());
     }
 
     #[test]

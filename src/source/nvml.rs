@@ -192,13 +192,23 @@ pub fn split(energy_j: f64, floor_j: f64, holders: &[i32], util: Option<&[ProcUt
 
 /// The real NVML, through `nvml-wrapper` (which `dlopen`s the driver library).
 pub struct NvmlBackend {
-    nvml: nvml_wrapper::Nvml,
+    nvml: &'static nvml_wrapper::Nvml,
     devices: Vec<GpuDevice>,
+}
+
+/// NVML, loaded and initialised once per process (a driver load costs milliseconds, and a
+/// tracker started per epoch or per request must not pay it each time); the failure too.
+fn nvml() -> Result<&'static nvml_wrapper::Nvml, GpuError> {
+    static NVML: std::sync::OnceLock<Result<nvml_wrapper::Nvml, String>> =
+        std::sync::OnceLock::new();
+    NVML.get_or_init(|| nvml_wrapper::Nvml::init().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| GpuError::Unavailable(e.clone()))
 }
 
 impl NvmlBackend {
     pub fn open() -> Result<NvmlBackend, GpuError> {
-        let nvml = nvml_wrapper::Nvml::init().map_err(|e| GpuError::Unavailable(e.to_string()))?;
+        let nvml = nvml()?;
         let count = nvml
             .device_count()
             .map_err(|e| GpuError::Unavailable(e.to_string()))?;
