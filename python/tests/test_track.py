@@ -303,3 +303,42 @@ def test_a_setsid_grandchild_is_followed(tmp_path):
         time.sleep(0.2)
     assert done.exists()
     assert t.report["cpu_time_s"] >= 0.9, t.report["cpu_time_s"]
+
+
+def test_a_tracker_is_charged_its_share_of_a_scripted_gpu(tmp_path, monkeypatch):
+    # The scripted NVML (#22): a child of the tracked process burns at 99 % SM beside another
+    # user's idle holder; the tracker gets the card above the idle floor and half the floor,
+    # labelled as scripted, never measured.
+    import subprocess
+
+    now = time.time()
+    script = tmp_path / "gpu.json"
+    script.write_text(json.dumps({
+        "epoch": now,
+        "devices": [{"name": "NVIDIA H200", "uuid": "GPU-py", "bus_id": "00000000:00:06.0", "idle_w": 78.0}],
+        "segments": [{"seconds": 3600, "power_w": [690.0], "processes": [[
+            {"match": "gpu-tracked-burner", "sm": 99, "mem": 24},
+            {"match": "gpu-idle-holder", "sm": 0, "mem": 0}]]}],
+    }))
+    monkeypatch.setenv("DECOMPUTE_NVML_SCRIPT", str(script))
+    # Another user's process: started before the tracker, and not our child (it forks away).
+    subprocess.run(["sh", "-c", "(sleep 30; : gpu-idle-holder) > /dev/null 2>&1 &"], check=True)
+    try:
+        with decompute.track(record=False, interval=0.2) as t:
+            subprocess.run(["sh", "-c", "sleep 1.5; : gpu-tracked-burner"], check=True)
+    finally:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"gpu-idle-holder" in f.read():
+                        os.kill(int(pid), 9)
+            except OSError:
+                pass
+    gpu = [c for c in t.report["components"] if c["component"] == "gpu"]
+    assert gpu, t.report["components"]
+    g = gpu[0]
+    assert g["method"] == "scripted" and g["source"].startswith("nvml-script:"), g
+    host, work = g["host_energy_j"], g["workload_energy_j"]
+    # At most everything but half the floor (690 W less 39 W), and most of the card (the
+    # burner starts a little after the tracker and ends a little before it).
+    assert 0.75 < work / host <= (690.0 - 39.0) / 690.0 + 1e-6, (work, host)
