@@ -139,6 +139,11 @@ impl Detection {
                         Some(meter)
                     }
                 }
+                // A script the user asked for and that cannot be played is said on every run.
+                Err(e @ crate::source::nvml::GpuError::Script(_)) => {
+                    warnings.push(format!("GPU: {e}; no GPU component"));
+                    None
+                }
                 Err(e) => {
                     notes.push(format!("GPU: {e}; no GPU component"));
                     None

@@ -43,21 +43,17 @@ const LIBPQ_KEYWORDS: &[&str] = &[
 impl Address {
     /// Reads a ledger text.
     pub fn parse(text: &str) -> Result<Address, AddressError> {
+        // Anything with `://` is meant as a URL, never a file name (a path with `://` in
+        // it would make directories named after what looks like a scheme and credentials).
         if let Some((scheme, rest)) = text.split_once("://") {
-            let plain = !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-            if plain {
-                let lower = scheme.to_ascii_lowercase();
-                if lower == "postgres" || lower == "postgresql" {
-                    return Ok(Address::Postgres(format!("{lower}://{rest}")));
-                }
-                return Err(AddressError::Scheme {
-                    shown: redact(text),
-                    scheme: scheme.chars().take(20).collect(),
-                });
+            let lower = scheme.to_ascii_lowercase();
+            if lower == "postgres" || lower == "postgresql" {
+                return Ok(Address::Postgres(format!("{lower}://{rest}")));
             }
+            return Err(AddressError::Scheme {
+                shown: crate::term::line(&redact(text)),
+                scheme: crate::term::line(&scheme.chars().take(20).collect::<String>()),
+            });
         }
         if looks_like_keywords(text) {
             return Err(AddressError::Keywords {
@@ -167,6 +163,7 @@ mod tests {
             Address::parse("/var/lib/decompute/ledger.sqlite"),
             Ok(Address::Path("/var/lib/decompute/ledger.sqlite".into()))
         );
+        assert!(Address::parse("é://x").is_err() && Address::parse("://x").is_err());
         assert_eq!(
             Address::parse("runs=2024.sqlite"),
             Ok(Address::Path("runs=2024.sqlite".into()))

@@ -15,6 +15,9 @@ pub enum GpuError {
     Unavailable(String),
     #[error("NVML error on GPU {index}: {message}")]
     Device { index: u32, message: String },
+    /// `DECOMPUTE_NVML_SCRIPT` names a file that cannot be played.
+    #[error("{0}; fix the file or unset DECOMPUTE_NVML_SCRIPT")]
+    Script(String),
 }
 
 /// A GPU as enumerated.
@@ -476,6 +479,10 @@ impl<B: GpuBackend> crate::source::Source for GpuMeter<B> {
             .read(ctx.dt)
             .into_iter()
             .map(|g| {
+                if g.split.equal && !g.split.weights.is_empty() && !self.split_noted {
+                    self.split_noted = true;
+                    self.errors.push("GPU: the driver gives no per-process utilisation here; a shared GPU's energy is split equally among the processes holding a context, with a band from none to all of it".into());
+                }
                 // Without per-process utilisation the equal split is a guess: its band runs
                 // from nothing to the whole device, never more.
                 let holders = g.split.weights.len().max(1) as f64;
@@ -497,10 +504,6 @@ impl<B: GpuBackend> crate::source::Source for GpuMeter<B> {
                 }
             })
             .collect();
-        if !self.split_noted && readings.iter().any(|r| r.low.0 == 0.0 && r.high.0 > 0.0) {
-            self.split_noted = true;
-            self.errors.push("GPU: the driver gives no per-process utilisation here; a shared GPU's energy is split equally among the processes holding a context, with a band from none to all of it".into());
-        }
         Ok(readings)
     }
 

@@ -68,15 +68,14 @@ impl ScriptBackend {
     pub fn open(path: &Path, procfs: &Path) -> Result<ScriptBackend, GpuError> {
         let shown = crate::term::escape(&path.display().to_string());
         let text = crate::infile::read_text(path, crate::infile::DATA_LIMIT)
-            .map_err(|e| GpuError::Unavailable(format!("DECOMPUTE_NVML_SCRIPT: {e}")))?;
+            .map_err(|e| GpuError::Script(format!("DECOMPUTE_NVML_SCRIPT: {e}")))?;
         let script: Script = serde_json::from_str(&text).map_err(|e| {
-            GpuError::Unavailable(format!(
+            GpuError::Script(format!(
                 "DECOMPUTE_NVML_SCRIPT {shown} is not an NVML script ({e})"
             ))
         })?;
         let n = script.devices.len();
-        let bad =
-            |why: String| GpuError::Unavailable(format!("DECOMPUTE_NVML_SCRIPT {shown}: {why}"));
+        let bad = |why: String| GpuError::Script(format!("DECOMPUTE_NVML_SCRIPT {shown}: {why}"));
         if !script.epoch.is_finite() {
             return Err(bad("epoch is not a number".into()));
         }
