@@ -35,7 +35,7 @@ pub fn render(r: &RunReport, model_lines: &[(String, Vec<String>)]) -> String {
         "      cpu:  host × (workload CPU time / busy CPU time of all processes, /proc/stat)\n",
     );
     o.push_str("      dram: host × (workload resident memory / installed memory)\n");
-    o.push_str("      gpu:  the device's energy in intervals where a workload process holds a context on it\n");
+    o.push_str("      gpu:  the device's idle floor shared by the processes holding a context, the rest by their SM utilisation; the workload's processes' shares (docs/methodology.md, \"A shared GPU\")\n");
     let e = &r.energy_j;
     o.push_str(&format!(
         "   IT energy: workload {} J + rest {} J = host {} J ({})\n",
