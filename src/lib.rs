@@ -39,6 +39,7 @@ pub mod run;
 pub mod sample;
 pub mod sampler;
 pub mod serve;
+pub mod settings;
 pub mod signal;
 pub mod slurm;
 pub mod source;

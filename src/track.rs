@@ -7,14 +7,15 @@
 //! process: every one started while another is active is *nested* (tag `nested_in`), and
 //! ledger totals and budgets count only the outermost, so nothing is counted twice.
 
-use crate::cli::{FactorArgs, LedgerArgs, MachineArgs};
 use crate::consumer::tree::ProcessTree;
+use crate::factors::{Given, Origin};
 use crate::govern::budget::{self, Limit, Usage};
 use crate::ledger::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::procfs::ProcRoot;
 use crate::report::{RunMeta, RunReport};
 use crate::sample::{Consumer, PowerRow, Totals};
 use crate::sampler::Sampler;
+use crate::settings::{Said, Settings};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -122,67 +123,42 @@ impl Tracker {
     /// Resolves everything as `run` would (config file, factor data, the machine's meters,
     /// the policy file found from the working directory, the ledger) and starts sampling.
     pub fn start(o: &Options) -> Result<Tracker, String> {
-        let e = |x: anyhow::Error| format!("{x:#}");
         let o = &o.clone().checked()?;
-        let fa = FactorArgs {
+        let said = Said {
             zone: o
                 .zone
                 .clone()
-                .or_else(|| std::env::var("DECOMPUTE_ZONE").ok()),
-            pue: o.pue.clone(),
-            grid_intensity: None,
-            wue: None,
-            ewif: None,
-            data_dir: std::env::var_os("DECOMPUTE_DATA_DIR").map(Into::into),
-            config: std::env::var_os("DECOMPUTE_CONFIG").map(Into::into),
-        };
-        let cfg = fa.load_config().map_err(e)?;
-        let data = fa.data().map_err(e)?;
-        let conv = crate::factors::resolve(&data, &fa.request(&cfg)).map_err(|x| x.to_string())?;
-        let machine = MachineArgs {
-            sysfs_root: std::env::var_os("DECOMPUTE_SYSFS_ROOT")
-                .map(Into::into)
-                .unwrap_or_else(|| "/sys".into()),
-            procfs_root: std::env::var_os("DECOMPUTE_PROCFS_ROOT")
-                .map(Into::into)
-                .unwrap_or_else(|| "/proc".into()),
-            cpu_tdp: None,
-            no_gpu: false,
-        };
-        let probe = machine.probe(&cfg).map_err(e)?;
-        let cwd = std::env::current_dir().map_err(|x| x.to_string())?;
-        let found = crate::govern::policy::discover(None, &cwd);
-        let policy = found
-            .path()
-            .map(crate::govern::policy::load)
-            .transpose()
-            .map_err(|x| x.to_string())?;
+                .map(|z| Given::new(z, Origin::Flag("zone=".into()))),
+            pue: o
+                .pue
+                .clone()
+                .map(|p| Given::new(p, Origin::Flag("pue=".into()))),
+            ledger: o
+                .ledger
+                .clone()
+                .map(|l| Given::new(l, Origin::Flag("ledger=".into()))),
+            ..Said::default()
+        }
+        .or_environment(|k| std::env::var(k).ok());
+        let settings = Settings::resolve(said).map_err(|x| x.to_string())?;
+        let data = settings.factor_data().map_err(|x| x.to_string())?;
+        let conv = settings.conversion(&data).map_err(|x| x.to_string())?;
+        let probe = settings.probe().map_err(|x| x.to_string())?;
+        let policy = settings.policy.clone();
+        let cwd = settings.cwd.clone();
         let mut limits: Vec<Limit> = match &o.budget {
             Some(b) => budget::parse_budget(b)?,
             None => Vec::new(),
         };
         // Project, as `run` chooses it (a Slurm job's account included).
         let (slurm_tags, account) = crate::slurm::env::tags(std::env::vars());
-        let project = o
-            .project
-            .clone()
-            .or(account)
-            .or_else(|| policy.as_ref().and_then(|p| p.project.clone()))
-            .or(cfg.project.clone())
-            .unwrap_or_else(|| crate::ledger::default_project(&cwd));
+        let project = settings.project(o.project.as_deref(), account);
         let ledger = if o.no_ledger {
             None
         } else {
-            let la = LedgerArgs {
-                path: o
-                    .ledger
-                    .clone()
-                    .or_else(|| std::env::var("DECOMPUTE_LEDGER").ok())
-                    .map(Into::into),
-            };
-            Some(la.target(&cfg, policy.as_ref()).map_err(e)?)
+            Some(settings.ledger().map_err(|x| x.to_string())?)
         };
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = settings.policy_warning.iter().cloned().collect();
         // The project's budgets: what the others left.
         if let (Some(p), Some(loc)) = (&policy, &ledger) {
             if p.projects().contains(&project.as_str()) {

@@ -4,7 +4,6 @@
 //! arguments parsed by the same parser. Errors arrive as Python exceptions carrying
 //! decompute's one-line messages. The Python API around it is `decompute/__init__.py`.
 
-use clap::Parser;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::time::Duration;
@@ -125,44 +124,14 @@ impl Tracker {
     }
 }
 
-#[derive(Parser)]
-#[command(name = "decompute estimate", no_binary_name = true)]
-struct Estimate {
-    #[command(subcommand)]
-    what: decompute::cli::estimate::What,
-}
-
 /// Runs `estimate` with CLI-style arguments and returns the JSON document.
 #[pyfunction]
 fn estimate(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
+    use decompute::cli::estimate::{json_from_args, ArgsError};
     py.allow_threads(move || {
-        let e = Estimate::try_parse_from(&args).map_err(|e| {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ")
-                .to_string();
-            PyValueError::new_err(first)
-        })?;
-        let v =
-            match e.what {
-                decompute::cli::estimate::What::Train(t) => {
-                    let r = decompute::cli::estimate::train_estimate(&t)
-                        .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
-                    serde_json::to_string(&r)
-                }
-                decompute::cli::estimate::What::Infer(i) => {
-                    let r = decompute::cli::estimate::infer_estimate(&i)
-                        .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
-                    serde_json::to_string(&r)
-                }
-                decompute::cli::estimate::What::Site(_) => return Err(PyValueError::new_err(
-                    "site estimates are not offered in Python yet; use `decompute estimate site`",
-                )),
-            };
-        v.map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        json_from_args(&args).map_err(|e| match e {
+            ArgsError::Usage(m) | ArgsError::Refused(m) => PyValueError::new_err(m),
+        })
     })
 }
 

@@ -1,8 +1,9 @@
 //! `decompute budget status`: each project budget of the policy file against the ledger's
 //! use in the current period, with a bar and the projection to the period's end.
 
-use super::{print_stdout, FactorArgs, LedgerArgs};
+use super::{print_stdout, LedgerArgs};
 use crate::govern::policy;
+use crate::settings::PolicyChoice;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -41,18 +42,16 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         config,
         json,
     } = a.action;
-    let cwd = std::env::current_dir()?;
-    let found = policy::discover(path.as_deref(), &cwd);
-    if let Some(w) = found.warning() {
-        crate::say!("decompute: warning: {w}");
-    }
-    let path = found.path().map(|p| p.to_path_buf()).ok_or_else(|| {
+    let mut said = super::said(PolicyChoice::named_or_found(path.as_deref()), &[&ledger]);
+    said.config = config;
+    let settings = super::settings(said)?;
+    let p = settings.policy.clone().ok_or_else(|| {
         anyhow::anyhow!(
             "no trusted {} here or in a parent directory; create one or pass --policy FILE",
             policy::FILE_NAME
         )
     })?;
-    let p = policy::load(&path)?;
+    let path = p.path.clone();
     if let Some(want) = &project {
         if !p.projects().contains(&want.as_str()) {
             anyhow::bail!(
@@ -67,9 +66,8 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
             );
         }
     }
-    let cfg = FactorArgs::config_from(config.as_deref())?;
-    let loc = ledger.target(&cfg, Some(&p))?;
-    let l = super::LedgerArgs::open_reading_at(&loc)?;
+    let loc = settings.ledger()?;
+    let l = super::open_reading(&loc)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -16,9 +16,12 @@ pub struct DetectArgs {
 }
 
 pub fn main(a: DetectArgs) -> anyhow::Result<()> {
-    let cfg = a.factors.load_config()?;
-    let data = a.factors.data()?;
-    let d = Detection::run(&a.machine.probe(&cfg)?, &data);
+    let settings = super::settings(super::said(
+        crate::settings::PolicyChoice::NotRead,
+        &[&a.factors, &a.machine],
+    ))?;
+    let data = settings.factor_data()?;
+    let d = Detection::run(&settings.probe()?, &data);
     if a.json {
         return print_stdout(&(serde_json::to_string_pretty(&json(&d))? + "\n"));
     }

@@ -2,10 +2,12 @@
 //! shown. Bad or insufficient inputs get one line saying what would work.
 
 use super::{print_stdout, FactorArgs};
+use crate::estimate::datacentre;
 use crate::estimate::hardware::HardwareTable;
 use crate::estimate::{infer, parse_count, train, Ranged};
 use crate::factors;
-use clap::{Args, Subcommand};
+use crate::settings::PolicyChoice;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -156,65 +158,13 @@ pub struct InferArgs {
     pub common: Common,
 }
 
-/// The factors of an estimate: as for `run`, except that training and serving models happen
-/// in data centres, so when nobody chose a PUE (flag, environment, config, or a cloud zone's
-/// provider) the `hyperscale` preset applies instead of a personal machine's 1.0, and an
-/// on-site water left uncounted says how to count it.
-fn factors_for(c: &Common) -> anyhow::Result<train::Factors> {
-    let cfg = c.factors.load_config()?;
-    let data = c.factors.data()?;
-    let conv = factors::resolve(&data, &c.factors.request(&cfg))?;
-    let mut pue = conv.pue;
-    if !pue.origin.given() && conv.cloud.is_none() {
-        if let Ok(mut f) = factors::resolve_pue(
-            &data,
-            Some(&factors::Given::new(
-                "hyperscale".into(),
-                factors::Origin::Default,
-            )),
-        ) {
-            f.source = format!(
-                "{} — default for estimates, which run in data centres (--pue average for the industry mean)",
-                f.source
-            );
-            pue = f;
-        }
-    }
-    let mut wue = conv.wue;
-    if wue.value == 0.0 && !wue.origin.given() && conv.cloud.is_none() {
-        // The hyperscalers' own published fleet figures, averaged: the data centre a
-        // training or serving estimate stands for when nobody said which.
-        let published: Vec<(&str, f64, u32)> = data
-            .cloud
-            .providers
-            .iter()
-            .filter_map(|p| p.wue.as_ref().map(|(v, y, _)| (p.name.as_str(), *v, *y)))
-            .collect();
-        if !published.is_empty() {
-            let mean = published.iter().map(|p| p.1).sum::<f64>() / published.len() as f64;
-            let mean = (mean * 1000.0).round() / 1000.0;
-            let list = published
-                .iter()
-                .map(|(n, v, y)| format!("{n} {v} L/kWh ({y})"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            wue = factors::Factor::new(
-                mean,
-                "L/kWh",
-                format!(
-                    "default for estimates: the mean of the hyperscalers' published fleet-average on-site WUE ({list}; data/cloud_providers.csv); --wue 0 for a site without evaporative cooling, --zone aws:|azure:REGION for a provider's own"
-                ),
-                published.iter().map(|p| p.2).min(),
-            );
-        }
-    }
-    Ok(train::Factors {
-        pue,
-        grid: conv.grid,
-        wue,
-        ewif: conv.ewif,
-        zone: conv.zone,
-    })
+/// The settings and factors of an estimate: the flags', environment's and config file's,
+/// with the data-centre defaults of [`datacentre::factors`].
+fn factors_for(c: &Common) -> anyhow::Result<(train::Factors, factors::FactorData)> {
+    let settings = super::settings(super::said(PolicyChoice::NotRead, &[&c.factors]))?;
+    let data = settings.factor_data()?;
+    let conv = settings.conversion(&data)?;
+    Ok((datacentre::factors(conv, &data), data))
 }
 
 /// `--explain`: the formulas, then every input with whether it was given and its source.
@@ -281,8 +231,7 @@ fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
 /// A training estimate from its arguments (the CLI's and the Python package's).
 pub fn train_estimate(t: &TrainArgs) -> anyhow::Result<train::TrainEstimate> {
     let hw = HardwareTable::embedded();
-    let f = factors_for(&t.common)?;
-    let data = t.common.factors.data()?;
+    let (f, data) = factors_for(&t.common)?;
     let hardware = match &t.hardware {
         Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),
         None => None,
@@ -308,7 +257,7 @@ pub fn train_estimate(t: &TrainArgs) -> anyhow::Result<train::TrainEstimate> {
 /// An inference estimate from its arguments (the CLI's and the Python package's).
 pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
     let hw = HardwareTable::embedded();
-    let f = factors_for(&i.common)?;
+    let (f, _) = factors_for(&i.common)?;
     let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
     let reference = hw.get("h100-sxm").ok().cloned();
     let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
@@ -326,6 +275,49 @@ pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
     };
     let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
     Ok(e)
+}
+
+#[derive(Parser)]
+#[command(name = "decompute estimate", no_binary_name = true)]
+struct Arguments {
+    #[command(subcommand)]
+    what: What,
+}
+
+/// Why [`json_from_args`] gave no estimate.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// The arguments do not parse: clap's first line.
+    Usage(String),
+    /// The estimate refused its inputs.
+    Refused(String),
+}
+
+/// `decompute estimate train|infer ARGS…` as a JSON document, for callers with arguments in
+/// the command's own words (the Python package's keywords): one grammar, this one.
+pub fn json_from_args(args: &[String]) -> Result<String, ArgsError> {
+    let a = Arguments::try_parse_from(args).map_err(|e| {
+        let text = e.to_string();
+        ArgsError::Usage(
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
+    })?;
+    let refused = |e: anyhow::Error| ArgsError::Refused(format!("{e:#}"));
+    let v = match a.what {
+        What::Train(t) => serde_json::to_string(&train_estimate(&t).map_err(refused)?),
+        What::Infer(i) => serde_json::to_string(&infer_estimate(&i).map_err(refused)?),
+        What::Site(_) => {
+            return Err(ArgsError::Refused(
+                "site estimates are not offered in Python yet; use `decompute estimate site`"
+                    .into(),
+            ))
+        }
+    };
+    v.map_err(|e| ArgsError::Refused(e.to_string()))
 }
 
 pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
@@ -349,7 +341,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 }
                 return print_stdout(&o);
             }
-            let f = factors_for(&t.common)?;
+            let (f, _) = factors_for(&t.common)?;
             let e = train_estimate(&t)?;
             for w in &e.warnings {
                 crate::say!("decompute: warning: {w}");
@@ -383,7 +375,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             output(&t.common, &o, serde_json::to_string_pretty(&e)? + "\n")
         }
         What::Infer(i) => {
-            let f = factors_for(&i.common)?;
+            let (f, _) = factors_for(&i.common)?;
             let e = infer_estimate(&i)?;
             for w in &e.warnings {
                 crate::say!("decompute: warning: {w}");
@@ -413,8 +405,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
 
 fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
     use crate::estimate::site;
-    let f = factors_for(&a.common)?;
-    let data = a.common.factors.data()?;
+    let (f, data) = factors_for(&a.common)?;
     let tables = site::Tables::embedded().map_err(|e| anyhow::anyhow!(e))?;
     let hardware = match &a.hardware {
         Some(k) => Some(hw.get(k).map_err(|e| anyhow::anyhow!(e))?.clone()),

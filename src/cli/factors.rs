@@ -23,15 +23,18 @@ pub struct FactorsArgs {
 }
 
 pub fn main(a: FactorsArgs) -> anyhow::Result<()> {
-    let data = a.factors.data()?;
+    let settings = super::settings(super::said(
+        crate::settings::PolicyChoice::NotRead,
+        &[&a.factors],
+    ))?;
+    let data = settings.factor_data()?;
     if a.zones {
         if a.json {
             return print_stdout(&(serde_json::to_string_pretty(&zones_json(&data))? + "\n"));
         }
         return print_stdout(&render_zones(&data));
     }
-    let cfg = a.factors.load_config()?;
-    let mut req = a.factors.request(&cfg);
+    let mut req = settings.conversion_request();
     if let Some(z) = &a.zone_arg {
         req.zone = Some(crate::factors::Given::new(
             z.clone(),

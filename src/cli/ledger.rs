@@ -1,9 +1,10 @@
 //! `decompute ledger list|show|summary|export|import`: query, total, export and merge the
 //! record of runs.
 
-use super::{print_stdout, FactorArgs, LedgerArgs};
+use super::{print_stdout, LedgerArgs};
 use crate::ledger::{self, Filter, GroupBy, LedgerError};
 use crate::render;
+use crate::settings::PolicyChoice;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
@@ -115,7 +116,8 @@ impl FilterArgs {
 }
 
 pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
-    let cfg = FactorArgs::config_from(a.config.as_deref())?;
+    let mut said = super::said(PolicyChoice::Discover, &[&a.ledger]);
+    said.config = a.config.clone();
     // An import is read and checked through before the ledger is opened: a refused file
     // leaves no ledger (and no half import) behind. Standard input is spooled to a private
     // temporary file first, to be read twice.
@@ -139,11 +141,12 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let loc = a.ledger.location(&cfg)?;
+    let settings = super::settings(said)?;
+    let loc = settings.ledger()?;
     let mut l = if import.is_some() {
-        LedgerArgs::open_at(&loc)?
+        super::open_ledger(&loc, &settings.procfs_root())?
     } else {
-        LedgerArgs::open_reading_at(&loc)?
+        super::open_reading(&loc)?
     };
     match a.action {
         Action::List { filter: f, json } => {
@@ -182,7 +185,12 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
                 }
                 (false, SummaryFormat::Table) => {}
             }
-            let head = a.ledger.shared_heading(&cfg).unwrap_or_default();
+            let head = match &loc.origin {
+                crate::factors::Origin::Policy(_) => {
+                    format!("ledger {} (named by {})\n", loc.shown(), loc.origin)
+                }
+                _ => String::new(),
+            };
             print_stdout(&format!("{head}{}", render::ledger::summary(&label, &rows)))
         }
         Action::Export {
@@ -228,7 +236,7 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             };
             let written = match &output {
                 Some(p) => {
-                    crate::outfile::check(p, &a.ledger.protected(&cfg))?;
+                    crate::outfile::check(p, &loc.protected())?;
                     crate::outfile::write_with(p, &mut produce).map_err(anyhow::Error::from)
                 }
                 None => {

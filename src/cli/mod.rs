@@ -16,11 +16,10 @@ pub mod shell;
 pub mod slurm;
 pub mod when;
 
-use crate::config::Config;
-use crate::detect::Probe;
-use crate::factors::{ConversionRequest, FactorData, Given, Origin};
+use crate::factors::{Given, Origin};
+use crate::ledger::{Ledger, Location};
+use crate::settings::{PolicyChoice, Said, Settings};
 use crate::units::Watts;
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -96,23 +95,14 @@ pub struct MachineArgs {
 }
 
 impl MachineArgs {
-    /// The probe, with the config file's `cpu_tdp` when the flag is absent.
-    pub fn probe(&self, cfg: &Config) -> anyhow::Result<Probe> {
-        let cpu_tdp = match (self.cpu_tdp, cfg.cpu_tdp) {
-            (Some(w), _) => Some(Given::new(Watts(w), arg_origin("cpu_tdp", None))),
-            (None, Some(w)) => {
-                let origin = cfg.origin("cpu_tdp");
-                let w = parse_tdp(&w.to_string()).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-                Some(Given::new(Watts(w), origin))
-            }
-            (None, None) => None,
-        };
-        Ok(Probe {
-            sysfs_root: self.sysfs_root.clone(),
-            procfs_root: self.procfs_root.clone(),
-            cpu_tdp,
-            gpu: !self.no_gpu,
-        })
+    /// Adds what these flags said to `s`.
+    pub fn said_into(&self, s: &mut Said) {
+        s.sysfs_root = Some(self.sysfs_root.clone());
+        s.procfs_root = Some(self.procfs_root.clone());
+        s.cpu_tdp = self
+            .cpu_tdp
+            .map(|w| Given::new(Watts(w), arg_origin("cpu_tdp", None)));
+        s.no_gpu = self.no_gpu;
     }
 }
 
@@ -144,64 +134,19 @@ pub struct FactorArgs {
 }
 
 impl FactorArgs {
-    pub fn data(&self) -> anyhow::Result<FactorData> {
-        match &self.data_dir {
-            Some(d) => FactorData::from_dir(d)
-                .with_context(|| format!("loading factor data from {}", d.display())),
-            None => FactorData::embedded().context("loading the shipped factor data"),
-        }
-    }
-
-    /// The config file (explicit, or the default one if it exists).
-    pub fn load_config(&self) -> anyhow::Result<Config> {
-        Self::config_from(self.config.as_deref())
-    }
-
-    pub fn config_from(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-        Ok(crate::config::load(path)?.0)
-    }
-
-    /// Flags (and their environment variables) first, then the config file; every value
-    /// carries where it came from.
-    pub fn request(&self, cfg: &Config) -> ConversionRequest {
-        fn pick<T: Clone>(
-            flag: &Option<T>,
-            id: &str,
-            env: Option<&str>,
-            conf: Option<T>,
-            cfg: &Config,
-        ) -> Option<Given<T>> {
-            match (flag, conf) {
-                (Some(v), _) => Some(Given::new(v.clone(), arg_origin(id, env))),
-                (None, Some(v)) => Some(Given::new(v, cfg.origin(id))),
-                (None, None) => None,
-            }
-        }
-        ConversionRequest {
-            zone: pick(
-                &self.zone,
-                "zone",
-                Some("DECOMPUTE_ZONE"),
-                cfg.zone.clone(),
-                cfg,
-            ),
-            pue: pick(
-                &self.pue,
-                "pue",
-                None,
-                cfg.pue.as_ref().map(|p| p.as_text()),
-                cfg,
-            ),
-            grid_intensity: pick(
-                &self.grid_intensity,
-                "grid_intensity",
-                None,
-                cfg.grid_intensity,
-                cfg,
-            ),
-            wue: pick(&self.wue, "wue", None, cfg.wue, cfg),
-            ewif: pick(&self.ewif, "ewif", None, cfg.ewif, cfg),
-        }
+    /// Adds what these flags (and their environment variables) said to `s`.
+    pub fn said_into(&self, s: &mut Said) {
+        let given = |v: &Option<String>, id: &str, env: Option<&str>| {
+            v.clone().map(|v| Given::new(v, arg_origin(id, env)))
+        };
+        let number = |v: Option<f64>, id: &str| v.map(|v| Given::new(v, arg_origin(id, None)));
+        s.zone = given(&self.zone, "zone", Some("DECOMPUTE_ZONE"));
+        s.pue = given(&self.pue, "pue", None);
+        s.grid_intensity = number(self.grid_intensity, "grid_intensity");
+        s.wue = number(self.wue, "wue");
+        s.ewif = number(self.ewif, "ewif");
+        s.data_dir = self.data_dir.clone();
+        s.config = self.config.clone();
     }
 }
 
@@ -211,13 +156,7 @@ fn parse_tdp(s: &str) -> Result<f64, String> {
         .trim_end_matches('W')
         .parse()
         .map_err(|_| format!("'{s}' is not a number of watts; write e.g. --cpu-tdp 65"))?;
-    if v.is_finite() && (1.0..=2000.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!(
-            "{v} W is not a plausible CPU power; give 1 to 2000 W"
-        ))
-    }
+    crate::settings::check_tdp(v).map(|w| w.0)
 }
 
 /// Where the ledger is.
@@ -234,133 +173,100 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    /// Where the ledger is: `--ledger` / `DECOMPUTE_LEDGER`, else the team's ledger named
-    /// by a trusted policy file, else the config file's, else the default file.
-    pub fn target(
-        &self,
-        cfg: &Config,
-        policy: Option<&crate::govern::policy::Policy>,
-    ) -> anyhow::Result<crate::ledger::Location> {
-        use crate::ledger::Location;
-        if let Some(p) = &self.path {
-            let text = p.to_string_lossy();
-            return Ok(Location::parse(
-                &text,
-                arg_origin("path", Some("DECOMPUTE_LEDGER")),
-            )?);
-        }
-        if let Some(l) = policy.and_then(|p| p.ledger.as_ref().map(|l| (l, &p.path))) {
-            return Ok(Location::parse(
-                l.0,
-                Origin::Policy(l.1.display().to_string()),
-            )?);
-        }
-        if let Some(p) = &cfg.ledger {
-            return Ok(Location::parse(&p.to_string_lossy(), cfg.origin("ledger"))?);
-        }
-        let p = crate::ledger::default_path().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no ledger path: HOME is not set; pass --ledger PATH or set DECOMPUTE_LEDGER"
-            )
-        })?;
-        Ok(Location {
-            target: crate::ledger::Target::Sqlite(p),
-            origin: Origin::Default,
-        })
-    }
-
-    /// Opens the ledger a command (other than `run`) reads: the policy file found from the
-    /// working directory may name the team's. Says which ledger when it is not the default.
-    pub fn open(&self, cfg: &Config) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
-        Self::open_at(&self.location(cfg)?)
-    }
-
-    /// Opens the ledger at `loc` (from [`Self::location`]), saying which when a policy chose it.
-    pub fn open_at(
-        loc: &crate::ledger::Location,
-    ) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
-        Self::say_origin(loc);
-        let mut l = loc.open()?;
-        recover(l.as_mut(), std::path::Path::new("/proc"));
-        Ok(l)
-    }
-
-    /// Says which ledger when a policy chose it.
-    fn say_origin(loc: &crate::ledger::Location) {
-        if matches!(loc.origin, Origin::Policy(_)) {
-            crate::say!(
-                "decompute: ledger {} (named by {})",
-                loc.shown(),
-                loc.origin
-            );
-        }
-    }
-
-    /// As [`Self::open_at`], for a command that only reads: a ledger file this process
-    /// cannot write (read-only media, another account's) is read as it is.
-    pub fn open_reading_at(
-        loc: &crate::ledger::Location,
-    ) -> anyhow::Result<Box<dyn crate::ledger::Ledger>> {
-        Self::say_origin(loc);
-        let (mut l, writable) = loc.open_reading()?;
-        if writable {
-            recover(l.as_mut(), std::path::Path::new("/proc"));
-        }
-        Ok(l)
-    }
-
-    /// The ledger a command (other than `run`) reads, the policy found from the working
-    /// directory included.
-    pub fn location(&self, cfg: &Config) -> anyhow::Result<crate::ledger::Location> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let (policy, warning) = crate::govern::policy::resolve(None, &cwd)?;
-        if let Some(w) = warning {
-            crate::say!("decompute: warning: {w}");
-        }
-        self.target(cfg, policy.as_ref())
-    }
-
-    /// "ledger X (named by policy P)" and a newline when the team's policy chose the ledger.
-    pub fn shared_heading(&self, cfg: &Config) -> Option<String> {
-        if self.path.is_some() {
-            return None;
-        }
-        let cwd = std::env::current_dir().ok()?;
-        let policy = crate::govern::policy::discover(None, &cwd)
-            .path()
-            .and_then(|p| crate::govern::policy::load(p).ok())?;
-        let loc = self.target(cfg, Some(&policy)).ok()?;
-        matches!(loc.origin, Origin::Policy(_))
-            .then(|| format!("ledger {} (named by {})\n", loc.shown(), loc.origin))
-    }
-
-    /// The files outputs must never overwrite.
-    pub fn protected(&self, cfg: &Config) -> Vec<PathBuf> {
-        self.target(cfg, None)
-            .map(|l| l.protected())
-            .unwrap_or_default()
+    /// Adds the ledger these flags (or `DECOMPUTE_LEDGER`) named to `s`.
+    pub fn said_into(&self, s: &mut Said) {
+        s.ledger = self.path.as_ref().map(|p| {
+            let origin = match arg_origin("path", Some("DECOMPUTE_LEDGER")) {
+                Origin::Env(v) => Origin::Env(v),
+                _ => Origin::Flag("--ledger".into()),
+            };
+            Given::new(p.to_string_lossy().into_owned(), origin)
+        });
     }
 }
 
-/// Marks runs whose monitor died as interrupted, thaws what they left frozen, and says so.
-pub fn recover(l: &mut dyn crate::ledger::Ledger, procfs: &std::path::Path) {
-    let Ok(found) = l.recover() else { return };
-    if found.is_empty() {
-        return;
+/// A flag group that says part of the settings.
+pub trait SaidInto {
+    fn said_into(&self, s: &mut Said);
+}
+
+impl SaidInto for MachineArgs {
+    fn said_into(&self, s: &mut Said) {
+        MachineArgs::said_into(self, s)
     }
-    crate::say!(
-        "decompute: note: {} earlier run(s) whose monitor died were marked interrupted in the ledger",
-        found.len()
-    );
-    for r in found {
-        if let Some(t) = &r.thaw {
-            if let Some(done) = crate::govern::freeze::thaw_orphan(t, procfs) {
-                crate::say!(
-                    "decompute: note: thawed the workload of interrupted run {}: {done}",
-                    r.id
-                );
-            }
-        }
+}
+
+impl SaidInto for FactorArgs {
+    fn said_into(&self, s: &mut Said) {
+        FactorArgs::said_into(self, s)
+    }
+}
+
+impl SaidInto for LedgerArgs {
+    fn said_into(&self, s: &mut Said) {
+        LedgerArgs::said_into(self, s)
+    }
+}
+
+/// What a command's flag groups said, with the policy file it reads.
+pub fn said(policy: PolicyChoice, groups: &[&dyn SaidInto]) -> Said {
+    let mut s = Said {
+        policy,
+        ..Said::default()
+    };
+    for g in groups {
+        g.said_into(&mut s);
+    }
+    s
+}
+
+/// Resolves the settings and says, once, what the caller should know: a policy file found
+/// but ignored.
+pub fn settings(said: Said) -> anyhow::Result<Settings> {
+    let s = Settings::resolve(said)?;
+    if let Some(w) = &s.policy_warning {
+        crate::say!("decompute: warning: {w}");
+    }
+    Ok(s)
+}
+
+/// Says which ledger when a policy chose it.
+fn say_origin(loc: &Location) {
+    if matches!(loc.origin, Origin::Policy(_)) {
+        crate::say!(
+            "decompute: ledger {} (named by {})",
+            loc.shown(),
+            loc.origin
+        );
+    }
+}
+
+/// Opens the ledger at `loc` for writing, saying which when a policy chose it, and sweeps it
+/// for runs whose monitor died.
+pub fn open_ledger(loc: &Location, procfs: &std::path::Path) -> anyhow::Result<Box<dyn Ledger>> {
+    say_origin(loc);
+    let mut l = loc.open()?;
+    say_all(crate::govern::freeze::recover(l.as_mut(), procfs));
+    Ok(l)
+}
+
+/// As [`open_ledger`], for a command that only reads: a ledger file this process cannot
+/// write (read-only media, another account's) is read as it is.
+pub fn open_reading(loc: &Location) -> anyhow::Result<Box<dyn Ledger>> {
+    say_origin(loc);
+    let (mut l, writable) = loc.open_reading()?;
+    if writable {
+        say_all(crate::govern::freeze::recover(
+            l.as_mut(),
+            std::path::Path::new("/proc"),
+        ));
+    }
+    Ok(l)
+}
+
+fn say_all(lines: Vec<String>) {
+    for m in lines {
+        crate::say!("decompute: {m}");
     }
 }
 

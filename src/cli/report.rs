@@ -2,10 +2,11 @@
 //! them, or one run with `--run ID`) and the policy file's budgets, hands them to the pure
 //! renderer `render::report`, and writes the page through the one file-writing helper.
 
-use super::{FactorArgs, LedgerArgs};
+use super::LedgerArgs;
 use crate::govern::policy;
 use crate::ledger::{self, RunRecord};
 use crate::render;
+use crate::settings::PolicyChoice;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -36,21 +37,16 @@ fn day(ms: i64) -> String {
 }
 
 pub fn main(a: ReportArgs) -> anyhow::Result<()> {
-    let cfg = FactorArgs::config_from(None)?;
-    let cwd = std::env::current_dir()?;
-    let found = policy::discover(a.policy.as_deref(), &cwd);
-    if let Some(w) = found.warning() {
-        crate::say!("decompute: warning: {w}");
-    }
-    let pol = match found.path() {
-        Some(p) => Some((p.to_path_buf(), policy::load(p)?)),
-        None => None,
-    };
-    let loc = a.ledger.target(&cfg, pol.as_ref().map(|p| &p.1))?;
+    let settings = super::settings(super::said(
+        PolicyChoice::named_or_found(a.policy.as_deref()),
+        &[&a.ledger],
+    ))?;
+    let pol = settings.policy.clone().map(|p| (p.path.clone(), p));
+    let loc = settings.ledger()?;
     if a.html.as_os_str() != "-" {
         crate::outfile::check(&a.html, &loc.protected())?;
     }
-    let l = LedgerArgs::open_reading_at(&loc)?;
+    let l = super::open_reading(&loc)?;
     let generated = crate::timefmt::rfc3339(std::time::SystemTime::now());
     let html = if let Some(id) = &a.run {
         let rec = l.get(id)?;

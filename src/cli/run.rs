@@ -6,10 +6,9 @@
 use super::{print_stdout, FactorArgs, LedgerArgs, MachineArgs};
 use crate::detect::Detection;
 use crate::duration::parse_duration;
-use crate::factors;
 use crate::govern::budget::{self, Limit};
 use crate::govern::freeze::Freezer;
-use crate::govern::policy::{self, OnExceed};
+use crate::govern::policy::OnExceed;
 use crate::govern::yielding::YieldPolicy;
 use crate::ledger::{self, RunIdentity, Thaw};
 use crate::procfs::ProcRoot;
@@ -17,6 +16,7 @@ use crate::render;
 use crate::run::recorder::Recorder;
 use crate::run::setup::{self, LimitRequest, Setup};
 use crate::run::{execute, RunOptions};
+use crate::settings::{PolicyChoice, Said};
 use crate::signal::command::Helpers;
 use crate::signal::Signal;
 use clap::Args;
@@ -165,20 +165,19 @@ fn own_start_ticks() -> u64 {
 
 pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     // Everything that can be refused is checked before the command starts.
-    let cfg = a.factors.load_config()?;
-    let data = a.factors.data()?;
-    let conv = factors::resolve(&data, &a.factors.request(&cfg))?;
-    let probe = a.machine.probe(&cfg)?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let found = policy::discover(a.limits.policy.as_deref(), &cwd);
-    if let Some(w) = found.warning() {
-        crate::say!("decompute: warning: {w}");
-    }
-    let policy = match found.path() {
-        Some(p) => Some(policy::load(p)?),
-        None => None,
+    let mut said = Said {
+        policy: PolicyChoice::named_or_found(a.limits.policy.as_deref()),
+        ..Said::default()
     };
-    let ledger_target = a.record.ledger.target(&cfg, policy.as_ref())?;
+    a.factors.said_into(&mut said);
+    a.machine.said_into(&mut said);
+    a.record.ledger.said_into(&mut said);
+    let settings = super::settings(said)?;
+    let data = settings.factor_data()?;
+    let conv = settings.conversion(&data)?;
+    let probe = settings.probe()?;
+    let policy = settings.policy.clone();
+    let ledger_target = settings.ledger()?;
     if let Some(p) = &a.json {
         if p.as_os_str() != "-" {
             crate::outfile::check(p, &ledger_target.protected())?;
@@ -197,28 +196,18 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     tags.extend(a.record.tags.iter().cloned());
     let identity = RunIdentity {
         id: crate::ulid::new(std::time::SystemTime::now()),
-        project: a
-            .record
-            .project
-            .clone()
-            .or(slurm_account)
-            .or_else(|| policy.as_ref().and_then(|p| p.project.clone()))
-            .or(cfg.project.clone())
-            .unwrap_or_else(|| ledger::default_project(&cwd)),
+        project: settings.project(a.record.project.as_deref(), slurm_account),
         tags,
         user: ledger::current_user(),
         host: crate::host::hostname(),
-        cwd: cwd.display().to_string(),
+        cwd: settings.cwd.display().to_string(),
     };
-    let procfs = a.machine.procfs_root.clone();
+    let procfs = settings.procfs_root();
     let ledger = if a.record.no_ledger {
         None
     } else {
-        match ledger_target.open() {
-            Ok(mut l) => {
-                super::recover(l.as_mut(), &procfs);
-                Some(l)
-            }
+        match super::open_ledger(&ledger_target, &procfs) {
+            Ok(l) => Some(l),
             Err(e) => {
                 crate::say!("decompute: warning: {e:#}; this run is measured but not recorded");
                 None

@@ -1,9 +1,10 @@
 //! `decompute scale [--flop F | --run ID | --estimate FILE.json] [--svg FILE]`: where a piece
 //! of work sits among the notable models, from AlexNet to the frontier.
 
-use super::{print_stdout, FactorArgs, LedgerArgs};
+use super::{print_stdout, LedgerArgs};
 use crate::estimate::models;
 use crate::render;
+use crate::settings::PolicyChoice;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -35,8 +36,8 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
             energy_mwh: None,
         })
     } else if let Some(id) = &a.run {
-        let cfg = FactorArgs::config_from(None)?;
-        let l = a.ledger.open(&cfg)?;
+        let settings = super::settings(super::said(PolicyChoice::Discover, &[&a.ledger]))?;
+        let l = super::open_reading(&settings.ledger()?)?;
         let rec = l.get(id)?;
         let (f, _) = crate::estimate::run_flop(&rec.identity.tags)
             .ok_or_else(|| anyhow::anyhow!("run {} has no FLOP: record it with --tag flop=3e18, or --tag params=… --tag tokens=…", rec.identity.id))?;
@@ -86,8 +87,9 @@ pub fn main(a: ScaleArgs) -> anyhow::Result<()> {
     ))?;
     if let Some(path) = &a.svg {
         let svg = render::scale::svg(&all, work.as_ref());
-        let cfg = FactorArgs::config_from(None)?;
-        crate::outfile::check(path, &a.ledger.protected(&cfg))?;
+        let settings =
+            crate::settings::Settings::resolve(super::said(PolicyChoice::NotRead, &[&a.ledger]))?;
+        crate::outfile::check(path, &settings.protected())?;
         crate::outfile::write(path, svg.as_bytes())?;
         crate::say!("decompute: wrote {}", path.display());
     }

@@ -3,7 +3,7 @@
 
 use super::{FactorArgs, MachineArgs};
 use crate::detect::Detection;
-use crate::factors;
+use crate::settings::PolicyChoice;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,10 +74,16 @@ fn proctrack() -> anyhow::Result<String> {
 }
 
 pub fn main(a: ServeArgs) -> anyhow::Result<()> {
-    let cfg = a.factors.load_config()?;
-    let data = a.factors.data()?;
-    let conv = factors::resolve(&data, &a.factors.request(&cfg))?;
-    let probe = a.machine.probe(&cfg)?;
+    // The policy file only matters to the Slurm accountant (the team's ledger, project).
+    let policy = if a.slurm {
+        PolicyChoice::Discover
+    } else {
+        PolicyChoice::NotRead
+    };
+    let settings = super::settings(super::said(policy, &[&a.factors, &a.machine, &a.ledger]))?;
+    let data = settings.factor_data()?;
+    let conv = settings.conversion(&data)?;
+    let probe = settings.probe()?;
     let listener = std::net::TcpListener::bind(&a.listen).map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {}: {e}; choose another address with --listen (host:port)",
@@ -98,12 +104,8 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
             None => proctrack()?,
         };
         slurm_steps = pt == "linuxproc";
-        let cwd = std::env::current_dir()?;
-        let (policy, warning) = crate::govern::policy::resolve(None, &cwd)?;
-        if let Some(w) = warning {
-            crate::say!("decompute: warning: {w}");
-        }
-        let loc = a.ledger.target(&cfg, policy.as_ref())?;
+        let policy = settings.policy.clone();
+        let loc = settings.ledger()?;
         let node = crate::host::hostname();
         let cx = accountant::Context {
             node: node.clone(),

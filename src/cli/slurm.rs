@@ -4,8 +4,9 @@
 //! `scontrol`/`scancel` (or prints what it would do with `--dry-run`); keeps its memory in a
 //! state file written through the one file-writing helper.
 
-use super::{print_stdout, FactorArgs, LedgerArgs};
+use super::{print_stdout, LedgerArgs};
 use crate::govern::policy;
+use crate::settings::PolicyChoice;
 use crate::slurm::govern::{self, Action, Budget, Memory};
 use crate::slurm::jobs::{self, Job};
 use clap::{Args, Subcommand};
@@ -311,15 +312,11 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let cwd = std::env::current_dir()?;
-    let found = policy::discover(g.policy.as_deref(), &cwd);
-    if let Some(w) = found.warning() {
-        crate::say!("decompute: warning: {w}");
-    }
-    let pol = match found.path() {
-        Some(p) => Some(policy::load(p)?),
-        None => None,
-    };
+    let settings = super::settings(super::said(
+        PolicyChoice::named_or_found(g.policy.as_deref()),
+        &[&g.ledger],
+    ))?;
+    let pol = settings.policy.clone();
     for proj in pol.iter().flat_map(|p| p.projects()) {
         if proj != proj.to_lowercase() {
             crate::say!(
@@ -338,8 +335,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
             policy::FILE_NAME
         );
     }
-    let cfg_file = FactorArgs::config_from(None)?;
-    let loc = g.ledger.target(&cfg_file, pol.as_ref())?;
+    let loc = settings.ledger()?;
     let path = state_path(&g.state)?;
     let mut mem = load_memory(&path)?;
     let cfg = govern::Config {
@@ -386,7 +382,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         };
         let budgets = match &pol {
             Some(p) => {
-                let l = LedgerArgs::open_at(&loc)?;
+                let l = super::open_ledger(&loc, std::path::Path::new("/proc"))?;
                 budgets(p, l.as_ref(), now as i64)?
             }
             None => BTreeMap::new(),

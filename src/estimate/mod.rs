@@ -3,6 +3,7 @@
 //! measurements), every output with a low–high range and every input with its provenance;
 //! and the notable models that place any run on the scale of AI compute.
 
+pub mod datacentre;
 pub mod hardware;
 pub mod infer;
 pub mod models;

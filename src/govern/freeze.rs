@@ -148,6 +148,37 @@ impl Cgroup {
     }
 }
 
+/// Marks the runs of `ledger` whose monitor died as interrupted and thaws what they left
+/// frozen on this host; returns what was done, in words, for the caller to say. A ledger
+/// that cannot be swept (a read-only file, a pooler that refused) is a note, never silence.
+pub fn recover(l: &mut dyn crate::ledger::Ledger, procfs: &Path) -> Vec<String> {
+    let found = match l.recover() {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![format!(
+                "note: the ledger's runs whose monitor died could not be checked this time ({e})"
+            )]
+        }
+    };
+    let mut said = Vec::new();
+    if found.is_empty() {
+        return said;
+    }
+    said.push(format!(
+        "note: {} earlier run(s) whose monitor died were marked interrupted in the ledger",
+        found.len()
+    ));
+    for r in found {
+        if let Some(done) = r.thaw.as_ref().and_then(|t| thaw_orphan(t, procfs)) {
+            said.push(format!(
+                "note: thawed the workload of interrupted run {}: {done}",
+                r.id
+            ));
+        }
+    }
+    said
+}
+
 /// Thaws the workload of a run whose monitor died while it was frozen: its cgroup (thawed,
 /// and removed once empty) or its processes (SIGCONT, only to pids whose start time still
 /// matches, so a reused pid is never touched). Returns what was done, for the user.
