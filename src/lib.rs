@@ -12,6 +12,7 @@
 //!   (budgets, the policy file, the governor);
 //! - measuring core: `consumer` (process trees, cgroups), `sampler` (attribution of each
 //!   interval), `detect`, `render` (data to bytes);
+//! - settings: `settings` (flags, environment, config file and policy file resolved once);
 //! - drivers: `run`, `serve`, `slurm`, `track`;
 //! - front: `cli`.
 

@@ -81,7 +81,7 @@ impl From<&Factor> for FactorRef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Factors {
+pub struct FactorsUsed {
     pub zone: String,
     pub zone_name: String,
     pub grid_gco2_per_kwh: FactorRef,
@@ -103,6 +103,25 @@ pub struct HostInfo {
     /// GPUs found through NVML (all of them, used by the workload or not).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<GpuInfo>,
+}
+
+impl HostInfo {
+    /// A host as another tool's file describes it: no GPU list, not known to be virtual.
+    pub fn described(
+        hostname: String,
+        cpu_model: String,
+        logical_cpus: usize,
+        memory_gb: f64,
+    ) -> HostInfo {
+        HostInfo {
+            hostname,
+            cpu_model,
+            logical_cpus,
+            memory_gb,
+            virtual_machine: false,
+            gpus: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -149,7 +168,7 @@ pub struct RunReport {
     pub facility_energy_j: Ranged,
     pub carbon_g: Ranged,
     pub water_l: Ranged,
-    pub factors: Factors,
+    pub factors: FactorsUsed,
     pub notes: Vec<String>,
     /// Processes the command started that still ran when it exited (not followed after
     /// it, unless `--wait-all` was given).
@@ -292,7 +311,7 @@ pub fn build(
             high: uw.0,
             host: hw.0,
         },
-        factors: Factors {
+        factors: FactorsUsed {
             zone: conv.zone.clone(),
             zone_name: conv.zone_name.clone(),
             grid_gco2_per_kwh: (&conv.grid).into(),

@@ -46,17 +46,26 @@ pub struct Said {
     pub config: Option<PathBuf>,
     /// A directory of factor tables replacing the shipped ones.
     pub data_dir: Option<PathBuf>,
+    /// Which policy file applies.
     pub policy: PolicyChoice,
     /// A ledger file or `postgres://` URL.
     pub ledger: Option<Given<String>>,
+    /// The grid zone (ISO code, `WORLD`, `aws:REGION`…).
     pub zone: Option<Given<String>>,
+    /// A PUE number or preset name.
     pub pue: Option<Given<String>>,
+    /// gCO2e/kWh, overriding the zone's.
     pub grid_intensity: Option<Given<f64>>,
+    /// On-site water, L/kWh of IT energy.
     pub wue: Option<Given<f64>>,
+    /// Off-site water of electricity, L/kWh.
     pub ewif: Option<Given<f64>>,
+    /// Roots of the machine's `/sys` and `/proc` [default: the real ones].
     pub sysfs_root: Option<PathBuf>,
     pub procfs_root: Option<PathBuf>,
+    /// The CPU's power at full load, for the model when RAPL cannot be read.
     pub cpu_tdp: Option<Given<Watts>>,
+    /// Do not load NVML.
     pub no_gpu: bool,
 }
 
@@ -99,10 +108,13 @@ impl Said {
 /// Why the settings cannot be resolved; each says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// The config file cannot be read or parsed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A broken policy file: refused alike by every command that reads it.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The ledger named is not a path or a PostgreSQL URL decompute accepts.
     #[error(transparent)]
     Ledger(#[from] AddressError),
     #[error("{0}")]
@@ -119,8 +131,12 @@ pub enum SettingsError {
 /// rules that pick each value.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What the caller said, kept for the values resolved on demand.
     pub said: Said,
+    /// The config file's values (empty when there is none).
     pub config: Config,
+    /// Where the command started: where the policy file was looked for, and the default
+    /// project's name.
     pub cwd: PathBuf,
     /// The policy file that applies, if any.
     pub policy: Option<Policy>,
@@ -282,38 +298,40 @@ pub fn check_tdp(w: f64) -> Result<Watts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
+    /// Settings resolved in a fresh directory holding `files` (name, text); a file named
+    /// `config` becomes the config file.
+    fn resolved(files: &[(&str, &str)], mut said: Said) -> (tempfile::TempDir, Settings) {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).unwrap();
+            if *name == "config" {
+                said.config = Some(d.path().join(name));
+            }
+        }
+        let s = Settings::resolve_in(said, d.path());
+        (d, s.unwrap())
     }
 
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
+    fn flag<T>(v: T, f: &str) -> Option<Given<T>> {
+        Some(Given::new(v, Origin::Flag(f.into())))
     }
 
     #[test]
     fn said_beats_environment_beats_config() {
-        let d = tempfile::tempdir().unwrap();
-        let cfg = write(
-            d.path(),
-            "config.toml",
-            "zone = \"DE\"\npue = 1.2\nwue = 0.5\n",
-        );
+        let table = [("DECOMPUTE_ZONE", "FR"), ("DECOMPUTE_LEDGER", "")];
         let said = Said {
-            config: Some(cfg),
-            pue: Some(Given::new("1.5".into(), Origin::Flag("--pue".into()))),
+            pue: flag("1.5".into(), "--pue"),
             policy: PolicyChoice::NotRead,
             ..Said::default()
         }
-        .or_environment(env(&[("DECOMPUTE_ZONE", "FR"), ("DECOMPUTE_LEDGER", "")]));
-        let s = Settings::resolve_in(said, d.path()).unwrap();
+        .or_environment(|k| {
+            table
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        let (_d, s) = resolved(&[("config", "zone = \"DE\"\npue = 1.2\nwue = 0.5\n")], said);
         let r = s.conversion_request();
         let zone = r.zone.unwrap();
         assert_eq!(zone.value, "FR");
@@ -323,53 +341,37 @@ mod tests {
         assert_eq!(wue.value, 0.5);
         assert!(matches!(wue.origin, Origin::Config(_)));
         assert!(r.grid_intensity.is_none());
-        // An empty DECOMPUTE_LEDGER is unset: the default ledger (or none without HOME).
+        // An empty DECOMPUTE_LEDGER is unset.
         assert!(s.said.ledger.is_none());
     }
 
     #[test]
     fn the_policy_names_ledger_and_project_below_what_was_said() {
-        let d = tempfile::tempdir().unwrap();
-        let team = d.path().join("team.sqlite");
-        write(
-            d.path(),
+        let config = ("config", "project = \"mine\"\nledger = \"/tmp/x.sqlite\"\n");
+        let policy = (
             policy::FILE_NAME,
-            &format!("project = \"ml\"\nledger = \"{}\"\n", team.display()),
+            "project = \"ml\"\nledger = \"/tmp/team.sqlite\"\n",
         );
-        let cfg = write(
-            d.path(),
-            "c.toml",
-            "project = \"mine\"\nledger = \"/tmp/x.sqlite\"\n",
-        );
-        let base = Said {
-            config: Some(cfg),
-            ..Said::default()
-        };
-        let s = Settings::resolve_in(base.clone(), d.path()).unwrap();
+        let (_d, s) = resolved(&[config, policy], Said::default());
         assert_eq!(s.project(None, None), "ml");
         assert_eq!(s.project(None, Some("acct".into())), "acct");
         assert_eq!(s.project(Some("given"), Some("acct".into())), "given");
         let loc = s.ledger().unwrap();
-        assert_eq!(loc.target, Target::Sqlite(team));
+        assert_eq!(loc.target, Target::Sqlite("/tmp/team.sqlite".into()));
         assert!(matches!(loc.origin, Origin::Policy(_)));
         let said = Said {
-            ledger: Some(Given::new(
-                "/tmp/said.sqlite".into(),
-                Origin::Flag("--ledger".into()),
-            )),
-            ..base.clone()
+            ledger: flag("/tmp/said.sqlite".into(), "--ledger"),
+            ..Said::default()
         };
-        let s = Settings::resolve_in(said, d.path()).unwrap();
-        assert_eq!(
-            s.ledger().unwrap().target,
-            Target::Sqlite("/tmp/said.sqlite".into())
-        );
+        let (_d, s) = resolved(&[config, policy], said);
+        let loc = s.ledger().unwrap();
+        assert_eq!(loc.target, Target::Sqlite("/tmp/said.sqlite".into()));
         // Not read: the config file's.
         let said = Said {
             policy: PolicyChoice::NotRead,
-            ..base
+            ..Said::default()
         };
-        let s = Settings::resolve_in(said, d.path()).unwrap();
+        let (_d, s) = resolved(&[config, policy], said);
         assert_eq!(s.project(None, None), "mine");
         assert_eq!(
             s.ledger().unwrap().target,
@@ -380,16 +382,14 @@ mod tests {
     #[test]
     fn a_broken_policy_is_refused_and_a_config_tdp_is_checked() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), policy::FILE_NAME, "[[budget]]\nproject = \n");
+        std::fs::write(d.path().join(policy::FILE_NAME), "[[budget]]\nproject = \n").unwrap();
         let e = Settings::resolve_in(Said::default(), d.path()).unwrap_err();
         assert!(matches!(e, SettingsError::Policy(_)), "{e}");
-        let cfg = write(d.path(), "c.toml", "cpu_tdp = 1e9\n");
         let said = Said {
-            config: Some(cfg),
             policy: PolicyChoice::NotRead,
             ..Said::default()
         };
-        let s = Settings::resolve_in(said, d.path()).unwrap();
+        let (_d, s) = resolved(&[("config", "cpu_tdp = 1e9\n")], said);
         let e = s.probe().unwrap_err().to_string();
         assert!(e.contains("cpu_tdp") && e.contains("1 to 2000 W"), "{e}");
     }

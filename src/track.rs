@@ -220,7 +220,7 @@ impl Tracker {
         let handle = std::thread::Builder::new()
             .name("decompute-track".into())
             .spawn(move || {
-                let mut checker = budget::Tracker::new(limits);
+                let mut checker = budget::Checker::new(limits);
                 let mut ticker = crate::ticker::Ticker::new(Instant::now(), interval);
                 loop {
                     let done = st.load(Ordering::SeqCst);

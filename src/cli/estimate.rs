@@ -4,7 +4,7 @@
 use super::{print_stdout, FactorArgs};
 use crate::estimate::datacentre;
 use crate::estimate::hardware::HardwareTable;
-use crate::estimate::{infer, parse_count, train, Ranged};
+use crate::estimate::{infer, parse_count, train, Footprint, Ranged};
 use crate::factors;
 use crate::settings::PolicyChoice;
 use clap::{Args, Parser, Subcommand};
@@ -160,7 +160,7 @@ pub struct InferArgs {
 
 /// The settings and factors of an estimate: the flags', environment's and config file's,
 /// with the data-centre defaults of [`datacentre::factors`].
-fn factors_for(c: &Common) -> anyhow::Result<(train::Factors, factors::FactorData)> {
+fn factors_for(c: &Common) -> anyhow::Result<(train::EstimateFactors, factors::FactorData)> {
     let settings = super::settings(super::said(PolicyChoice::NotRead, &[&c.factors]))?;
     let data = settings.factor_data()?;
     let conv = settings.conversion(&data)?;
@@ -201,7 +201,8 @@ fn r(x: &Ranged, unit: &str) -> String {
 }
 
 /// The IT, facility, carbon and water lines both estimates print.
-fn footprint(o: &mut String, [it, facility, carbon, water]: [&Ranged; 4], f: &train::Factors) {
+fn footprint(o: &mut String, e: &impl Footprint, f: &train::EstimateFactors) {
+    let [it, facility, carbon, water] = e.footprint();
     o.push_str(&format!("  IT energy        {}\n", r(it, "kWh")));
     o.push_str(&format!("  facility energy  {}\n", r(facility, "kWh")));
     o.push_str(&format!(
@@ -356,16 +357,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 ));
             }
             o.push_str(&format!("  device-hours     {}\n", r(&e.device_hours, "h")));
-            footprint(
-                &mut o,
-                [
-                    &e.it_energy_kwh,
-                    &e.facility_energy_kwh,
-                    &e.carbon_kg,
-                    &e.water_l,
-                ],
-                &f,
-            );
+            footprint(&mut o, &e, &f);
             if let Some(em) = &e.embodied_kg {
                 o.push_str(&format!("  embodied carbon  {}\n", r(em, "kg CO2e")));
             }
@@ -383,16 +375,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             let mut o = String::from("inference estimate\n");
             o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", r(&e.gpu_energy_per_token_j, "J")));
             o.push_str(&format!("  tokens           {}\n", e.tokens));
-            footprint(
-                &mut o,
-                [
-                    &e.it_energy_kwh,
-                    &e.facility_energy_kwh,
-                    &e.carbon_kg,
-                    &e.water_l,
-                ],
-                &f,
-            );
+            footprint(&mut o, &e, &f);
             o.push_str(&format!("  covers           {}\n", e.covers));
             if i.common.explain {
                 explain(&mut o, &e.chain, &e.inputs);

@@ -50,7 +50,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
     let generated = crate::timefmt::rfc3339(std::time::SystemTime::now());
     let html = if let Some(id) = &a.run {
         let rec = l.get(id)?;
-        render::report::run(&rec, &generated, &loc.shown())
+        render::html::run(&rec, &generated, &loc.shown())
     } else {
         let f = a.filter.filter();
         let mut records: Vec<RunRecord> = Vec::new();
@@ -89,7 +89,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
             Some(p) => format!("What computing cost: project {p}"),
             None => "What computing cost".to_string(),
         };
-        render::report::period(&render::report::Period {
+        render::html::period(&render::html::Period {
             title,
             filters,
             ledger: loc.shown(),
@@ -114,7 +114,7 @@ fn budget_rows(
     pol: Option<&(PathBuf, policy::Policy)>,
     l: &dyn ledger::Ledger,
     only: Option<&str>,
-) -> anyhow::Result<(Vec<render::report::BudgetRow>, Option<String>)> {
+) -> anyhow::Result<(Vec<render::html::BudgetRow>, Option<String>)> {
     let Some((path, p)) = pol else {
         return Ok((
             Vec::new(),
@@ -146,7 +146,7 @@ fn budget_rows(
         .map_err(|e| anyhow::anyhow!(e))?;
         for s in st {
             let m = s.budget.metric;
-            rows.push(render::report::BudgetRow {
+            rows.push(render::html::BudgetRow {
                 project: proj.to_string(),
                 metric: m.name().to_string(),
                 used: m.show(s.used),

@@ -3,14 +3,14 @@
 //! default to a data centre's (the hyperscale preset; the mean of the hyperscalers'
 //! published fleet WUE), each saying so in its source, where a run's default to 1.0 and 0.
 
-use super::train::Factors;
+use super::train::EstimateFactors;
 use crate::factors::{self, Conversion, FactorData};
 
 /// The factors of an estimate from those resolved as for `run`, except that training and serving models happen
 /// in data centres, so when nobody chose a PUE (flag, environment, config, or a cloud zone's
 /// provider) the `hyperscale` preset applies instead of a personal machine's 1.0, and an
 /// on-site water left uncounted says how to count it.
-pub fn factors(conv: Conversion, data: &FactorData) -> Factors {
+pub fn factors(conv: Conversion, data: &FactorData) -> EstimateFactors {
     let mut pue = conv.pue;
     if !pue.origin.given() && conv.cloud.is_none() {
         if let Ok(mut f) = factors::resolve_pue(
@@ -55,7 +55,7 @@ pub fn factors(conv: Conversion, data: &FactorData) -> Factors {
             );
         }
     }
-    Factors {
+    EstimateFactors {
         pue,
         grid: conv.grid,
         wue,

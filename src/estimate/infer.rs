@@ -302,7 +302,7 @@ pub const BAND_MOE_OTHER: (f64, f64) = (0.45, 2.4);
 pub fn estimate(
     i: &InferInput,
     fitted: Fit,
-    f: &super::train::Factors,
+    f: &super::train::EstimateFactors,
 ) -> Result<InferEstimate, String> {
     if !(i.batch >= 1.0 && i.batch <= 4096.0) || i.batch.fract() != 0.0 {
         return Err(format!(
@@ -562,8 +562,8 @@ mod tests {
     use super::*;
 
     /// GPU energy only: PUE 1, no carbon or water.
-    fn no_facility() -> super::super::train::Factors {
-        super::super::train::Factors {
+    fn no_facility() -> super::super::train::EstimateFactors {
+        super::super::train::EstimateFactors {
             pue: crate::factors::Factor::new(1.0, "", "t", None),
             grid: crate::factors::Factor::new(0.0, "", "t", None),
             wue: crate::factors::Factor::new(0.0, "", "t", None),

@@ -13,6 +13,34 @@ pub mod validation;
 
 use serde::{Deserialize, Serialize};
 
+/// An estimate's footprint: IT energy (kWh), facility energy (kWh), carbon (kg CO2e) and
+/// water (L), each with its range.
+pub trait Footprint {
+    fn footprint(&self) -> [&Ranged; 4];
+}
+
+impl Footprint for train::TrainEstimate {
+    fn footprint(&self) -> [&Ranged; 4] {
+        [
+            &self.it_energy_kwh,
+            &self.facility_energy_kwh,
+            &self.carbon_kg,
+            &self.water_l,
+        ]
+    }
+}
+
+impl Footprint for infer::InferEstimate {
+    fn footprint(&self) -> [&Ranged; 4] {
+        [
+            &self.it_energy_kwh,
+            &self.facility_energy_kwh,
+            &self.carbon_kg,
+            &self.water_l,
+        ]
+    }
+}
+
 /// A figure with the range its uncertain inputs allow.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Ranged {

@@ -333,7 +333,7 @@ fn check(what: &str, v: Option<f64>, (min, max): (f64, f64), fix: &str) -> Resul
 pub fn estimate(
     i: &SiteInput,
     t: &Tables,
-    f: &super::train::Factors,
+    f: &super::train::EstimateFactors,
 ) -> Result<SiteEstimate, String> {
     check(
         "--it-mw",
@@ -779,8 +779,8 @@ mod tests {
         grid: f64,
         wue: f64,
         ewif: f64,
-    ) -> super::super::train::Factors {
-        super::super::train::Factors {
+    ) -> super::super::train::EstimateFactors {
+        super::super::train::EstimateFactors {
             pue: Factor::new(pue, "", "t", None),
             grid: Factor::new(grid, "g/kWh", "t", Some(2023)),
             wue: Factor::new(wue, "L/kWh", "t", None),
@@ -970,7 +970,7 @@ mod tests {
     fn bad_inputs_name_the_fix() {
         let t = Tables::embedded().expect("tables");
         let f = factors("FRA", 1.1, 50.0, 0.0, 1.0);
-        let err = |i: SiteInput, f: &super::super::train::Factors| {
+        let err = |i: SiteInput, f: &super::super::train::EstimateFactors| {
             estimate(&i, &t, f).expect_err("refused")
         };
         let cases: Vec<(SiteInput, &str)> = vec![

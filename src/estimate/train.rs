@@ -31,7 +31,7 @@ pub struct TrainInput {
 
 /// The conversion factors, resolved as for `run`.
 #[derive(Debug, Clone)]
-pub struct Factors {
+pub struct EstimateFactors {
     pub pue: Factor,
     pub grid: Factor,
     pub wue: Factor,
@@ -70,7 +70,11 @@ fn check(name: &str, v: Option<f64>, lo: f64, hi: f64, hint: &str) -> Result<(),
     }
 }
 
-pub fn estimate(i: &TrainInput, f: &Factors, k: &Constants) -> Result<TrainEstimate, String> {
+pub fn estimate(
+    i: &TrainInput,
+    f: &EstimateFactors,
+    k: &Constants,
+) -> Result<TrainEstimate, String> {
     check(
         "--mfu",
         i.mfu,
@@ -426,8 +430,8 @@ mod tests {
         FactorData::embedded().expect("data").constants
     }
 
-    fn factors(pue: f64, g_per_kwh: f64) -> Factors {
-        Factors {
+    fn factors(pue: f64, g_per_kwh: f64) -> EstimateFactors {
+        EstimateFactors {
             pue: Factor::new(pue, "", "paper", None),
             grid: Factor::new(g_per_kwh, "gCO2e/kWh", "paper", None),
             wue: Factor::new(0.0, "L/kWh", "none", None),

@@ -117,7 +117,7 @@ pub fn ratios(rows: &[Measured]) -> Result<Vec<RowResult>, String> {
     let fitted = infer::calibrated()?;
     let calibrated =
         infer::parse_calibration(include_str!("../../data/inference_calibration.csv"))?;
-    let factors = super::train::Factors {
+    let factors = super::train::EstimateFactors {
         pue: crate::factors::Factor::new(1.0, "", "validation", None),
         grid: crate::factors::Factor::new(0.0, "", "validation", None),
         wue: crate::factors::Factor::new(0.0, "", "validation", None),

@@ -71,15 +71,15 @@ pub enum Crossing {
 
 /// Checks usage against limits, reporting each 80 % and 100 % crossing once.
 #[derive(Debug, Clone, Default)]
-pub struct Tracker {
+pub struct Checker {
     pub limits: Vec<Limit>,
     warned: Vec<Metric>,
     exceeded: Vec<Metric>,
 }
 
-impl Tracker {
-    pub fn new(limits: Vec<Limit>) -> Tracker {
-        Tracker {
+impl Checker {
+    pub fn new(limits: Vec<Limit>) -> Checker {
+        Checker {
             limits,
             warned: Vec::new(),
             exceeded: Vec::new(),
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn warns_at_80_then_exceeds_once() {
-        let mut t = Tracker::new(vec![Limit {
+        let mut t = Checker::new(vec![Limit {
             metric: Metric::Energy,
             value: 100.0,
         }]);
@@ -255,7 +255,7 @@ mod tests {
         assert!(t.check(&at(120.0)).is_empty());
         assert!(t.over(&at(120.0)).is_some());
         // Jumping straight past 100 % gives only the exceeded event.
-        let mut t = Tracker::new(vec![Limit {
+        let mut t = Checker::new(vec![Limit {
             metric: Metric::Time,
             value: 10.0,
         }]);

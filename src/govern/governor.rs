@@ -7,7 +7,7 @@
 //! not on the next tick. It keeps the record of what it did: pauses with their cause, the
 //! carbon avoided, the budget that tripped.
 
-use super::budget::{self, Crossing, Limit, Metric, Share, Tracker, Usage};
+use super::budget::{self, Checker, Crossing, Limit, Metric, Share, Usage};
 use super::policy::OnExceed;
 use super::yielding::{Decision, Yielder};
 use crate::signal::reader::Latest;
@@ -54,7 +54,7 @@ struct OpenPause {
 
 pub struct Governor {
     cfg: GovernorConfig,
-    tracker: Tracker,
+    tracker: Checker,
     yielder: Option<Yielder>,
     usage: Usage,
     last_workload_j: f64,
@@ -88,7 +88,7 @@ impl Governor {
             ..Default::default()
         };
         Governor {
-            tracker: Tracker::new(limits),
+            tracker: Checker::new(limits),
             cfg,
             yielder,
             usage: Usage::default(),

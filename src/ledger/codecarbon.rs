@@ -8,7 +8,7 @@
 
 use super::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::report::{
-    ComponentReport, EnergySplit, FactorRef, Factors, HostInfo, ImportedFrom, Ranged, RunReport,
+    ComponentReport, EnergySplit, FactorRef, FactorsUsed, HostInfo, ImportedFrom, Ranged, RunReport,
 };
 use crate::sample::{Component, Method};
 use crate::units::J_PER_KWH;
@@ -222,14 +222,12 @@ pub(crate) fn record(cells: &BTreeMap<String, String>) -> Result<RunRecord, Stri
         ended_at: crate::timefmt::rfc3339_ms((ended * 1000.0).round() as i64),
         duration_s: duration,
         interval_s: 0.0,
-        host: HostInfo {
-            hostname: String::new(),
-            cpu_model: text("cpu_model"),
-            logical_cpus: number(cells, "cpu_count", 0.0)? as usize,
-            memory_gb: number(cells, "ram_total_size", 0.0)?,
-            virtual_machine: false,
-            gpus: Vec::new(),
-        },
+        host: HostInfo::described(
+            String::new(),
+            text("cpu_model"),
+            number(cells, "cpu_count", 0.0)? as usize,
+            number(cells, "ram_total_size", 0.0)?,
+        ),
         processes_followed: 0,
         cpu_time_s: 0.0,
         components,
@@ -245,7 +243,7 @@ pub(crate) fn record(cells: &BTreeMap<String, String>) -> Result<RunRecord, Stri
         facility_energy_j: ranged(kwh * J_PER_KWH),
         carbon_g: ranged(kg * 1000.0),
         water_l: ranged(water),
-        factors: Factors {
+        factors: FactorsUsed {
             zone,
             zone_name: text("country_name"),
             grid_gco2_per_kwh: factor(

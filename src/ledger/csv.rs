@@ -8,7 +8,7 @@ use super::codecarbon::{self, COLUMNS};
 use super::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::csvdata::{quote, text_cell};
 use crate::report::{
-    ComponentReport, EnergySplit, FactorRef, Factors, HostInfo, ImportedFrom, Ranged, RunReport,
+    ComponentReport, EnergySplit, FactorRef, FactorsUsed, HostInfo, ImportedFrom, Ranged, RunReport,
 };
 use crate::sample::{Component, Method};
 use crate::units::J_PER_KWH;
@@ -332,14 +332,12 @@ pub(crate) fn record(raw: BTreeMap<String, String>) -> Result<RunRecord, String>
         ended_at: ended,
         duration_s: duration,
         interval_s: 0.0,
-        host: HostInfo {
-            hostname: text("host"),
-            cpu_model: text("cpu_model"),
-            logical_cpus: num(&cells, "cpu_count")?.max(0.0) as usize,
-            memory_gb: num(&cells, "ram_total_size")?,
-            virtual_machine: false,
-            gpus: Vec::new(),
-        },
+        host: HostInfo::described(
+            text("host"),
+            text("cpu_model"),
+            num(&cells, "cpu_count")?.max(0.0) as usize,
+            num(&cells, "ram_total_size")?,
+        ),
         processes_followed: 0,
         cpu_time_s: 0.0,
         components,
@@ -370,7 +368,7 @@ pub(crate) fn record(raw: BTreeMap<String, String>) -> Result<RunRecord, String>
             high: water,
             host: water,
         },
-        factors: Factors {
+        factors: FactorsUsed {
             zone: text("country_iso_code"),
             zone_name: text("country_name"),
             grid_gco2_per_kwh: factor(

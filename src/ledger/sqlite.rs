@@ -383,16 +383,7 @@ impl SqliteLedger {
                 "SELECT r.project, r.user_name, r.host, r.cwd, r.status, p.report
                  FROM runs r JOIN run_reports p ON p.run_id = r.id WHERE r.id = ?1",
                 [id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
+                six,
             )
             .map_err(db)?;
         let mut report: RunReport =
@@ -671,6 +662,26 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
     (w, args)
 }
 
+/// The first six columns of a row, typed.
+fn six<A, B, C, D, E, F>(r: &rusqlite::Row) -> rusqlite::Result<(A, B, C, D, E, F)>
+where
+    A: rusqlite::types::FromSql,
+    B: rusqlite::types::FromSql,
+    C: rusqlite::types::FromSql,
+    D: rusqlite::types::FromSql,
+    E: rusqlite::types::FromSql,
+    F: rusqlite::types::FromSql,
+{
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
 impl Ledger for SqliteLedger {
     fn begin(
         &mut self,
@@ -751,16 +762,7 @@ impl Ledger for SqliteLedger {
                 )
                 .map_err(db)?;
             let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })
+                .query_map([], six)
                 .map_err(db)?
                 .collect::<Result<Vec<Row>, _>>()
                 .map_err(db)?;

@@ -56,24 +56,23 @@ pub fn read_path(p: &Path) -> Result<String, ProcError> {
     })
 }
 
+/// A `sysconf` value, or `fallback` where the system gives none.
+fn sysconf_or(name: libc::c_int, fallback: i64) -> i64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as i64
+    } else {
+        fallback
+    }
+}
+
 /// Clock ticks per second for `/proc` times (USER_HZ).
 pub fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100) as f64
 }
 
 /// Bytes per memory page, for `rss` in `/proc/PID/stat`.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
-    }
+    sysconf_or(libc::_SC_PAGESIZE, 4096).unsigned_abs()
 }

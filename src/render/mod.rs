@@ -2,10 +2,10 @@
 //! every renderer is tested on fixed inputs and new outputs (HTML, Prometheus) slot in.
 
 pub mod explain;
+pub mod html;
 pub mod ledger;
-
-pub mod report;
 pub mod scale;
+pub mod slurm;
 pub mod status;
 pub mod summary;
 pub mod svg;

@@ -50,44 +50,38 @@ impl Quantity {
     /// steps as the terminal's formatting (`units::Joules` and friends).
     pub fn unit(self, max: f64) -> (&'static str, f64) {
         let m = max.abs();
-        match self {
-            Quantity::Energy => {
-                if m < 3600.0 {
-                    ("J", 1.0)
-                } else if m < 3.6e6 {
-                    ("Wh", 3600.0)
-                } else if m < 3.6e9 {
-                    ("kWh", 3.6e6)
-                } else {
-                    ("MWh", 3.6e9)
-                }
-            }
-            Quantity::Carbon => {
-                if m < 1000.0 {
-                    ("g CO2e", 1.0)
-                } else if m < 1e6 {
-                    ("kg CO2e", 1e3)
-                } else {
-                    ("t CO2e", 1e6)
-                }
-            }
-            Quantity::Water => {
-                if m < 1.0 && m > 0.0 {
-                    ("mL", 1e-3)
-                } else if m < 1000.0 {
-                    ("L", 1.0)
-                } else {
-                    ("m3", 1e3)
-                }
-            }
-            Quantity::Power => {
-                if m < 1000.0 {
-                    ("W", 1.0)
-                } else {
-                    ("kW", 1e3)
-                }
-            }
-        }
+        // (the unit, its size in base units), smallest first; the largest whose size is
+        // at most m, else the first.
+        let steps: &[(&'static str, f64)] = match self {
+            Quantity::Energy => &[("J", 1.0), ("Wh", 3600.0), ("kWh", 3.6e6), ("MWh", 3.6e9)],
+            Quantity::Carbon => &[("g CO2e", 1.0), ("kg CO2e", 1e3), ("t CO2e", 1e6)],
+            Quantity::Water if m > 0.0 && m < 1.0 => &[("mL", 1e-3)],
+            Quantity::Water => &[("L", 1.0), ("m3", 1e3)],
+            Quantity::Power => &[("W", 1.0), ("kW", 1e3)],
+        };
+        steps
+            .iter()
+            .rev()
+            .find(|(_, size)| m >= *size)
+            .or(steps.first())
+            .copied()
+            .unwrap_or(("", 1.0))
+    }
+}
+
+/// Horizontal grid lines at the value ticks `ts` (the last is the top of the plot), each
+/// labelled on the left: the plot spans `x` = [left, right] and `y` = [top margin, height].
+fn grid_lines(o: &mut String, ts: &[f64], step: f64, [ml, right]: [f64; 2], [mt, ph]: [f64; 2]) {
+    let top = ts.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    for t in ts {
+        let yy = mt + ph - t / top * ph;
+        let _ = write!(
+            o,
+            "<line x1=\"{ml}\" x2=\"{right:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            ml - 6.0,
+            yy + 4.0,
+            tick_label(*t, step)
+        );
     }
 }
 
@@ -207,17 +201,7 @@ pub fn stacked_bars(b: &Bars, id: &str) -> String {
     open(&mut o, id, w, h, &b.title, &b.desc);
     let names: Vec<&str> = b.series.iter().map(|s| s.0.as_str()).collect();
     let _ = legend(&mut o, ml, 40.0, w - mr, &names);
-    for t in &ts {
-        let yy = mt + ph - t / top * ph;
-        let _ = write!(
-            o,
-            "<line x1=\"{ml}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            w - mr,
-            ml - 6.0,
-            yy + 4.0,
-            tick_label(*t, step)
-        );
-    }
+    grid_lines(&mut o, &ts, step, [ml, w - mr], [mt, ph]);
     let _ = write!(
         o,
         "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\">{} ({})</text>",
@@ -356,17 +340,7 @@ pub fn lines(l: &Lines, id: &str) -> String {
             esc(label)
         );
     }
-    for t in &ts {
-        let yy = mt + ph - t / top * ph;
-        let _ = write!(
-            o,
-            "<line x1=\"{ml}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            w - mr,
-            ml - 6.0,
-            yy + 4.0,
-            tick_label(*t, step)
-        );
-    }
+    grid_lines(&mut o, &ts, step, [ml, w - mr], [mt, ph]);
     for t in &xt {
         let _ = write!(
             o,

@@ -88,15 +88,20 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// What thaws the workload's cgroup if this monitor dies, when it is frozen in one.
+    fn cgroup_thaw(&self) -> Option<Thaw> {
+        self.thaw_base
+            .cgroup
+            .is_some()
+            .then(|| self.thaw_base.clone())
+    }
+}
+
 impl Observer for Recorder {
     fn started(&mut self, initial: &RunReport) {
         if let Some(w) = &self.writer {
-            let thaw = self
-                .thaw_base
-                .cgroup
-                .is_some()
-                .then(|| self.thaw_base.clone());
-            w.begin(&self.identity, self.monitor, initial, thaw);
+            w.begin(&self.identity, self.monitor, initial, self.cgroup_thaw());
         }
         self.last_checkpoint = Instant::now();
     }
@@ -175,12 +180,7 @@ impl Observer for Recorder {
 
     fn thawed(&mut self) {
         if let Some(w) = &self.writer {
-            let t = self
-                .thaw_base
-                .cgroup
-                .is_some()
-                .then(|| self.thaw_base.clone());
-            w.thaw(t);
+            w.thaw(self.cgroup_thaw());
         }
     }
 

@@ -15,7 +15,7 @@ use crate::factors::Conversion;
 use crate::procfs::ProcRoot;
 use crate::sampler::{Interval, Sampler};
 use exposition::{Format, SelfMetrics};
-use state::{AgentState, Factors};
+use state::{AgentFactors, AgentState};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,7 +125,7 @@ impl Agent {
             detection.mem_total_bytes,
             detection.cpu.logical_cpus,
         );
-        let factors = Factors {
+        let factors = AgentFactors {
             pue: conv.pue.value,
             g_per_kwh: conv.grid.value,
             wue: conv.wue.value,

@@ -64,7 +64,7 @@ pub struct AgentState {
 
 /// Conversion factors the agent applies to host energy.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Factors {
+pub struct AgentFactors {
     pub pue: f64,
     pub g_per_kwh: f64,
     pub wue: f64,
@@ -80,7 +80,7 @@ impl AgentState {
     }
 
     /// Adds one interval, seen at Unix time `now`.
-    pub fn add(&mut self, iv: &Interval, now: f64, f: &Factors) {
+    pub fn add(&mut self, iv: &Interval, now: f64, f: &AgentFactors) {
         self.expire(now);
         self.intervals += 1;
         self.cgroups_seen = iv.consumers.len();
@@ -228,7 +228,7 @@ mod tests {
         crate::sampler::cgroup_interval(&with_cpu, host)
     }
 
-    const F: Factors = Factors {
+    const F: AgentFactors = AgentFactors {
         pue: 1.5,
         g_per_kwh: 100.0,
         wue: 1.0,

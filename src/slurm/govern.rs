@@ -98,6 +98,29 @@ impl Memory {
             .sum()
     }
 
+    /// Forgets action `a`, whose command failed, so the next pass decides it again:
+    /// `before` is the memory from before this pass's decisions.
+    pub fn forget(&mut self, a: &Action, before: &Memory) {
+        match a {
+            Action::Suspend { job, .. } => {
+                self.suspended.remove(job);
+                self.pauses.retain(|p| !(p.job == *job && p.end.is_none()));
+            }
+            Action::Hold { job, .. } => {
+                self.held.remove(job);
+            }
+            Action::Resume { job, .. } | Action::Release { job, .. } => {
+                if let Some(c) = before.suspended.get(job) {
+                    self.suspended.insert(*job, c.clone());
+                }
+                if let Some(c) = before.held.get(job) {
+                    self.held.insert(*job, c.clone());
+                }
+            }
+            Action::Cancel { .. } | Action::Warn { .. } => {}
+        }
+    }
+
     fn close(&mut self, j: u64, now: f64) {
         for p in self
             .pauses
@@ -264,6 +287,33 @@ fn appended(comment: &str, tag: &str) -> String {
 
 /// The grid state after reading `grid` at `now`, with hysteresis and a minimum time in
 /// each state. An unreadable grid keeps the state it had.
+/// Suspends running job `j` for `cause` ("grid" or "budget"): remembered as ours, a pause
+/// opened in the log and marked in the job's comment.
+fn suspend(
+    mem: &mut Memory,
+    j: &Job,
+    now: f64,
+    cause: &str,
+    grid: Option<f64>,
+    why: String,
+) -> Action {
+    mem.suspended.insert(j.id, cause.into());
+    let p = PauseLog {
+        job: j.id,
+        start: now,
+        end: None,
+        cause: cause.into(),
+        grid,
+    };
+    let comment = with_mark(&j.comment, &p);
+    mem.pauses.push(p);
+    Action::Suspend {
+        job: j.id,
+        comment,
+        why,
+    }
+}
+
 pub fn grid_state(cfg: &Config, mem: &Memory, grid: Option<f64>, now: f64) -> bool {
     let (Some(above), Some(g)) = (cfg.pause_above, grid) else {
         return mem.grid_dirty;
@@ -364,21 +414,7 @@ pub fn decide(
                 if let Some(b) = over(j) {
                     match b.on_exceed.as_str() {
                         "pause" => {
-                            mem.suspended.insert(j.id, "budget".into());
-                            let p = PauseLog {
-                                job: j.id,
-                                start: now,
-                                end: None,
-                                cause: "budget".into(),
-                                grid,
-                            };
-                            let comment = with_mark(&j.comment, &p);
-                            mem.pauses.push(p);
-                            out.push(Action::Suspend {
-                                job: j.id,
-                                comment,
-                                why: b.message.clone(),
-                            });
+                            out.push(suspend(mem, j, now, "budget", grid, b.message.clone()));
                             continue;
                         }
                         "stop" => {
@@ -408,25 +444,12 @@ pub fn decide(
                 let flexible = j.flexible(&cfg.flexible_partitions);
                 let allowance = cfg.max_pause_s.is_none_or(|m| mem.paused_s(j.id, now) < m);
                 if dirty && flexible && allowance {
-                    mem.suspended.insert(j.id, "grid".into());
-                    let p = PauseLog {
-                        job: j.id,
-                        start: now,
-                        end: None,
-                        cause: "grid".into(),
-                        grid,
-                    };
-                    let comment = with_mark(&j.comment, &p);
-                    mem.pauses.push(p);
-                    out.push(Action::Suspend {
-                        job: j.id,
-                        comment,
-                        why: format!(
-                            "grid {} above {}",
-                            grid.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
-                            cfg.pause_above.unwrap_or(0.0)
-                        ),
-                    });
+                    let why = format!(
+                        "grid {} above {}",
+                        grid.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
+                        cfg.pause_above.unwrap_or(0.0)
+                    );
+                    out.push(suspend(mem, j, now, "grid", grid, why));
                 }
             }
             State::Suspended if ours => {

@@ -3,10 +3,12 @@
 //! ([`jobs`]), every job's processes on a node under `proctrack/linuxproc` ([`steps`]), the
 //! node agent's per-job accounting that writes one ledger record per job and node
 //! ([`accountant`]), and the cluster controller that holds over-budget accounts' jobs and
-//! suspends flexible ones while the grid is dirty ([`govern`]). Slurm's commands are run at
+//! suspends flexible ones while the grid is dirty ([`govern`] decides, [`controller`] reads the
+//! queue and acts). Slurm's commands are run at
 //! the edges, never inside a sampling tick.
 
 pub mod accountant;
+pub mod controller;
 pub mod env;
 pub mod govern;
 pub mod jobs;

@@ -208,6 +208,14 @@ fn nvml() -> Result<&'static nvml_wrapper::Nvml, GpuError> {
         .map_err(|e| GpuError::Unavailable(e.clone()))
 }
 
+/// A device call's failure, naming the device.
+fn device_error(index: u32) -> impl Fn(nvml_wrapper::error::NvmlError) -> GpuError {
+    move |e| GpuError::Device {
+        index,
+        message: e.to_string(),
+    }
+}
+
 impl NvmlBackend {
     pub fn open() -> Result<NvmlBackend, GpuError> {
         let nvml = nvml()?;
@@ -216,10 +224,7 @@ impl NvmlBackend {
             .map_err(|e| GpuError::Unavailable(e.to_string()))?;
         let mut devices = Vec::new();
         for index in 0..count {
-            let dev = nvml.device_by_index(index).map_err(|e| GpuError::Device {
-                index,
-                message: e.to_string(),
-            })?;
+            let dev = nvml.device_by_index(index).map_err(device_error(index))?;
             let name = dev.name().unwrap_or_else(|_| "unknown NVIDIA GPU".into());
             let bus_id = dev
                 .pci_info()
@@ -242,10 +247,7 @@ impl NvmlBackend {
     fn dev(&self, index: u32) -> Result<nvml_wrapper::Device<'_>, GpuError> {
         self.nvml
             .device_by_index(index)
-            .map_err(|e| GpuError::Device {
-                index,
-                message: e.to_string(),
-            })
+            .map_err(device_error(index))
     }
 }
 
@@ -257,19 +259,11 @@ impl GpuBackend for NvmlBackend {
     fn total_energy_mj(&self, index: u32) -> Result<u64, GpuError> {
         self.dev(index)?
             .total_energy_consumption()
-            .map_err(|e| GpuError::Device {
-                index,
-                message: e.to_string(),
-            })
+            .map_err(device_error(index))
     }
 
     fn power_mw(&self, index: u32) -> Result<u32, GpuError> {
-        self.dev(index)?
-            .power_usage()
-            .map_err(|e| GpuError::Device {
-                index,
-                message: e.to_string(),
-            })
+        self.dev(index)?.power_usage().map_err(device_error(index))
     }
 
     fn process_utilization(

@@ -26,11 +26,16 @@ macro_rules! both_backends {
 mod cli;
 mod estimate;
 mod gpu;
-
+mod grid;
 mod interop;
 mod ledger;
+mod ledger_files;
 mod limits;
 mod monitor;
+mod outputs;
+mod policy;
+mod processes;
+mod provenance;
 mod rapl;
 mod report;
 mod secrets;
@@ -38,4 +43,3 @@ mod serve;
 mod slurm;
 mod support;
 mod team;
-mod trust;

@@ -326,3 +326,41 @@ pub fn start_agent(mut c: Command) -> (KillOnDrop, String) {
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// The JSON a command printed on stdout.
+pub fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {} / {}",
+            String::from_utf8_lossy(&o.stdout),
+            err(o)
+        )
+    })
+}
+
+/// `decompute run` in `dir` (ledger there), modelled (no RAPL), no GPU.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let empty = dir.join("empty-sysfs");
+    let _ = std::fs::create_dir_all(&empty);
+    run_cmd(
+        dir,
+        &[&["--sysfs-root", empty.to_str().expect("utf8")], args].concat(),
+    )
+    .output()
+    .expect("runs")
+}
+
+/// Makes a FIFO at `p`.
+pub fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("c");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Kills every leftover test process whose command line holds `marker`.
+pub fn kill_all(marker: &str) {
+    for (pid, _) in processes_with(marker) {
+        // SAFETY: kill(2) on a leftover test process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
