@@ -19,6 +19,9 @@ cleanup() {
     for p in "${pids[@]:-}"; do
         [ -n "$p" ] && wait "$p" 2>/dev/null || true
     done
+    if [ -n "${PGBOUNCER_PID_FILE:-}" ] && [ -f "$PGBOUNCER_PID_FILE" ]; then
+        kill "$(cat "$PGBOUNCER_PID_FILE")" 2>/dev/null || true
+    fi
     if [ -n "${PGDATA_DIR:-}" ]; then
         if [ "$(id -u)" = 0 ]; then
             su postgres -s /bin/sh -c "$PGBIN/pg_ctl -D $PGDATA_DIR -m immediate stop" >/dev/null 2>&1 || true
@@ -42,6 +45,7 @@ chromium_bin() { command -v chromium || command -v chromium-browser || true; }
 [ -n "$(chromium_bin)" ] || need+=(chromium fonts-dejavu-core)
 command -v slurmctld >/dev/null || need+=(slurm-wlm)
 command -v munged >/dev/null || need+=(munge)
+command -v pgbouncer >/dev/null || need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "tools/with-services.sh: installing ${need[*]}"
@@ -143,6 +147,36 @@ if [ -n "$PGBIN" ] && command -v openssl >/dev/null; then
         export DECOMPUTE_TEST_POSTGRES="postgres://decompute@127.0.0.1:$pgport/postgres"
         export DECOMPUTE_TEST_POSTGRES_CA="$pg/ca.crt"
         export DECOMPUTE_TEST_PGCTL="$PGBIN/pg_ctl -D $pg/data"
+        export DECOMPUTE_TEST_PGLOG="$pg/log"
+        # PgBouncer in transaction mode in front of it (pool 20, any database name), as a
+        # fleet would run it: the ledger's tests run through it too.
+        if command -v pgbouncer >/dev/null; then
+            bport=$(free_port)
+            cat >"$pg/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$pgport
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir = $pg
+auth_type = trust
+auth_file = $pg/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 2000
+ignore_startup_parameters = extra_float_digits,options
+logfile = $pg/pgbouncer.log
+pidfile = $pg/pgbouncer.pid
+EOF
+            printf '"decompute" ""\n' >"$pg/userlist.txt"
+            if [ "$(id -u)" = 0 ]; then chown postgres "$pg/pgbouncer.ini" "$pg/userlist.txt"; fi
+            if as_pg "pgbouncer -d -q $pg/pgbouncer.ini" >>"$tmp/pg.log" 2>&1 && wait_port "$bport"; then
+                PGBOUNCER_PID_FILE="$pg/pgbouncer.pid"
+                export DECOMPUTE_TEST_PGBOUNCER="postgres://decompute@127.0.0.1:$bport"
+            else
+                echo "tools/with-services.sh: pgbouncer did not start:"; tail -5 "$pg/pgbouncer.log" 2>/dev/null
+            fi
+        fi
     else
         echo "tools/with-services.sh: postgresql did not start:"; tail -5 "$tmp/pg.log" "$pg/log" 2>/dev/null
     fi

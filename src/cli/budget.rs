@@ -2,7 +2,7 @@
 //! use in the current period, with a bar and the projection to the period's end.
 
 use super::{print_stdout, LedgerArgs};
-use crate::govern::policy;
+use crate::govern::policy::{self, BudgetState};
 use crate::settings::PolicyChoice;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -106,7 +106,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
                 "period_start": iso(s.period_start),
                 "period_end": iso(s.period_end),
                 "projected": s.projection(now),
-                "state": s.state(now),
+                "state": s.state(now).key(),
             })).collect::<Vec<_>>(),
         }));
         o.push_str(&format!(
@@ -135,15 +135,15 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
                 &at(s.period_end)[..10],
                 m.show(s.projection(now)),
                 match s.state(now) {
-                    "used-up" => crate::term::paint(
+                    BudgetState::UsedUp => crate::term::paint(
                         "  USED UP: runs are refused until the period renews",
                         Some("red"),
                         caps,
                     ),
-                    "on-course-to-exceed" => {
+                    BudgetState::OnCourseToExceed => {
                         crate::term::paint("  on course to exceed", Some("yellow"), caps)
                     }
-                    _ => String::new(),
+                    BudgetState::Ok => String::new(),
                 }
             ));
         }

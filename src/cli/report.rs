@@ -3,7 +3,7 @@
 //! renderer `render::report`, and writes the page through the one file-writing helper.
 
 use super::LedgerArgs;
-use crate::govern::policy;
+use crate::govern::policy::{self, BudgetState};
 use crate::ledger::{self, RunRecord};
 use crate::render;
 use crate::settings::PolicyChoice;
@@ -160,9 +160,9 @@ fn budget_rows(
                     day(s.period_end)
                 ),
                 state: match s.state(now) {
-                    "used-up" => "used up: runs are refused until the period renews",
-                    "on-course-to-exceed" => "on course to exceed",
-                    _ => "within budget",
+                    BudgetState::UsedUp => "used up: runs are refused until the period renews",
+                    BudgetState::OnCourseToExceed => "on course to exceed",
+                    BudgetState::Ok => "within budget",
                 }
                 .into(),
             });

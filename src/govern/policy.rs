@@ -350,14 +350,36 @@ impl Standing {
         self.used * (self.period_end - self.period_start) as f64 / elapsed
     }
 
-    /// `used-up`, `on-course-to-exceed` or `ok` (as `budget status --json` says it).
-    pub fn state(&self, now: i64) -> &'static str {
+    /// Where the budget stands at `now`.
+    pub fn state(&self, now: i64) -> BudgetState {
         if self.remaining() <= 0.0 {
-            "used-up"
+            BudgetState::UsedUp
         } else if self.projection(now) > self.budget.amount {
-            "on-course-to-exceed"
+            BudgetState::OnCourseToExceed
         } else {
-            "ok"
+            BudgetState::Ok
+        }
+    }
+}
+
+/// Where a project budget stands in its period: decided once ([`Standing::state`]), shown
+/// by `budget status`, the report and the Slurm controller in their own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetState {
+    /// Nothing left: runs are refused until the period renews.
+    UsedUp,
+    /// Within the budget, but the use so far, projected to the period's end, exceeds it.
+    OnCourseToExceed,
+    Ok,
+}
+
+impl BudgetState {
+    /// As `budget status --json` names it: `used-up`, `on-course-to-exceed` or `ok`.
+    pub fn key(self) -> &'static str {
+        match self {
+            BudgetState::UsedUp => "used-up",
+            BudgetState::OnCourseToExceed => "on-course-to-exceed",
+            BudgetState::Ok => "ok",
         }
     }
 }

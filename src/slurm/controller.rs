@@ -170,7 +170,9 @@ pub fn budgets(
                 .take(10)
                 .collect::<String>()
         };
-        let gone = st.iter().find(|s| s.state(now) == "used-up");
+        let gone = st
+            .iter()
+            .find(|s| s.state(now) == policy::BudgetState::UsedUp);
         out.insert(
             account,
             Budget {

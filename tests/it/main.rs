@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// Runs a test body `fn NAME(ledger: &str)` on a fresh SQLite file and, when the test
-/// services are up, on a fresh PostgreSQL database (`postgres_ledger` in the calling module).
+/// services are up, on a fresh PostgreSQL database, directly and through PgBouncer in
+/// transaction mode.
 macro_rules! both_backends {
     ($name:ident) => {
         mod $name {
@@ -19,12 +20,19 @@ macro_rules! both_backends {
                     super::$name(&url);
                 }
             }
+            #[test]
+            fn pgbouncer() {
+                if let Some(url) = crate::support::pgbouncer_ledger() {
+                    super::$name(&url);
+                }
+            }
         }
     };
 }
 
 mod cli;
 mod estimate;
+mod fleet;
 mod gpu;
 mod grid;
 mod interop;

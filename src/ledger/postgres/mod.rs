@@ -9,6 +9,7 @@
 //! is [`connect`]'s; this module holds the SQL.
 
 pub mod connect;
+pub mod unnamed;
 
 use super::{
     Filter, GroupBy, Imported, Ledger, LedgerError, Monitor, Recovered, RunIdentity, RunRecord,
@@ -17,8 +18,8 @@ use super::{
 use crate::report::RunReport;
 use crate::sample::PowerRow;
 use connect::{connect, describe, parse_url, Target};
-use postgres::types::ToSql;
 use postgres::{Client, Transaction};
+use unnamed::{arg, Arg, Args};
 
 /// The newest schema this build knows (PostgreSQL's own numbering).
 pub const SCHEMA_VERSION: i64 = 1;
@@ -125,28 +126,39 @@ impl PgLedger {
 
     fn migrate(&self) -> Result<(), LedgerError> {
         let shown = self.target.shown.clone();
+        // The version is read without a lock: opening a current ledger serialises nothing.
+        // Only a ledger that is behind is looked at again under the exclusive
+        // (transaction-scoped) lock and upgraded by whichever opener gets it first.
         let outcome = self.with_client(|c| {
+            // A look without a lock first.
             let mut tx = c.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
             let has_meta: bool = tx
-                .query_one("SELECT to_regclass('decompute_meta') IS NOT NULL", &[])?
+                .query_typed_one("SELECT to_regclass('decompute_meta') IS NOT NULL", &[])?
                 .get(0);
-            let version: i64 = if has_meta {
-                tx.query_opt("SELECT value FROM decompute_meta WHERE key = 'schema_version'", &[])?
-                    .and_then(|r| r.get::<_, String>(0).parse().ok())
-                    .unwrap_or(0)
-            } else {
-                let foreign: bool = tx
-                    .query_one("SELECT to_regclass('runs') IS NOT NULL", &[])?
-                    .get(0);
-                if foreign {
-                    return Ok(Err(LedgerError::NotALedger {
+            let version = if has_meta { schema_version(&mut tx)? } else { 0 };
+            if version >= SCHEMA_VERSION {
+                tx.commit()?;
+                return Ok(if version == SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(LedgerError::Newer {
                         path: shown.clone(),
-                        why: "a table 'runs' exists without decompute's metadata".into(),
-                    }));
-                }
-                0
-            };
+                        found: version,
+                        known: SCHEMA_VERSION,
+                    })
+                });
+            }
+            tx.rollback()?;
+            // Behind (or new): under the lock. Creating the metadata table if it is missing
+            // also takes a lock on it, so what this transaction reads next is what the
+            // opener before it committed (an advisory lock alone refreshes nothing).
+            let mut tx = c.transaction()?;
+            tx.execute_typed("SELECT pg_advisory_xact_lock($1)", &[arg(&LOCK_KEY)])?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS decompute_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO decompute_meta VALUES ('application', 'decompute ledger') ON CONFLICT (key) DO NOTHING",
+            )?;
+            let version = schema_version(&mut tx)?;
             if version > SCHEMA_VERSION {
                 return Ok(Err(LedgerError::Newer {
                     path: shown.clone(),
@@ -154,17 +166,23 @@ impl PgLedger {
                     known: SCHEMA_VERSION,
                 }));
             }
-            if version < SCHEMA_VERSION {
-                if !has_meta {
-                    tx.batch_execute("CREATE TABLE decompute_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO decompute_meta VALUES ('application', 'decompute ledger')")?;
-                }
-                for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                    tx.batch_execute(sql)?;
-                    tx.execute(
-                        "INSERT INTO decompute_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        &[&(i as i64 + 1).to_string()],
-                    )?;
-                }
+            let foreign: bool = tx
+                .query_typed_one("SELECT to_regclass('runs') IS NOT NULL", &[])?
+                .get(0);
+            if version == 0 && foreign {
+                // Rolled back: the metadata table created above goes with it.
+                return Ok(Err(LedgerError::NotALedger {
+                    path: shown.clone(),
+                    why: "a table 'runs' exists without decompute's metadata".into(),
+                }));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.batch_execute(sql)?;
+                let v = (i as i64 + 1).to_string();
+                tx.execute_typed(
+                    "INSERT INTO decompute_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[arg(&v)],
+                )?;
             }
             tx.commit()?;
             Ok(Ok(()))
@@ -190,26 +208,18 @@ impl PgLedger {
         })
     }
 
-    fn query(
-        &self,
-        sql: &str,
-        args: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, LedgerError> {
-        self.with_client(|c| c.query(sql, args))
+    fn query(&self, sql: &str, args: &[Arg]) -> Result<Vec<postgres::Row>, LedgerError> {
+        self.with_client(|c| c.query_typed(sql, args))
     }
 
     fn load(&self, id: &str) -> Result<RunRecord, LedgerError> {
         let (r, tags, samples) = self.with_client(|c| {
-            let r = c.query_one(
+            let r = c.query_typed_one(
                 "SELECT r.project, r.user_name, r.host, r.cwd, r.status, p.report
-                 FROM runs r JOIN run_reports p ON p.run_id = r.id WHERE r.id = $1",
-                &[&id],
-            )?;
-            let tags = c.query("SELECT key, value FROM run_tags WHERE run_id = $1 ORDER BY key", &[&id])?;
-            let samples = c.query(
-                "SELECT t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w FROM samples WHERE run_id = $1 ORDER BY t_s",
-                &[&id],
-            )?;
+                 FROM runs r JOIN run_reports p ON p.run_id = r.id WHERE r.id = $1", &[arg(&id)])?;
+            let tags = c.query_typed("SELECT key, value FROM run_tags WHERE run_id = $1 ORDER BY key", &[arg(&id)])?;
+            let samples = c.query_typed(
+                "SELECT t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w FROM samples WHERE run_id = $1 ORDER BY t_s", &[arg(&id)])?;
             Ok((r, tags, samples))
         })?;
         let report: String = r.get(5);
@@ -250,6 +260,17 @@ impl PgLedger {
 }
 
 /// Unix milliseconds of an RFC 3339 text (the report's canonical times).
+/// The schema version the metadata table records (0 when it records none).
+fn schema_version(tx: &mut Transaction) -> Result<i64, postgres::Error> {
+    Ok(tx
+        .query_typed_opt(
+            "SELECT value FROM decompute_meta WHERE key = 'schema_version'",
+            &[],
+        )?
+        .and_then(|r| r.get::<_, String>(0).parse().ok())
+        .unwrap_or(0))
+}
+
 fn ms(t: &str) -> f64 {
     crate::timefmt::parse_time(t)
         .map(|s| s * 1000.0)
@@ -271,32 +292,13 @@ fn write_figures(
 ) -> Result<(), postgres::Error> {
     let ended_ms: Option<f64> = ended.then(|| ms(&r.ended_at));
     let exit: Option<i32> = if ended { r.exit_code } else { None };
-    tx.execute(
+    tx.execute_typed(
         "UPDATE runs SET status = $2, exit_code = $3, ended_at = to_timestamp($4::float8 / 1000), updated_at = now(),
             duration_s = $5, energy_host_j = $6, energy_j = $7, energy_low_j = $8, energy_high_j = $9,
             modelled_j = $10, pue = $11, zone = $12, carbon_g = $13, water_l = $14
-         WHERE id = $1",
-        &[
-            &id,
-            &status.as_str(),
-            &exit,
-            &ended_ms,
-            &r.duration_s,
-            &r.energy_j.host,
-            &r.energy_j.workload,
-            &r.energy_j.workload_low,
-            &r.energy_j.workload_high,
-            &super::modelled_j(r),
-            &r.pue,
-            &r.factors.zone,
-            &r.carbon_g.value,
-            &r.water_l.value,
-        ],
-    )?;
-    tx.execute(
-        "INSERT INTO run_reports (run_id, report) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET report = excluded.report",
-        &[&id, &report_json(r)],
-    )?;
+         WHERE id = $1", &[arg(&id), arg(&status.as_str()), arg(&exit), arg(&ended_ms), arg(&r.duration_s), arg(&r.energy_j.host), arg(&r.energy_j.workload), arg(&r.energy_j.workload_low), arg(&r.energy_j.workload_high), arg(&super::modelled_j(r)), arg(&r.pue), arg(&r.factors.zone), arg(&r.carbon_g.value), arg(&r.water_l.value)])?;
+    tx.execute_typed(
+        "INSERT INTO run_reports (run_id, report) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET report = excluded.report", &[arg(&id), arg(&report_json(r))])?;
     // Whole sets in one statement each (arrays unnested server-side): a checkpoint is a
     // handful of round trips, not one per row.
     let (mut comp, mut meth, mut src) = (Vec::new(), Vec::new(), Vec::new());
@@ -310,12 +312,10 @@ fn write_figures(
         low.push(c.low_j);
         high.push(c.high_j);
     }
-    tx.execute("DELETE FROM components WHERE run_id = $1", &[&id])?;
-    tx.execute(
+    tx.execute_typed("DELETE FROM components WHERE run_id = $1", &[arg(&id)])?;
+    tx.execute_typed(
         "INSERT INTO components (run_id, component, method, source, host_j, workload_j, low_j, high_j)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])",
-        &[&id, &comp, &meth, &src, &host, &work, &low, &high],
-    )?;
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])", &[arg(&id), arg(&comp), arg(&meth), arg(&src), arg(&host), arg(&work), arg(&low), arg(&high)])?;
     let f = &r.factors;
     let (mut names, mut values, mut sources, mut years) = (
         Vec::new(),
@@ -334,12 +334,10 @@ fn write_figures(
         sources.push(x.source.clone());
         years.push(x.year.and_then(|y| i32::try_from(y).ok()));
     }
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO factors (run_id, name, value, source, year)
          SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::text[], $5::int4[])
-         ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, source = excluded.source, year = excluded.year",
-        &[&id, &names, &values, &sources, &years],
-    )?;
+         ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, source = excluded.source, year = excluded.year", &[arg(&id), arg(&names), arg(&values), arg(&sources), arg(&years)])?;
     Ok(())
 }
 
@@ -348,20 +346,10 @@ fn write_samples(tx: &mut Transaction, id: &str, rows: &[PowerRow]) -> Result<()
         return Ok(());
     }
     let col = |f: fn(&PowerRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO samples (run_id, t_s, dt_s, cpu_w, dram_w, gpu_w, workload_w)
          SELECT $1, * FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
-         ON CONFLICT (run_id, t_s) DO NOTHING",
-        &[
-            &id,
-            &col(|r| r.t_s),
-            &col(|r| r.dt_s),
-            &col(|r| r.cpu_w),
-            &col(|r| r.dram_w),
-            &col(|r| r.gpu_w),
-            &col(|r| r.workload_w),
-        ],
-    )?;
+         ON CONFLICT (run_id, t_s) DO NOTHING", &[arg(&id), arg(&col(|r| r.t_s)), arg(&col(|r| r.dt_s)), arg(&col(|r| r.cpu_w)), arg(&col(|r| r.dram_w)), arg(&col(|r| r.gpu_w)), arg(&col(|r| r.workload_w))])?;
     Ok(())
 }
 
@@ -375,52 +363,33 @@ fn insert_run(
     let pid: Option<i32> = monitor.map(|m| m.pid);
     let start: Option<i64> = monitor.map(|m| m.start_ticks as i64);
     let lease: Option<f64> = monitor.map(|m| m.lease_s);
-    let n = tx.execute(
+    let n = tx.execute_typed(
         "INSERT INTO runs (id, project, user_name, host, cwd, command, started_at, updated_at, status, duration_s,
             energy_host_j, energy_j, energy_low_j, energy_high_j, modelled_j, pue, zone, carbon_g, water_l,
             decompute_version, monitor_pid, monitor_start, lease_until)
          VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::float8 / 1000), now(), $8, 0, 0, 0, 0, 0, 0, $9, $10, 0, 0, $11, $12, $13,
             now() + make_interval(secs => $14::float8))
-         ON CONFLICT (id) DO NOTHING",
-        &[
-            &ident.id,
-            &ident.project,
-            &ident.user,
-            &ident.host,
-            &ident.cwd,
-            &serde_json::to_string(&r.command).unwrap_or_default(),
-            &ms(&r.started_at),
-            &status.as_str(),
-            &r.pue,
-            &r.factors.zone,
-            &r.decompute_version,
-            &pid,
-            &start,
-            &lease,
-        ],
-    )?;
+         ON CONFLICT (id) DO NOTHING", &[arg(&ident.id), arg(&ident.project), arg(&ident.user), arg(&ident.host), arg(&ident.cwd), arg(&serde_json::to_string(&r.command).unwrap_or_default()), arg(&ms(&r.started_at)), arg(&status.as_str()), arg(&r.pue), arg(&r.factors.zone), arg(&r.decompute_version), arg(&pid), arg(&start), arg(&lease)])?;
     if n == 1 && !ident.tags.is_empty() {
         let keys: Vec<&String> = ident.tags.keys().collect();
         let vals: Vec<&String> = ident.tags.values().collect();
-        tx.execute(
-            "INSERT INTO run_tags (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])",
-            &[&ident.id, &keys, &vals],
-        )?;
+        tx.execute_typed(
+            "INSERT INTO run_tags (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])", &[arg(&ident.id), arg(&keys), arg(&vals)])?;
     }
     Ok(n)
 }
 
 /// WHERE clause and parameters for a filter (`$n` placeholders from `first`).
-fn where_clause(f: &Filter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+fn where_clause(f: &Filter) -> (String, Args) {
     let mut conds = Vec::new();
-    let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    let mut args = Args::default();
     if let Some(p) = &f.project {
-        args.push(Box::new(p.clone()));
+        args.push(p.clone());
         conds.push(format!("runs.project = ${}", args.len()));
     }
     for (k, v) in &f.tags {
-        args.push(Box::new(k.clone()));
-        args.push(Box::new(v.clone()));
+        args.push(k.clone());
+        args.push(v.clone());
         conds.push(format!(
             "EXISTS (SELECT 1 FROM run_tags x WHERE x.run_id = runs.id AND x.key = ${} AND x.value = ${})",
             args.len() - 1,
@@ -428,14 +397,14 @@ fn where_clause(f: &Filter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
         ));
     }
     if let Some(s) = f.since_ms {
-        args.push(Box::new(s as f64));
+        args.push(s as f64);
         conds.push(format!(
             "runs.started_at >= to_timestamp(${}::float8 / 1000)",
             args.len()
         ));
     }
     if let Some(u) = f.until_ms {
-        args.push(Box::new(u as f64));
+        args.push(u as f64);
         conds.push(format!(
             "runs.started_at < to_timestamp(${}::float8 / 1000)",
             args.len()
@@ -447,10 +416,6 @@ fn where_clause(f: &Filter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
         format!(" WHERE {}", conds.join(" AND "))
     };
     (w, args)
-}
-
-fn refs(args: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
-    args.iter().map(|a| a.as_ref()).collect()
 }
 
 impl Ledger for PgLedger {
@@ -476,10 +441,8 @@ impl Ledger for PgLedger {
         let lease = self.lease_s;
         self.in_tx(|tx| {
             write_figures(tx, id, Status::Running, report, false)?;
-            tx.execute(
-                "UPDATE runs SET lease_until = now() + make_interval(secs => $2::float8) WHERE id = $1",
-                &[&id, &lease],
-            )?;
+            tx.execute_typed(
+                "UPDATE runs SET lease_until = now() + make_interval(secs => $2::float8) WHERE id = $1", &[arg(&id), arg(&lease)])?;
             write_samples(tx, id, rows)
         })
     }
@@ -487,8 +450,11 @@ impl Ledger for PgLedger {
     fn set_thaw(&mut self, id: &str, thaw: Option<&Thaw>) -> Result<(), LedgerError> {
         let text = thaw.map(|t| serde_json::to_string(t).unwrap_or_default());
         self.in_tx(|tx| {
-            tx.execute("UPDATE runs SET thaw = $2 WHERE id = $1", &[&id, &text])
-                .map(|_| ())
+            tx.execute_typed(
+                "UPDATE runs SET thaw = $2 WHERE id = $1",
+                &[arg(&id), arg(&text)],
+            )
+            .map(|_| ())
         })
     }
 
@@ -502,19 +468,15 @@ impl Ledger for PgLedger {
         self.in_tx(|tx| {
             write_figures(tx, id, status, report, true)?;
             write_samples(tx, id, rows)?;
-            tx.execute(
-                "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL WHERE id = $1",
-                &[&id],
-            )
+            tx.execute_typed(
+                "UPDATE runs SET monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL WHERE id = $1", &[arg(&id)])
             .map(|_| ())
         })
     }
 
     fn recover(&mut self) -> Result<Vec<Recovered>, LedgerError> {
         let rows = self.query(
-            "SELECT id, host, monitor_pid, monitor_start, lease_until < now(), thaw FROM runs WHERE status = 'running'",
-            &[],
-        )?;
+            "SELECT id, host, monitor_pid, monitor_start, lease_until < now(), thaw FROM runs WHERE status = 'running'", &[])?;
         let stale: Vec<(String, Option<String>)> = rows
             .iter()
             .filter(|r| {
@@ -532,11 +494,9 @@ impl Ledger for PgLedger {
         let mut out = Vec::new();
         self.in_tx(|tx| {
             for (id, thaw) in &stale {
-                let n = tx.execute(
+                let n = tx.execute_typed(
                     "UPDATE runs SET status = 'interrupted', ended_at = updated_at, monitor_pid = NULL, monitor_start = NULL, lease_until = NULL, thaw = NULL
-                     WHERE id = $1 AND status = 'running'",
-                    &[id],
-                )?;
+                     WHERE id = $1 AND status = 'running'", &[arg(&id)])?;
                 if n == 1 {
                     out.push(Recovered {
                         id: id.clone(),
@@ -556,7 +516,7 @@ impl Ledger for PgLedger {
             "SELECT id, project, (extract(epoch FROM started_at) * 1000)::float8, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command
              FROM runs{w} ORDER BY started_at DESC, id DESC LIMIT {limit}"
         );
-        let rows = self.query(&sql, &refs(&args))?;
+        let rows = self.query(&sql, &args.typed())?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -587,7 +547,7 @@ impl Ledger for PgLedger {
         let ids: Vec<String> = self
             .query(
                 "SELECT id FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 2",
-                &[&p, &hi],
+                &[arg(&p), arg(&hi)],
             )?
             .iter()
             .map(|r| r.get(0))
@@ -599,7 +559,7 @@ impl Ledger for PgLedger {
                 let count: i64 = self
                     .query(
                         "SELECT count(*) FROM runs WHERE id >= $1 AND id < $2",
-                        &[&p, &hi],
+                        &[arg(&p), arg(&hi)],
                     )?
                     .first()
                     .map(|r| r.get(0))
@@ -632,7 +592,7 @@ impl Ledger for PgLedger {
             GroupBy::User => ("runs.user_name".into(), String::new()),
             GroupBy::Host => ("runs.host".into(), String::new()),
             GroupBy::Tag(k) => {
-                args.push(Box::new(k.clone()));
+                args.push(k.clone());
                 (
                     "COALESCE(g.value, '(no tag)')".into(),
                     format!(
@@ -647,7 +607,7 @@ impl Ledger for PgLedger {
              FROM runs{join}{w} GROUP BY k ORDER BY k"
         );
         Ok(self
-            .query(&sql, &refs(&args))?
+            .query(&sql, &args.typed())?
             .iter()
             .map(|r| SummaryRow {
                 key: r.get::<_, Option<String>>(0).unwrap_or_default(),
@@ -673,7 +633,7 @@ impl Ledger for PgLedger {
             .unwrap_or_default();
         let sql = format!("SELECT id FROM runs{w} ORDER BY started_at, id{limit}");
         let ids: Vec<String> = self
-            .query(&sql, &refs(&args))?
+            .query(&sql, &args.typed())?
             .iter()
             .map(|r| r.get(0))
             .collect();
@@ -687,10 +647,8 @@ impl Ledger for PgLedger {
         let mut n = Imported::default();
         self.in_tx(|tx| {
             for r in records {
-                let existing = tx.query_opt(
-                    "SELECT status, duration_s FROM runs WHERE id = $1",
-                    &[&r.identity.id],
-                )?;
+                let existing = tx.query_typed_opt(
+                    "SELECT status, duration_s FROM runs WHERE id = $1", &[arg(&r.identity.id)])?;
                 match existing {
                     Some(row)
                         if super::completes(
@@ -713,10 +671,8 @@ impl Ledger for PgLedger {
                 let ended = r.status != Status::Running;
                 write_figures(tx, &r.identity.id, r.status, &r.report, ended)?;
                 write_samples(tx, &r.identity.id, &r.report.samples)?;
-                tx.execute(
-                    "UPDATE runs SET lease_until = NULL, monitor_pid = NULL, monitor_start = NULL, thaw = NULL WHERE id = $1",
-                    &[&r.identity.id],
-                )?;
+                tx.execute_typed(
+                    "UPDATE runs SET lease_until = NULL, monitor_pid = NULL, monitor_start = NULL, thaw = NULL WHERE id = $1", &[arg(&r.identity.id)])?;
             }
             Ok(())
         })?;

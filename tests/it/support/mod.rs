@@ -64,6 +64,22 @@ pub fn postgres_ledger() -> Option<String> {
     Some(format!("{base}/{name}?sslmode=disable"))
 }
 
+/// A fresh, empty database reached through the test script's PgBouncer (transaction mode,
+/// pool 20), as a fleet reaches its ledger; its URL.
+pub fn pgbouncer_ledger() -> Option<String> {
+    let direct = postgres_ledger()?;
+    let Ok(bouncer) = std::env::var("DECOMPUTE_TEST_PGBOUNCER") else {
+        eprintln!("skipped: no PgBouncer (run the tests through tools/test.sh)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must provide DECOMPUTE_TEST_PGBOUNCER"
+        );
+        return None;
+    };
+    let db = direct.rsplit_once('/').map(|(_, d)| d).unwrap_or_default();
+    Some(format!("{bouncer}/{db}"))
+}
+
 pub fn with_ledger(ledger: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
     let empty = tempfile::tempdir().expect("tmp");
     let mut c = decompute();
