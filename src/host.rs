@@ -10,3 +10,15 @@ pub fn hostname() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// Where decompute keeps its state on this host (the Slurm controller's memory, the spool of
+/// runs not yet recorded): `$XDG_STATE_HOME/decompute`, else `~/.local/state/decompute`.
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+        })
+        .map(|d| d.join("decompute"))
+}

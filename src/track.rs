@@ -425,9 +425,27 @@ impl Tracker {
                 status,
                 report: report.clone(),
             };
-            let mut l = loc.open().map_err(|x| x.to_string())?;
-            l.import(&[rec]).map_err(|x| x.to_string())?;
-            recorded = Some(loc.shown());
+            let taken = loc
+                .open()
+                .and_then(|mut l| l.import(std::slice::from_ref(&rec)));
+            match taken {
+                Ok(_) => recorded = Some(loc.shown()),
+                // Never lost: kept for the next decompute command on this host.
+                Err(e) => {
+                    let kept = match crate::ledger::spool::keep(loc, &rec) {
+                        Ok(f) => format!(
+                            "kept in {} for the next decompute command on this host to record",
+                            f.display()
+                        ),
+                        Err(s) => format!("nor spooled ({s})"),
+                    };
+                    let mut report = report;
+                    report
+                        .notes
+                        .push(format!("not recorded in the ledger ({e}); {kept}"));
+                    return Ok((report, None));
+                }
+            }
         }
         Ok((report, recorded))
     }

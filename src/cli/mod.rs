@@ -247,7 +247,35 @@ pub fn open_ledger(loc: &Location, procfs: &std::path::Path) -> anyhow::Result<B
     say_origin(loc);
     let mut l = loc.open()?;
     say_all(crate::govern::freeze::recover(l.as_mut(), procfs));
+    deliver_spool(loc, l.as_mut());
     Ok(l)
+}
+
+/// Delivers the runs this host spooled for the ledger at `loc`, and says so.
+fn deliver_spool(loc: &Location, l: &mut dyn Ledger) {
+    let got = crate::ledger::spool::deliver_here(loc, l);
+    if got.runs > 0 {
+        crate::say!(
+            "decompute: note: {} run(s) measured earlier on this host but not recorded then were recorded now",
+            got.runs
+        );
+    }
+    for why in got.left {
+        crate::say!("decompute: warning: a spooled run is still not recorded: {why}");
+    }
+}
+
+/// Keeps a run the ledger did not take in this host's spool, saying where and why.
+pub fn spool_run(loc: &Location, record: &crate::ledger::RunRecord, why: &str) {
+    match crate::ledger::spool::keep(loc, record) {
+        Ok(f) => crate::say!(
+            "decompute: warning: the run was measured but not recorded ({why}); it is kept in {} and the next decompute command on this host that opens the ledger records it",
+            f.display()
+        ),
+        Err(e) => crate::say!(
+            "decompute: warning: the run was measured but not recorded ({why}) nor spooled ({e}); `decompute ledger import` of its --json report fills the gap"
+        ),
+    }
 }
 
 /// As [`open_ledger`], for a command that only reads: a ledger file this process cannot
@@ -260,6 +288,7 @@ pub fn open_reading(loc: &Location) -> anyhow::Result<Box<dyn Ledger>> {
             l.as_mut(),
             std::path::Path::new("/proc"),
         ));
+        deliver_spool(loc, l.as_mut());
     }
     Ok(l)
 }

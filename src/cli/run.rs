@@ -203,13 +203,17 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         cwd: settings.cwd.display().to_string(),
     };
     let procfs = settings.procfs_root();
+    let mut unreached: Option<String> = None;
     let ledger = if a.record.no_ledger {
         None
     } else {
         match super::open_ledger(&ledger_target, &procfs) {
             Ok(l) => Some(l),
             Err(e) => {
-                crate::say!("decompute: warning: {e:#}; this run is measured but not recorded");
+                crate::say!(
+                    "decompute: warning: {e:#}; this run is measured and will be kept in the spool"
+                );
+                unreached = Some(format!("{e:#}"));
                 None
             }
         }
@@ -311,10 +315,19 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     if let Some(w) = recorder.writer.take() {
         match w.finish(status, report.clone(), outcome.unsaved.clone()) {
             Ok(()) => recorded = true,
-            Err(e) => crate::say!(
-                "decompute: warning: the run was measured but not recorded ({e}); `decompute ledger import` of its --json report fills the gap"
-            ),
+            Err(e) => unreached = Some(e.to_string()),
         }
+    }
+    let mut spooled = false;
+    if let Some(why) = &unreached {
+        let record = ledger::RunRecord {
+            schema: ledger::RECORD_SCHEMA.into(),
+            identity: identity.clone(),
+            status,
+            report: report.clone(),
+        };
+        super::spool_run(&ledger_target, &record, why);
+        spooled = true;
     }
     if !a.quiet {
         crate::term::say_raw(&render::summary::render(report, &shown, caps));
@@ -325,6 +338,8 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
                 crate::term::escape(&identity.project),
                 ledger_target.shown_if_shared()
             );
+        } else if spooled {
+            crate::say!("  not recorded in the ledger yet: spooled (see the warning above)");
         } else if recording {
             crate::say!("  not recorded in the ledger (see the warning above)");
         }

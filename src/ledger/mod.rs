@@ -8,6 +8,7 @@ pub mod codecarbon;
 pub mod csv;
 pub mod import;
 pub mod postgres;
+pub mod spool;
 pub mod sqlite;
 
 use crate::report::RunReport;

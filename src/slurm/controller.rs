@@ -15,11 +15,9 @@ pub fn state_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+    let base = crate::host::state_dir()
         .ok_or_else(|| anyhow::anyhow!("no $HOME or $XDG_STATE_HOME: pass --state FILE"))?;
-    Ok(base.join("decompute/slurm-govern.json"))
+    Ok(base.join("slurm-govern.json"))
 }
 
 /// The controller's memory from its state file (an absent file is a fresh start: nothing

@@ -1,8 +1,10 @@
 //! The ledger at fleet scale, through PgBouncer in transaction mode (the test script's, pool
 //! 20): many budgeted runs and listings at once are all recorded and answered, and the
-//! server logs no error (no prepared statement of one client meets another's).
+//! server logs no statement of one client meeting another's; a run the
+//! server refuses is spooled on its host and recorded by the next command that opens the
+//! ledger.
 
-use crate::support::{decompute, err, export, pgbouncer_ledger};
+use crate::support::{decompute, err, export, pgbouncer_ledger, postgres_admin};
 use std::process::Stdio;
 
 /// PostgreSQL's log lines since `from` (a byte offset), if the test script said where it is.
@@ -80,7 +82,58 @@ fn budgeted_runs_and_listings_at_once_through_pgbouncer_all_land() {
         assert_eq!(r["project"], "fleet", "{r}");
     }
     if let Some(log) = server_log_since(log_from) {
-        let errors: Vec<&str> = log.lines().filter(|x| x.contains("ERROR")).collect();
+        // Other tests share the server (and log their own refusals): only a statement of
+        // one client meeting another's session is this test's concern.
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|x| x.contains("prepared statement") || x.contains("bind message"))
+            .collect();
         assert!(errors.is_empty(), "the server logged errors: {errors:?}");
     }
+}
+
+#[test]
+fn a_run_the_server_refuses_is_spooled_and_recorded_by_the_next_command() {
+    let Some(admin) = postgres_admin() else {
+        return;
+    };
+    let d = tempfile::tempdir().expect("tmp");
+    let state = d.path().join("state");
+    let name = format!("spool{}", std::process::id());
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let url = format!("{base}/{name}?sslmode=disable");
+    let empty = d.path().join("empty-sysfs");
+    std::fs::create_dir(&empty).expect("mkdir");
+    // The database does not exist yet: the server refuses the run's connection.
+    let o = decompute()
+        .current_dir(d.path())
+        .env("XDG_STATE_HOME", &state)
+        .args(["run", "--no-gpu", "--cpu-tdp", "65", "--ledger", &url])
+        .args(["--sysfs-root", empty.to_str().expect("utf-8")])
+        .args(["--", "sleep", "0.2"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("does not exist"), "the real cause: {e}");
+    assert!(e.contains("kept in") && e.contains("spooled"), "{e}");
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("admin");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create");
+    // Any command that opens that ledger on this host delivers it.
+    let o = decompute()
+        .env("XDG_STATE_HOME", &state)
+        .args(["ledger", "list", "--json", "--ledger", &url])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("recorded now"), "{}", err(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["status"], "finished");
+    let left = std::fs::read_dir(state.join("decompute/spool"))
+        .expect("spool")
+        .flat_map(|d| std::fs::read_dir(d.expect("entry").path()).expect("dir"))
+        .count();
+    assert_eq!(left, 0, "the spool is emptied once delivered");
 }

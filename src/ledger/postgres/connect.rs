@@ -325,6 +325,34 @@ pub fn connect(t: &Target) -> Result<Client, String> {
     }
 }
 
+/// What to do about a failed connection, by its cause: the server full (a pooler), the
+/// credentials, or the way to the server.
+pub fn hint(message: &str) -> &'static str {
+    let m = message.to_lowercase();
+    if m.contains("too many clients")
+        || m.contains("too many connections")
+        || m.contains("remaining connection slots")
+        || m.contains("no more connections allowed")
+    {
+        "the server has no connection left: put PgBouncer (pool_mode = transaction) in front of it or raise max_connections"
+    } else if m.contains("password") || m.contains("authentication") || m.contains("role") {
+        "check the user and the password (in the URL, PGPASSWORD or ~/.pgpass)"
+    } else if m.contains("refused")
+        || m.contains("timed out")
+        || m.contains("unreachable")
+        || m.contains("no route")
+        || m.contains("resolve")
+        || m.contains("lookup")
+        || m.contains("name or service")
+    {
+        "check that the server runs and this host can reach it (host and port of the URL)"
+    } else if m.contains("tls") || m.contains("certificate") || m.contains("ssl") {
+        "check the TLS mode (sslmode) and the CA (sslrootcert)"
+    } else {
+        "check the URL, that the server runs, and the password (PGPASSWORD or ~/.pgpass)"
+    }
+}
+
 /// A driver error in one line, its cause included.
 pub fn describe(e: &postgres::Error) -> String {
     let mut s = e.to_string();
@@ -342,6 +370,25 @@ pub fn describe(e: &postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_connection_is_told_by_its_cause() {
+        assert!(hint("db error: FATAL: sorry, too many clients already").contains("PgBouncer"));
+        assert!(hint(
+            "FATAL: remaining connection slots are reserved for roles with the SUPERUSER attribute"
+        )
+        .contains("PgBouncer"));
+        assert!(
+            hint("db error: FATAL: password authentication failed for user \"x\"")
+                .contains("password")
+        );
+        assert!(
+            hint("error connecting to server: Connection refused (os error 111)").contains("reach")
+        );
+        assert!(
+            hint("error performing TLS handshake: invalid peer certificate").contains("sslmode")
+        );
+    }
 
     #[test]
     fn urls_and_passwords_as_libpq_reads_them() {

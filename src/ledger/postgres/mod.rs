@@ -111,7 +111,7 @@ impl PgLedger {
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
             let c = connect(&self.target).map_err(|message| LedgerError::Open {
                 path: self.target.shown.clone(),
-                message: format!("{message}; check the URL, that the server runs, and the password (PGPASSWORD or ~/.pgpass)"),
+                message: format!("{message}; {}", connect::hint(&message)),
             })?;
             *guard = Some(c);
         }

@@ -31,6 +31,10 @@ pub fn decompute() -> Command {
         "XDG_DATA_HOME",
         concat!(env!("CARGO_TARGET_TMPDIR"), "/it-data"),
     );
+    c.env(
+        "XDG_STATE_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/it-state"),
+    );
     c.stdin(Stdio::null());
     c
 }
