@@ -547,6 +547,10 @@ pub trait Ledger: Send {
     /// `running` or `interrupted` (its monitor lost the ledger) with a longer, ended record
     /// of it; the rest are already present.
     fn import(&mut self, records: &[RunRecord]) -> Result<Imported, LedgerError>;
+    /// Lets go of what the ledger holds open on a server between uses (a PostgreSQL
+    /// connection); the next call opens it again. A long run holds no backend between its
+    /// checkpoints. A file ledger keeps its handle.
+    fn release(&mut self) {}
 }
 
 /// Where a ledger is: a SQLite file, or a PostgreSQL database shared by a team.

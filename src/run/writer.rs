@@ -39,6 +39,8 @@ pub struct Shared {
     pub failing: Option<String>,
     /// Refreshes asked for and not yet answered.
     pub pending_refresh: bool,
+    /// Set while budget refreshes fail (said once).
+    pub refresh_failing: bool,
 }
 
 /// The handle a run holds.
@@ -229,8 +231,18 @@ fn work(mut l: Box<dyn Ledger>, rx: Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
                     });
                 if let Ok(mut s) = shared.lock() {
                     s.pending_refresh = false;
-                    if let Ok((_, lim)) = limits {
-                        s.limits = Some(lim);
+                    match limits {
+                        Ok((_, lim)) => {
+                            s.limits = Some(lim);
+                            s.refresh_failing = false;
+                        }
+                        // The run carries on under the last standing known; said once
+                        // until a refresh succeeds again.
+                        Err(e) if !s.refresh_failing => {
+                            s.refresh_failing = true;
+                            crate::say!("decompute: warning: the project budgets could not be read again ({e}); the run goes on under the last standing, asking again at the next refresh");
+                        }
+                        Err(_) => {}
                     }
                 }
             }
@@ -245,5 +257,8 @@ fn work(mut l: Box<dyn Ledger>, rx: Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
                 return;
             }
         }
+        // Nothing held between messages: a run of hours holds no server connection
+        // between its checkpoints.
+        l.release();
     }
 }

@@ -4,7 +4,10 @@
 //! server refuses is spooled on its host and recorded by the next command that opens the
 //! ledger.
 
-use crate::support::{decompute, err, export, pgbouncer_ledger, postgres_admin};
+use crate::support::{
+    decompute, err, eventually, export, pgbouncer_ledger, postgres_admin, postgres_ledger,
+    KillOnDrop,
+};
 use std::process::Stdio;
 
 /// PostgreSQL's log lines since `from` (a byte offset), if the test script said where it is.
@@ -136,4 +139,68 @@ fn a_run_the_server_refuses_is_spooled_and_recorded_by_the_next_command() {
         .flat_map(|d| std::fs::read_dir(d.expect("entry").path()).expect("dir"))
         .count();
     assert_eq!(left, 0, "the spool is emptied once delivered");
+}
+
+#[test]
+fn a_run_holds_no_connection_between_its_checkpoints() {
+    let Some(l) = postgres_ledger() else { return };
+    let admin = postgres_admin().expect("admin");
+    let db = l
+        .rsplit('/')
+        .next()
+        .and_then(|x| x.split('?').next())
+        .unwrap_or_default()
+        .to_string();
+    let d = tempfile::tempdir().expect("tmp");
+    let empty = d.path().join("empty-sysfs");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let mut run = KillOnDrop(
+        decompute()
+            .args([
+                "run",
+                "--quiet",
+                "--no-gpu",
+                "--cpu-tdp",
+                "65",
+                "--ledger",
+                &l,
+            ])
+            .args(["--sysfs-root", empty.to_str().expect("utf-8")])
+            .args(["--checkpoint", "1s", "--", "sleep", "6"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("admin");
+    let count = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            &[&db],
+        )
+        .expect("count")
+        .get(0)
+    };
+    // The run has begun (its row exists) and checkpoints every second; between them it
+    // holds nothing. Twenty looks: some see no connection at all, none more than the
+    // checkpoint in flight (and, for an instant, the one before it closing).
+    assert!(eventually(|| {
+        let mut c = postgres::Client::connect(&l, postgres::NoTls).expect("reader");
+        c.query_one("SELECT count(*) FROM runs", &[])
+            .map(|r| r.get::<_, i64>(0) == 1)
+            .unwrap_or(false)
+    }));
+    let looks: Vec<i64> = (0..20)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            count(&mut c)
+        })
+        .collect();
+    assert!(looks.iter().all(|n| *n <= 2), "{looks:?}");
+    assert!(
+        looks.contains(&0),
+        "released between checkpoints: {looks:?}"
+    );
+    let o = run.output();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(export(&l).len(), 1);
 }

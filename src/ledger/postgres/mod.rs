@@ -419,6 +419,12 @@ fn where_clause(f: &Filter) -> (String, Args) {
 }
 
 impl Ledger for PgLedger {
+    fn release(&mut self) {
+        if let Ok(mut c) = self.client.lock() {
+            *c = None;
+        }
+    }
+
     fn begin(
         &mut self,
         ident: &RunIdentity,
