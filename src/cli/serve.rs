@@ -129,7 +129,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
                     accountant::writer(
                         rx,
                         cx,
-                        |id| accountant::squeue_job("squeue", id),
+                        |ids| accountant::squeue_jobs("squeue", ids),
                         accountant::ledger_writer(loc),
                     )
                 })?,

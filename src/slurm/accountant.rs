@@ -3,8 +3,9 @@
 //! `proctrack/cgroup`, its step daemons' process trees under `proctrack/linuxproc`) is added
 //! to that job's totals, with the host's readings beside it and a power row; when a job's
 //! consumers are gone from the node, the job is handed to a writer thread, which asks
-//! Slurm how it ended (`squeue --json`) and writes one ledger record for the job on this
-//! node. The tick itself only adds numbers and sends on a channel: Slurm's commands and the
+//! Slurm how it ended (`squeue --json`, one call for every job a pass needs) and writes the
+//! records of a burst in one ledger call. What Slurm said of a job while it ran (its
+//! account, user, comment) stands in when Slurm has forgotten it by its end. The tick itself only adds numbers and sends on a channel: Slurm's commands and the
 //! ledger are the writer's.
 
 use super::jobs::Job;
@@ -13,8 +14,9 @@ use crate::ledger::{self, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::report::{HostInfo, RunMeta};
 use crate::sample::{Consumer, PowerRow, Totals};
 use crate::sampler::Interval;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// What the agent saw of one job on this node.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,15 +48,25 @@ pub struct Ended {
     pub end: End,
 }
 
+/// What the tick tells the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A job appeared on this node: the writer learns its account, user and comment while
+    /// it runs, so its record never depends on Slurm remembering it after `MinJobAge`.
+    Started(u64),
+    /// A job's accounting ended.
+    Ended(Ended),
+}
+
 /// The per-interval half: pure bookkeeping, no I/O.
 pub struct Accountant {
     jobs: HashMap<u64, JobAcc>,
-    tx: mpsc::Sender<Ended>,
+    tx: mpsc::Sender<Event>,
     ticks: u64,
 }
 
 impl Accountant {
-    pub fn new(tx: mpsc::Sender<Ended>) -> Accountant {
+    pub fn new(tx: mpsc::Sender<Event>) -> Accountant {
         Accountant {
             jobs: HashMap::new(),
             tx,
@@ -89,10 +101,14 @@ impl Accountant {
             iv.samples()
         };
         for (job, consumers) in &present {
-            let acc = self.jobs.entry(*job).or_insert_with(|| JobAcc {
-                first_t: t - iv.dt.0,
-                joined_late: first_tick,
-                ..Default::default()
+            let tx = &self.tx;
+            let acc = self.jobs.entry(*job).or_insert_with(|| {
+                let _ = tx.send(Event::Started(*job));
+                JobAcc {
+                    first_t: t - iv.dt.0,
+                    joined_late: first_tick,
+                    ..Default::default()
+                }
             });
             acc.last_t = t;
             for s in &samples {
@@ -130,11 +146,11 @@ impl Accountant {
             .collect();
         for job in gone {
             if let Some(acc) = self.jobs.remove(&job) {
-                let _ = self.tx.send(Ended {
+                let _ = self.tx.send(Event::Ended(Ended {
                     job,
                     acc,
                     end: End::Gone,
-                });
+                }));
             }
         }
     }
@@ -144,11 +160,11 @@ impl Drop for Accountant {
     /// The agent stops: what was seen of the jobs still running is written, and says so.
     fn drop(&mut self) {
         for (job, acc) in self.jobs.drain() {
-            let _ = self.tx.send(Ended {
+            let _ = self.tx.send(Event::Ended(Ended {
                 job,
                 acc,
                 end: End::AgentStopped,
-            });
+            }));
         }
     }
 }
@@ -285,9 +301,13 @@ pub fn record(e: &Ended, job: Option<&Job>, cx: &Context) -> RunRecord {
     }
 }
 
-/// Asks Slurm about a job: `squeue --json --states=all --jobs ID`, falling back to the
-/// `--format` form on clusters without `--json`.
-pub fn squeue_job(squeue: &str, id: u64) -> Result<Option<Job>, String> {
+/// The most job ids one `squeue` call is asked about.
+const ASK_AT_ONCE: usize = 500;
+
+/// Asks Slurm about jobs: `squeue --json --states=all --jobs ID,ID,…` (in calls of up to
+/// 500 ids), falling back to the `--format` form on clusters without `--json`. Jobs Slurm no
+/// longer knows are missing from the answer.
+pub fn squeue_jobs(squeue: &str, ids: &[u64]) -> Result<Vec<Job>, String> {
     let run = |args: &[&str]| {
         std::process::Command::new(squeue)
             .args(args)
@@ -295,64 +315,168 @@ pub fn squeue_job(squeue: &str, id: u64) -> Result<Option<Job>, String> {
             .output()
             .map_err(|e| format!("cannot run {squeue}: {e}"))
     };
-    let ids = id.to_string();
-    let o = run(&["--json", "--states=all", "--jobs", &ids])?;
-    let jobs = if o.status.success() {
-        super::jobs::parse_json(&String::from_utf8_lossy(&o.stdout))?
-    } else {
-        let o = run(&[
-            "--noheader",
-            "--states=all",
-            "--jobs",
-            &ids,
-            "--format",
-            super::jobs::FORMAT,
-        ])?;
-        if !o.status.success() {
-            return Ok(None);
-        }
-        super::jobs::parse_format(&String::from_utf8_lossy(&o.stdout))?
-    };
-    Ok(jobs.into_iter().find(|j| j.id == id))
+    let mut out = Vec::new();
+    for chunk in ids.chunks(ASK_AT_ONCE) {
+        let list = chunk
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let o = run(&["--json", "--states=all", "--jobs", &list])?;
+        let jobs = if o.status.success() {
+            super::jobs::parse_json(&String::from_utf8_lossy(&o.stdout))?
+        } else {
+            let f = run(&[
+                "--noheader",
+                "--states=all",
+                "--jobs",
+                &list,
+                "--format",
+                super::jobs::FORMAT,
+            ])?;
+            if !f.status.success() {
+                return Err(format!(
+                    "squeue failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            super::jobs::parse_format(&String::from_utf8_lossy(&f.stdout))?
+        };
+        out.extend(jobs.into_iter().filter(|j| chunk.contains(&j.id)));
+    }
+    Ok(out)
 }
 
-/// The writer: for each ended job, Slurm's word on its end (retried while the job is still
-/// completing), then one ledger record. Records the ledger refuses are kept and retried with
-/// the next one; nothing measured is dropped silently.
+/// How many times an ended job whose end Slurm has not settled yet is asked about again
+/// (a pass every 300 ms) before it is written with what is known.
+const SETTLE_PASSES: u32 = 10;
+/// How often the running jobs' comments (the controller's pause marks) are read again.
+const REFRESH: Duration = Duration::from_secs(30);
+
+/// The writer: gathers what the tick sent (jobs started, jobs ended) and, per pass, asks
+/// Slurm once about every job it needs (the new ones, the ended ones, and every 30 s the
+/// running ones), then writes all the records that are ready in one ledger call. What Slurm
+/// said of a job while it ran stands in when Slurm has forgotten it by its end. Records the
+/// ledger refuses are kept and retried with the next pass; nothing measured is dropped
+/// silently.
 pub fn writer(
-    rx: mpsc::Receiver<Ended>,
+    rx: mpsc::Receiver<Event>,
     cx: Context,
-    mut lookup: impl FnMut(u64) -> Result<Option<Job>, String>,
+    mut lookup: impl FnMut(&[u64]) -> Result<Vec<Job>, String>,
     mut write: impl FnMut(&[RunRecord]) -> Result<(), String>,
 ) {
+    let mut known: HashMap<u64, Job> = HashMap::new();
+    let mut running: BTreeSet<u64> = BTreeSet::new();
+    let mut to_learn: BTreeSet<u64> = BTreeSet::new();
+    let mut waiting: Vec<(Ended, u32)> = Vec::new();
     let mut pending: Vec<RunRecord> = Vec::new();
-    for e in rx {
-        let mut job = None;
-        for attempt in 0..10 {
-            match lookup(e.job) {
-                Ok(Some(j)) if j.state.ended() || e.end == End::AgentStopped => {
-                    job = Some(j);
-                    break;
-                }
-                Ok(None) => break,
-                // Still completing: ask again shortly.
-                Ok(j) => job = j,
-                Err(m) => {
-                    crate::say!("decompute: warning: slurm job {}: {m}", e.job);
-                    break;
+    let mut refreshed = Instant::now();
+    let mut slurm_failing = false;
+    let mut open = true;
+    while open || !waiting.is_empty() {
+        // Block for the next event (or, while ended jobs wait to settle, a short while),
+        // then take everything already queued: one pass serves a burst.
+        let mut events = Vec::new();
+        let first = if !open {
+            None
+        } else if waiting.is_empty() && to_learn.is_empty() {
+            rx.recv().ok()
+        } else {
+            // Ended jobs settle in a pass every 300 ms; jobs only to learn about are asked
+            // again every 5 s (a Slurm that does not answer is not hammered).
+            let wait = if waiting.is_empty() {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(300)
+            };
+            match rx.recv_timeout(wait) {
+                Ok(e) => Some(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
                 }
             }
-            if attempt < 9 {
-                std::thread::sleep(std::time::Duration::from_millis(300));
+        };
+        match first {
+            Some(e) => events.push(e),
+            None if open && waiting.is_empty() && to_learn.is_empty() => open = false,
+            None => {}
+        }
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        for e in events {
+            match e {
+                Event::Started(j) => {
+                    running.insert(j);
+                    to_learn.insert(j);
+                }
+                Event::Ended(e) => {
+                    running.remove(&e.job);
+                    waiting.push((e, 0));
+                }
             }
         }
-        pending.push(record(&e, job.as_ref(), &cx));
-        match write(&pending) {
-            Ok(()) => pending.clear(),
-            Err(m) => crate::say!(
-                "decompute: warning: {} job record(s) not written yet ({m}); retrying with the next",
-                pending.len()
-            ),
+        if refreshed.elapsed() >= REFRESH {
+            to_learn.extend(running.iter().copied());
+            refreshed = Instant::now();
+        }
+        let ask: BTreeSet<u64> = to_learn
+            .iter()
+            .copied()
+            .chain(waiting.iter().map(|(e, _)| e.job))
+            .collect();
+        let mut answered: Option<BTreeSet<u64>> = None;
+        if !ask.is_empty() {
+            let ids: Vec<u64> = ask.iter().copied().collect();
+            match lookup(&ids) {
+                Ok(jobs) => {
+                    if slurm_failing {
+                        crate::say!("decompute: note: Slurm answers again");
+                        slurm_failing = false;
+                    }
+                    answered = Some(jobs.iter().map(|j| j.id).collect());
+                    for j in jobs {
+                        known.insert(j.id, j);
+                    }
+                    to_learn.clear();
+                }
+                Err(m) if !slurm_failing => {
+                    crate::say!(
+                        "decompute: warning: asking Slurm about {} job(s): {m}; asking again",
+                        ids.len()
+                    );
+                    slurm_failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let mut still = Vec::new();
+        for (e, passes) in waiting.drain(..) {
+            let job = known.get(&e.job);
+            let settled = e.end == End::AgentStopped
+                || job.is_some_and(|j| j.state.ended())
+                // Slurm answered without it: forgotten (MinJobAge passed).
+                || answered.as_ref().is_some_and(|a| !a.contains(&e.job))
+                || passes + 1 >= SETTLE_PASSES
+                || !open;
+            if settled {
+                pending.push(record(&e, job, &cx));
+                known.remove(&e.job);
+            } else {
+                still.push((e, passes + 1));
+            }
+        }
+        waiting = still;
+        if !pending.is_empty() {
+            match write(&pending) {
+                Ok(()) => pending.clear(),
+                Err(m) => crate::say!(
+                    "decompute: warning: {} job record(s) not written yet ({m}); retrying with the next",
+                    pending.len()
+                ),
+            }
         }
     }
     if !pending.is_empty() {
@@ -383,7 +507,11 @@ pub fn ledger_writer(loc: ledger::Location) -> impl FnMut(&[RunRecord]) -> Resul
         let Some(led) = l.as_mut() else {
             return Err("no ledger".into());
         };
-        match led.import(recs) {
+        let r = led.import(recs);
+        // Nothing held between batches: an agent on every node costs the server no
+        // connection while its jobs run.
+        led.release();
+        match r {
             Ok(_) => Ok(()),
             Err(e) => {
                 l = None;
@@ -440,7 +568,14 @@ mod tests {
         );
         a.tick(&interval(&[("/slurm/job_8", 20.0, 2.0)], 30.0), 1001.0);
         assert_eq!(a.running(), vec![8]);
-        let e = rx.try_recv().expect("job 7 ended");
+        let ended = |e: Event| match e {
+            Event::Ended(e) => e,
+            other => panic!("not an end: {other:?}"),
+        };
+        // Both jobs were announced when first seen, once.
+        assert_eq!(rx.try_recv().expect("7"), Event::Started(7));
+        assert_eq!(rx.try_recv().expect("8"), Event::Started(8));
+        let e = ended(rx.try_recv().expect("job 7 ended"));
         assert_eq!((e.job, e.end), (7, End::Gone));
         assert_eq!(e.acc.totals.workload(), Joules(15.0));
         assert_eq!(e.acc.totals.host(), Joules(50.0));
@@ -450,7 +585,7 @@ mod tests {
         assert!(rx.try_recv().is_err(), "nothing else ended");
         // The agent stops: job 8 is handed over as such.
         drop(a);
-        let e = rx.try_recv().expect("job 8");
+        let e = ended(rx.try_recv().expect("job 8"));
         assert_eq!((e.job, e.end), (8, End::AgentStopped));
         assert_eq!(e.acc.totals.workload(), Joules(40.0));
         assert_eq!(e.acc.samples.len(), 2);
@@ -520,10 +655,68 @@ mod tests {
     }
 
     #[test]
+    fn what_slurm_said_while_a_job_ran_stands_when_it_has_forgotten_the_job() {
+        let (tx, rx) = mpsc::channel();
+        let job = |state| Job {
+            id: 9,
+            name: "train".into(),
+            user: "ada".into(),
+            account: "ml".into(),
+            partition: "flex".into(),
+            state,
+            exit_code: None,
+            comment: String::new(),
+            reason: String::new(),
+            start_time: None,
+            end_time: None,
+            cwd: "/home/ada".into(),
+            nodes: "n1".into(),
+        };
+        tx.send(Event::Started(9)).expect("send");
+        let late = tx.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            late.send(Event::Ended(Ended {
+                job: 9,
+                acc: JobAcc {
+                    first_t: 1_800_000_000.0,
+                    last_t: 1_800_000_060.0,
+                    ..Default::default()
+                },
+                end: End::Gone,
+            }))
+            .expect("send");
+        });
+        drop(tx);
+        let mut answers = vec![vec![], vec![job(super::super::jobs::State::Running)]];
+        let mut written = Vec::new();
+        writer(
+            rx,
+            context(),
+            |_| Ok(answers.pop().unwrap_or_default()),
+            |recs| {
+                written.extend(recs.iter().cloned());
+                Ok(())
+            },
+        );
+        t.join().expect("sender");
+        assert_eq!(written.len(), 1);
+        let r = &written[0];
+        assert_eq!(r.identity.project, "ml", "the account learnt while it ran");
+        assert_eq!(r.identity.user, "ada");
+        assert_eq!(
+            r.status,
+            Status::Interrupted,
+            "its end is unknown, and said"
+        );
+        assert!(r.report.notes.iter().any(|n| n.contains("no longer knew")));
+    }
+
+    #[test]
     fn the_writer_retries_what_the_ledger_refused() {
         let (tx, rx) = mpsc::channel();
-        for job in [1, 2] {
-            tx.send(Ended {
+        let end = |job| {
+            Event::Ended(Ended {
                 job,
                 acc: JobAcc {
                     first_t: 1_800_000_000.0,
@@ -532,15 +725,28 @@ mod tests {
                 },
                 end: End::Gone,
             })
-            .expect("send");
+        };
+        // Jobs 1–3 end together (a burst is one pass); job 4 once the writer has asked
+        // Slurm about them.
+        for j in 1..=3 {
+            tx.send(end(j)).expect("send");
         }
-        drop(tx);
+        let (asked_tx, asked_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            asked_rx.recv().expect("the first pass asked");
+            tx.send(end(4)).expect("send");
+        });
         let mut calls = 0;
         let mut written = Vec::new();
+        let mut asked = Vec::new();
         writer(
             rx,
             context(),
-            |_| Ok(None),
+            |ids| {
+                asked.push(ids.to_vec());
+                let _ = asked_tx.send(());
+                Ok(Vec::new())
+            },
             |recs| {
                 calls += 1;
                 if calls == 1 {
@@ -550,6 +756,9 @@ mod tests {
                 Ok(())
             },
         );
-        assert_eq!(written.len(), 2, "the refused record came with the next");
+        t.join().expect("sender");
+        assert_eq!(written.len(), 4, "the refused records came with the next");
+        assert_eq!(asked, [vec![1, 2, 3], vec![4]], "one question per pass");
+        assert_eq!(calls, 2);
     }
 }

@@ -46,28 +46,28 @@ pub fn save_state(p: &Path, m: &Memory) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// All jobs, as `squeue` gives them.
+/// The jobs a pass decides on (pending, running, suspended), with only the fields it reads:
+/// `squeue --format` of [`jobs::QUEUE_FORMAT`] (id, account, partition, state, reason,
+/// comment), a few dozen bytes a job where `--json` gives kilobytes. Jobs that ended are left
+/// out: the controller forgets what is no longer in the queue.
 pub fn squeue() -> anyhow::Result<Vec<Job>> {
-    let run = |args: &[&str]| {
-        std::process::Command::new("squeue")
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| anyhow::anyhow!("cannot run squeue ({e}); is Slurm installed here?"))
-    };
-    let o = run(&["--json", "--states=all"])?;
-    if o.status.success() {
-        return jobs::parse_json(&String::from_utf8_lossy(&o.stdout))
-            .map_err(|e| anyhow::anyhow!(e));
-    }
-    let o = run(&["--noheader", "--states=all", "--format", jobs::FORMAT])?;
+    let o = std::process::Command::new("squeue")
+        .args([
+            "--noheader",
+            "--all",
+            "--states=PENDING,RUNNING,SUSPENDED,CONFIGURING",
+        ])
+        .args(["--format", jobs::QUEUE_FORMAT])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run squeue ({e}); is Slurm installed here?"))?;
     if !o.status.success() {
         anyhow::bail!(
             "squeue failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
-    jobs::parse_format(&String::from_utf8_lossy(&o.stdout)).map_err(|e| anyhow::anyhow!(e))
+    jobs::parse_queue(&String::from_utf8_lossy(&o.stdout)).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Runs one Slurm command (`scontrol …`, `scancel …`); its stderr is the error.
@@ -91,40 +91,98 @@ pub fn run_command(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// The commands an action runs.
-pub fn commands(a: &Action) -> Vec<Vec<String>> {
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let comment = |job: u64, c: &str| {
-        vec![
-            "scontrol".into(),
-            "update".into(),
-            format!("JobId={job}"),
-            format!("Comment={c}"),
-        ]
-    };
-    match a {
-        Action::Hold { job, comment: c } => {
-            vec![s(&["scontrol", "hold", &job.to_string()]), comment(*job, c)]
-        }
-        Action::Release { job, comment: c } => vec![
-            comment(*job, c),
-            s(&["scontrol", "release", &job.to_string()]),
-        ],
-        Action::Suspend {
-            job, comment: c, ..
-        } => vec![
-            comment(*job, c),
-            s(&["scontrol", "suspend", &job.to_string()]),
-        ],
-        Action::Resume {
-            job, comment: c, ..
-        } => vec![
-            s(&["scontrol", "resume", &job.to_string()]),
-            comment(*job, c),
-        ],
-        Action::Cancel { job, .. } => vec![s(&["scancel", &job.to_string()])],
-        Action::Warn { .. } => Vec::new(),
+/// Writes a Slurm command for the job ids given.
+type Make = Box<dyn Fn(&[u64]) -> Vec<String>>;
+
+/// One Slurm command over a list of jobs.
+struct Batch {
+    ids: Vec<u64>,
+    make: Make,
+}
+
+fn id_list(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `scontrol VERB ID,ID,…`.
+fn verb(v: &'static str) -> Make {
+    Box::new(move |ids| vec!["scontrol".into(), v.into(), id_list(ids)])
+}
+
+/// The comment updates of `jobs` (id, new comment): one `scontrol update JobId=ID,ID,…
+/// Comment=C` per distinct comment.
+fn comment_batches(jobs: &[(u64, &str)]) -> Vec<Batch> {
+    let mut by: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (j, c) in jobs {
+        by.entry(c.to_string()).or_default().push(*j);
     }
+    by.into_iter()
+        .map(|(c, ids)| Batch {
+            ids,
+            make: Box::new(move |ids| {
+                vec![
+                    "scontrol".into(),
+                    "update".into(),
+                    format!("JobId={}", id_list(ids)),
+                    format!("Comment={c}"),
+                ]
+            }),
+        })
+        .collect()
+}
+
+/// The Slurm commands that carry out `actions`, in order, each over as many jobs as take
+/// the same command: `scontrol suspend`, `resume`, `hold`, `release` and `update` take job
+/// lists, `scancel` several ids. A job's comment is written before it is suspended or
+/// released and after it is resumed or held.
+fn batches(actions: &[Action]) -> Vec<Batch> {
+    let mut hold = Vec::new();
+    let mut release = Vec::new();
+    let mut suspend = Vec::new();
+    let mut resume = Vec::new();
+    let mut cancel = Vec::new();
+    for a in actions {
+        match a {
+            Action::Hold { job, comment } => hold.push((*job, comment.as_str())),
+            Action::Release { job, comment } => release.push((*job, comment.as_str())),
+            Action::Suspend { job, comment, .. } => suspend.push((*job, comment.as_str())),
+            Action::Resume { job, comment, .. } => resume.push((*job, comment.as_str())),
+            Action::Cancel { job, .. } => cancel.push(*job),
+            Action::Warn { .. } => {}
+        }
+    }
+    let ids = |v: &[(u64, &str)]| v.iter().map(|(j, _)| *j).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    let mut add = |ids: Vec<u64>, make: Make| {
+        if !ids.is_empty() {
+            out.push(Batch { ids, make });
+        }
+    };
+    add(ids(&hold), verb("hold"));
+    for b in comment_batches(&hold) {
+        add(b.ids, b.make);
+    }
+    for b in comment_batches(&release) {
+        add(b.ids, b.make);
+    }
+    add(ids(&release), verb("release"));
+    for b in comment_batches(&suspend) {
+        add(b.ids, b.make);
+    }
+    add(ids(&suspend), verb("suspend"));
+    add(ids(&resume), verb("resume"));
+    for b in comment_batches(&resume) {
+        add(b.ids, b.make);
+    }
+    add(
+        cancel,
+        Box::new(|ids| {
+            std::iter::once("scancel".to_string())
+                .chain(ids.iter().map(u64::to_string))
+                .collect()
+        }),
+    );
+    out
 }
 
 /// An action in words, for the controller's log.
@@ -201,9 +259,11 @@ pub fn budgets(
     Ok(out)
 }
 
-/// Carries out `actions` with `run` (one Slurm command at a time; [`run_command`] in
-/// service), or only says them when `dry_run`. An action whose command fails is forgotten
-/// in `mem`, so the next pass tries again. Returns the log lines, one per action.
+/// Carries out `actions` with `run` ([`run_command`] in service) in as few Slurm commands as
+/// take them, or only says them when `dry_run`. A command over many jobs that fails is
+/// tried again job by job, so exactly the jobs it failed for are known; such a job's later
+/// commands are skipped and its action is forgotten in `mem`, so the next pass tries again.
+/// Returns the log lines, one per action.
 pub fn act(
     actions: &[Action],
     mem: &mut Memory,
@@ -211,19 +271,46 @@ pub fn act(
     now: f64,
     mut run: impl FnMut(&[&str]) -> Result<(), String>,
 ) -> Vec<String> {
-    let before = mem.clone();
     let when = crate::timefmt::rfc3339_s(now);
-    let mut log = Vec::new();
-    for a in actions {
-        if dry_run {
-            log.push(format!("{when} would {}", describe(a)));
+    if dry_run {
+        return actions
+            .iter()
+            .map(|a| format!("{when} would {}", describe(a)))
+            .collect();
+    }
+    let before = mem.clone();
+    let mut failed: BTreeMap<u64, String> = BTreeMap::new();
+    let mut exec = |cmd: Vec<String>| {
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        run(&args)
+    };
+    for b in batches(actions) {
+        let ids: Vec<u64> = b
+            .ids
+            .iter()
+            .copied()
+            .filter(|j| !failed.contains_key(j))
+            .collect();
+        let e = match ids.as_slice() {
+            [] => continue,
+            list => match exec((b.make)(list)) {
+                Ok(()) => continue,
+                Err(e) => e,
+            },
+        };
+        if let [j] = ids[..] {
+            failed.insert(j, e);
             continue;
         }
-        let failed = commands(a).iter().find_map(|c| {
-            let args: Vec<&str> = c.iter().map(String::as_str).collect();
-            run(&args).err()
-        });
-        match failed {
+        for j in ids {
+            if let Err(e) = exec((b.make)(&[j])) {
+                failed.insert(j, e);
+            }
+        }
+    }
+    let mut log = Vec::new();
+    for a in actions {
+        match failed.get(&a.job()) {
             None => log.push(format!("{when} {}", describe(a))),
             Some(e) => {
                 log.push(format!("decompute: warning: {}: {e}", describe(a)));
@@ -237,6 +324,49 @@ pub fn act(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_jobs_take_one_command_and_a_failed_one_is_found_job_by_job() {
+        let suspend = |job: u64| Action::Suspend {
+            job,
+            comment: "[decompute:suspended] grid".into(),
+            why: "grid".into(),
+        };
+        let mut actions: Vec<Action> = (1..=500).map(suspend).collect();
+        actions.push(Action::Resume {
+            job: 900,
+            comment: String::new(),
+            why: "clean".into(),
+        });
+        let mut mem = Memory::default();
+        for j in 1..=500 {
+            mem.suspended.insert(j, "grid".into());
+        }
+        let mut ran: Vec<String> = Vec::new();
+        let log = act(&actions, &mut mem, false, 0.0, |args| {
+            ran.push(args.join(" "));
+            // Job 13 cannot be suspended (it ended meanwhile): the list fails as a whole.
+            if args[1] == "suspend" && args[2].split(',').any(|j| j == "13") {
+                Err("Job has already finished".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(ran.len(), 3 + 500 + 1, "{:?}", &ran[..4]);
+        assert!(
+            ran[0].starts_with("scontrol update JobId=1,2,3,"),
+            "{}",
+            ran[0]
+        );
+        assert!(ran[1].starts_with("scontrol suspend 1,2,3,"));
+        assert_eq!(ran[2], "scontrol suspend 1", "then job by job");
+        assert_eq!(ran[ran.len() - 2], "scontrol resume 900");
+        assert_eq!(ran[ran.len() - 1], "scontrol update JobId=900 Comment=");
+        let warned: Vec<&String> = log.iter().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warned.len(), 1);
+        assert!(warned[0].contains("suspend job 13"));
+        assert!(!mem.suspended.contains_key(&13) && mem.suspended.contains_key(&14));
+    }
 
     #[test]
     fn a_failed_action_is_forgotten_and_the_others_carried_out() {

@@ -159,6 +159,20 @@ pub enum Action {
 
 /// The record of a finished pause kept in the job's comment, so the node agent's ledger
 /// record of the job shows it: `[decompute:paused 1795953472-1795953530 grid 450]`.
+impl Action {
+    /// The job the action is about.
+    pub fn job(&self) -> u64 {
+        match self {
+            Action::Hold { job, .. }
+            | Action::Release { job, .. }
+            | Action::Suspend { job, .. }
+            | Action::Resume { job, .. }
+            | Action::Cancel { job, .. }
+            | Action::Warn { job, .. } => *job,
+        }
+    }
+}
+
 pub fn pause_tag(p: &PauseLog) -> String {
     format!(
         "[decompute:paused {:.0}-{:.0} {}{}]",
@@ -348,7 +362,7 @@ pub fn decide(
     // Accounts as Slurm compares them: case-insensitively (budgets are keyed lower case).
     let over = |j: &Job| budgets.get(&j.account.to_lowercase()).filter(|b| b.used_up);
     // Forget jobs that ended or left the queue.
-    let live: Vec<u64> = jobs
+    let live: std::collections::HashSet<u64> = jobs
         .iter()
         .filter(|j| !j.state.ended())
         .map(|j| j.id)

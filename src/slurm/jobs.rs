@@ -170,6 +170,72 @@ pub fn parse_json(t: &str) -> Result<Vec<Job>, String> {
 /// the separator.
 pub const FORMAT: &str = "%i|%j|%u|%a|%P|%T|%r|%Z|%N|%k";
 
+/// What the cluster controller reads of each job: id, account, partition, state, reason and,
+/// last, the comment. The comment is the only text a user writes freely, so a `|` in it
+/// cannot shift the fields before it (a job's name, also the user's, is not asked for).
+pub const QUEUE_FORMAT: &str = "%i|%a|%P|%T|%r|%k";
+
+/// `squeue --noheader --format QUEUE_FORMAT` text.
+pub fn parse_queue(t: &str) -> Result<Vec<Job>, String> {
+    let mut out = Vec::new();
+    for (n, line) in t.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.splitn(6, '|').collect();
+        let [id, account, partition, state, reason, comment] = f[..] else {
+            return Err(format!(
+                "squeue line {}: {} fields where {QUEUE_FORMAT} gives 6",
+                n + 1,
+                f.len()
+            ));
+        };
+        out.push(Job {
+            id: job_id(id, n)?,
+            name: String::new(),
+            user: String::new(),
+            account: clean(account),
+            partition: clean(partition),
+            state: State::parse(state),
+            exit_code: None,
+            comment: clean(comment),
+            reason: clean(reason),
+            start_time: None,
+            end_time: None,
+            cwd: String::new(),
+            nodes: String::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// A job id as squeue prints it (`17`, or `17_3` for an array task: its job).
+fn job_id(field: &str, line: usize) -> Result<u64, String> {
+    field
+        .trim()
+        .split('_')
+        .next()
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| {
+            format!(
+                "squeue line {}: '{}' is not a job id",
+                line + 1,
+                crate::term::escape(field)
+            )
+        })
+}
+
+/// A field as squeue prints it, without control characters; "(null)" is unset.
+fn clean(s: &str) -> String {
+    let c: String = s.chars().filter(|c| !c.is_control()).collect();
+    if c == "(null)" {
+        String::new()
+    } else {
+        c
+    }
+}
+
 /// `squeue --noheader --format FORMAT` text.
 pub fn parse_format(t: &str) -> Result<Vec<Job>, String> {
     let mut out = Vec::new();
@@ -185,30 +251,8 @@ pub fn parse_format(t: &str) -> Result<Vec<Job>, String> {
                 f.len()
             ));
         }
-        let id: u64 = f[0]
-            .trim()
-            .split('_')
-            .next()
-            .unwrap_or("")
-            .parse()
-            .map_err(|_| {
-                format!(
-                    "squeue line {}: '{}' is not a job id",
-                    n + 1,
-                    crate::term::escape(f[0])
-                )
-            })?;
-        // squeue prints an unset field as "(null)".
-        let clean = |s: &str| {
-            let c: String = s.chars().filter(|c| !c.is_control()).collect();
-            if c == "(null)" {
-                String::new()
-            } else {
-                c
-            }
-        };
         out.push(Job {
-            id,
+            id: job_id(f[0], n)?,
             name: clean(f[1]),
             user: clean(f[2]),
             account: clean(f[3]),
@@ -229,6 +273,23 @@ pub fn parse_format(t: &str) -> Result<Vec<Job>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_controllers_queue_reads_a_comment_with_pipes_whole() {
+        let t = "17|acme|flex|RUNNING|None|decompute:flexible | a|b\n18_3|(null)|debug|PENDING|Priority|\n";
+        let jobs = parse_queue(t).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].comment, "decompute:flexible | a|b");
+        assert_eq!(
+            (jobs[0].account.as_str(), jobs[0].state.clone()),
+            ("acme", State::Running)
+        );
+        assert_eq!((jobs[1].id, jobs[1].account.as_str()), (18, ""));
+        assert!(parse_queue("x|a|p|RUNNING|r|c\n")
+            .unwrap_err()
+            .contains("not a job id"));
+        assert!(parse_queue("1|a|p\n").unwrap_err().contains("3 fields"));
+    }
 
     /// As Slurm 22.05.8's `squeue --json` printed it (fields trimmed to those read).
     const V38: &str = r#"{"meta":{"plugin":{"type":"openapi\/v0.0.38"}},"errors":[],"jobs":[
