@@ -2,7 +2,10 @@
 //! synthetic (but complete) run records, then times checkpoints of a running run, and the
 //! throughput of W writers checkpointing at once. Used by bench/ledger.sh.
 //!
-//!     cargo run --release --example ledger_bench -- LEDGER N [WRITERS]
+//!     cargo run --release --example ledger_bench -- LEDGER N [WRITERS [CHECKPOINTS [release]]]
+//!
+//! With `release`, each writer lets go of its connection after every checkpoint, as `run`
+//! does between checkpoints (the fleet benchmark's setting, through PgBouncer).
 
 #![allow(clippy::disallowed_macros)] // a benchmark tool: printing is its job
 
@@ -24,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: ledger_bench LEDGER N [WRITERS]")?
         .parse()?;
     let writers: usize = args.get(3).map(|w| w.parse()).transpose()?.unwrap_or(32);
+    let per_writer: usize = args.get(4).map(|w| w.parse()).transpose()?.unwrap_or(50);
+    let release = args.get(5).is_some_and(|a| a == "release");
     let loc = Location::parse(&target, decompute::factors::Origin::Default)?;
     let data = FactorData::embedded()?;
     let conv = resolve(
@@ -207,13 +212,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.len()
     );
 
-    // Throughput: W writers, each its own connection and run, 50 checkpoints each.
+    // Throughput: W writers, each its own run (and connection), K checkpoints each.
     let t = Instant::now();
     let handles: Vec<_> = (0..writers)
         .map(|w| {
             let loc = loc.clone();
             let report = report.clone();
-            std::thread::spawn(move || -> Result<usize, String> {
+            std::thread::spawn(move || -> Result<Vec<f64>, String> {
                 let mut l = loc.open().map_err(|e| e.to_string())?;
                 let ident = RunIdentity {
                     id: format!("{}{w:04}", &decompute::ulid::new(SystemTime::now())[..22]),
@@ -233,7 +238,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &report,
                 )
                 .map_err(|e| e.to_string())?;
-                for k in 0..50 {
+                let mut lat = Vec::with_capacity(per_writer);
+                for k in 0..per_writer {
                     let rows: Vec<PowerRow> = (0..10)
                         .map(|j| PowerRow {
                             t_s: (k * 10 + j) as f64,
@@ -244,21 +250,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             workload_w: 9.0,
                         })
                         .collect();
+                    if release {
+                        l.release();
+                    }
+                    let c = Instant::now();
                     l.checkpoint(&ident.id, &report, &rows)
                         .map_err(|e| e.to_string())?;
+                    lat.push(c.elapsed().as_secs_f64() * 1e3);
                 }
-                Ok(50)
+                Ok(lat)
             })
         })
         .collect();
-    let mut done = 0;
+    let mut all = Vec::new();
+    let mut failed = 0;
     for h in handles {
-        done += h.join().map_err(|_| "writer panicked")??;
+        match h.join().map_err(|_| "writer panicked")? {
+            Ok(l) => all.extend(l),
+            Err(e) => {
+                failed += 1;
+                eprintln!("writer failed: {e}");
+            }
+        }
     }
     let secs = t.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let q = |f: f64| {
+        all.get(((all.len() as f64 * f) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     println!(
-        "{writers} concurrent writers: {done} checkpoints in {secs:.2} s, {:.0} checkpoints/s, none lost",
-        done as f64 / secs
+        "{writers} concurrent writers{}: {} checkpoints in {secs:.2} s, {:.0} checkpoints/s, {failed} writer(s) failed; checkpoint latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        if release { " (connection released after each)" } else { "" },
+        all.len(),
+        all.len() as f64 / secs,
+        q(0.5),
+        q(0.99),
+        q(1.0)
     );
     Ok(())
 }

@@ -170,7 +170,7 @@ pidfile = $pg/pgbouncer.pid
 EOF
             printf '"decompute" ""\n' >"$pg/userlist.txt"
             if [ "$(id -u)" = 0 ]; then chown postgres "$pg/pgbouncer.ini" "$pg/userlist.txt"; fi
-            if as_pg "pgbouncer -d -q $pg/pgbouncer.ini" >>"$tmp/pg.log" 2>&1 && wait_port "$bport"; then
+            if as_pg "ulimit -n 8192 2>/dev/null; pgbouncer -d -q $pg/pgbouncer.ini" >>"$tmp/pg.log" 2>&1 && wait_port "$bport"; then
                 PGBOUNCER_PID_FILE="$pg/pgbouncer.pid"
                 export DECOMPUTE_TEST_PGBOUNCER="postgres://decompute@127.0.0.1:$bport"
             else
@@ -240,7 +240,9 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MinJobAge=600
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
+MaxJobCount=20000
+SlurmdParameters=config_overrides
+NodeName=$node NodeAddr=127.0.0.1 CPUs=${DECOMPUTE_SLURM_CPUS:-$(nproc)} RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=flex Nodes=ALL MaxTime=INFINITE State=UP
 EOF
