@@ -132,16 +132,16 @@ pub enum SettingsError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// What the caller said, kept for the values resolved on demand.
-    pub said: Said,
+    said: Said,
     /// The config file's values (empty when there is none).
-    pub config: Config,
+    config: Config,
     /// Where the command started: where the policy file was looked for, and the default
     /// project's name.
-    pub cwd: PathBuf,
+    cwd: PathBuf,
     /// The policy file that applies, if any.
-    pub policy: Option<Policy>,
+    policy: Option<Policy>,
     /// A policy file found but not trusted, in words; the caller shows it.
-    pub policy_warning: Option<String>,
+    policy_warning: Option<String>,
 }
 
 impl Settings {
@@ -166,6 +166,26 @@ impl Settings {
             policy,
             policy_warning,
         })
+    }
+
+    /// The policy file that applies, if any.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// A policy file found but not trusted, in words, for the caller to show.
+    pub fn policy_warning(&self) -> Option<&str> {
+        self.policy_warning.as_deref()
+    }
+
+    /// Where the command started.
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// What the caller said.
+    pub fn said(&self) -> &Said {
+        &self.said
     }
 
     /// The factor tables: `--data-dir`'s, else the shipped ones.

@@ -144,8 +144,8 @@ impl Tracker {
         let data = settings.factor_data().map_err(|x| x.to_string())?;
         let conv = settings.conversion(&data).map_err(|x| x.to_string())?;
         let probe = settings.probe().map_err(|x| x.to_string())?;
-        let policy = settings.policy.clone();
-        let cwd = settings.cwd.clone();
+        let policy = settings.policy().cloned();
+        let cwd = settings.cwd().to_path_buf();
         let mut limits: Vec<Limit> = match &o.budget {
             Some(b) => budget::parse_budget(b)?,
             None => Vec::new(),
@@ -158,7 +158,11 @@ impl Tracker {
         } else {
             Some(settings.ledger().map_err(|x| x.to_string())?)
         };
-        let mut notes: Vec<String> = settings.policy_warning.iter().cloned().collect();
+        let mut notes: Vec<String> = settings
+            .policy_warning()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
         // The project's budgets: what the others left.
         if let (Some(p), Some(loc)) = (&policy, &ledger) {
             if p.projects().contains(&project.as_str()) {

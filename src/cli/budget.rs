@@ -45,7 +45,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
     let mut said = super::said(PolicyChoice::named_or_found(path.as_deref()), &[&ledger]);
     said.config = config;
     let settings = super::settings(said)?;
-    let p = settings.policy.clone().ok_or_else(|| {
+    let p = settings.policy().cloned().ok_or_else(|| {
         anyhow::anyhow!(
             "no trusted {} here or in a parent directory; create one or pass --policy FILE",
             policy::FILE_NAME

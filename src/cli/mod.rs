@@ -224,7 +224,7 @@ pub fn said(policy: PolicyChoice, groups: &[&dyn SaidInto]) -> Said {
 /// but ignored.
 pub fn settings(said: Said) -> anyhow::Result<Settings> {
     let s = Settings::resolve(said)?;
-    if let Some(w) = &s.policy_warning {
+    if let Some(w) = s.policy_warning() {
         crate::say!("decompute: warning: {w}");
     }
     Ok(s)

@@ -41,7 +41,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
         PolicyChoice::named_or_found(a.policy.as_deref()),
         &[&a.ledger],
     ))?;
-    let pol = settings.policy.clone().map(|p| (p.path.clone(), p));
+    let pol = settings.policy().cloned().map(|p| (p.path.clone(), p));
     let loc = settings.ledger()?;
     if a.html.as_os_str() != "-" {
         crate::outfile::check(&a.html, &loc.protected())?;

@@ -176,7 +176,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let data = settings.factor_data()?;
     let conv = settings.conversion(&data)?;
     let probe = settings.probe()?;
-    let policy = settings.policy.clone();
+    let policy = settings.policy().cloned();
     let ledger_target = settings.ledger()?;
     if let Some(p) = &a.json {
         if p.as_os_str() != "-" {
@@ -200,7 +200,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
         tags,
         user: ledger::current_user(),
         host: crate::host::hostname(),
-        cwd: settings.cwd.display().to_string(),
+        cwd: settings.cwd().display().to_string(),
     };
     let procfs = settings.procfs_root();
     let mut unreached: Option<String> = None;

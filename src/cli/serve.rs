@@ -37,12 +37,39 @@ pub struct ServeArgs {
     /// How Slurm tracks jobs' processes here [default: asked of `scontrol show config`]
     #[arg(long, value_parser = ["cgroup", "linuxproc"], requires = "slurm", value_name = "PLUGIN")]
     pub slurm_proctrack: Option<String>,
+    /// This cluster's SlurmdSpoolDir: under proctrack/linuxproc only step daemons with a
+    /// socket there are counted (another cluster's jobs on the host are not) [default: asked
+    /// of `scontrol show config`]
+    #[arg(long, requires = "slurm", value_name = "DIR")]
+    pub slurm_spool_dir: Option<PathBuf>,
     #[command(flatten)]
     pub ledger: super::LedgerArgs,
     #[command(flatten)]
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
+}
+
+/// `KEY = VALUE` lines of `scontrol show config`.
+fn slurm_config() -> Option<String> {
+    let o = std::process::Command::new("scontrol")
+        .args(["show", "config"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// This node's `SlurmdSpoolDir` as `scontrol show config` gives it (`%n` and `%h` are the
+/// node's name).
+fn spool_dir_of(config: &str, node: &str) -> Option<PathBuf> {
+    config.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "SlurmdSpoolDir")
+            .then(|| PathBuf::from(v.trim().replace("%n", node).replace("%h", node)))
+    })
 }
 
 /// The cluster's `ProctrackType` (`cgroup` or `linuxproc`), from `scontrol show config`.
@@ -95,6 +122,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         crate::say!("decompute: warning: {w}");
     }
     let mut slurm_steps = false;
+    let mut slurm_spool = None;
     let mut hook: Option<crate::serve::Hook> = None;
     let mut writer = None;
     if a.slurm {
@@ -104,7 +132,22 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
             None => proctrack()?,
         };
         slurm_steps = pt == "linuxproc";
-        let policy = settings.policy.clone();
+        if slurm_steps {
+            slurm_spool = match &a.slurm_spool_dir {
+                Some(d) => Some(d.clone()),
+                None => slurm_config().and_then(|c| spool_dir_of(&c, &crate::host::hostname())),
+            };
+            match &slurm_spool {
+                Some(d) => crate::say!(
+                    "decompute: counting the step daemons of this cluster only (sockets in {})",
+                    d.display()
+                ),
+                None => crate::say!(
+                    "decompute: warning: this cluster's SlurmdSpoolDir is unknown (scontrol show config gave none): every slurmstepd on the host is counted; pass --slurm-spool-dir DIR"
+                ),
+            }
+        }
+        let policy = settings.policy().cloned();
         let loc = settings.ledger()?;
         let node = crate::host::hostname();
         let cx = accountant::Context {
@@ -141,6 +184,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         cgroup_root: a.cgroup_root.clone(),
         procfs_root: a.machine.procfs_root.clone(),
         slurm_steps,
+        slurm_spool,
     };
     let agent = crate::serve::Agent::start(detection, &conv, &opts, hook)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -174,4 +218,17 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         let _ = w.join();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_spool_directory_is_read_from_slurms_config() {
+        let c = "Configuration data as of 2026-12-05T00:00:00\nSlurmdPort              = 6818\nSlurmdSpoolDir          = /var/spool/slurmd/%n\n";
+        assert_eq!(
+            super::spool_dir_of(c, "vm"),
+            Some(std::path::PathBuf::from("/var/spool/slurmd/vm"))
+        );
+        assert_eq!(super::spool_dir_of("SlurmdPort = 1\n", "vm"), None);
+    }
 }

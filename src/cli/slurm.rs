@@ -134,7 +134,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         PolicyChoice::named_or_found(g.policy.as_deref()),
         &[&g.ledger],
     ))?;
-    let pol = settings.policy.clone();
+    let pol = settings.policy().cloned();
     for proj in pol.iter().flat_map(|p| p.projects()) {
         if proj != proj.to_lowercase() {
             crate::say!(

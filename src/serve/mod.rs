@@ -33,6 +33,8 @@ pub struct Options {
     /// Slurm jobs under `proctrack/linuxproc`: the consumers are the jobs' process trees
     /// (`slurm::steps`), not the cgroups.
     pub slurm_steps: bool,
+    /// This cluster's `SlurmdSpoolDir`, to count only its step daemons.
+    pub slurm_spool: Option<PathBuf>,
 }
 
 /// One published state: the counters and the agent's own figures.
@@ -112,9 +114,10 @@ impl Agent {
                 .join(", ")
         );
         let consumers: Box<dyn crate::consumer::Consumers> = if opts.slurm_steps {
-            Box::new(crate::slurm::steps::SlurmSteps::new(ProcRoot::new(
-                &opts.procfs_root,
-            )))
+            Box::new(crate::slurm::steps::SlurmSteps::new(
+                ProcRoot::new(&opts.procfs_root),
+                opts.slurm_spool.clone(),
+            ))
         } else {
             Box::new(Cgroups::new(layout, gpu))
         };

@@ -177,34 +177,55 @@ pub const QUEUE_FORMAT: &str = "%i|%a|%P|%T|%r|%k";
 
 /// `squeue --noheader --format QUEUE_FORMAT` text.
 pub fn parse_queue(t: &str) -> Result<Vec<Job>, String> {
+    each_line(
+        t,
+        QUEUE_FORMAT,
+        |[id, account, partition, state, reason, comment], n| {
+            listed(job_id(id, n)?, [account, partition, state, reason, comment])
+        },
+    )
+}
+
+/// A job from the fields both formats have: account, partition, state, reason, comment.
+fn listed(id: u64, [account, partition, state, reason, comment]: [&str; 5]) -> Result<Job, String> {
+    Ok(Job {
+        id,
+        name: String::new(),
+        user: String::new(),
+        account: clean(account),
+        partition: clean(partition),
+        state: State::parse(state),
+        exit_code: None,
+        comment: clean(comment),
+        reason: clean(reason),
+        start_time: None,
+        end_time: None,
+        cwd: String::new(),
+        nodes: String::new(),
+    })
+}
+
+/// The jobs of `squeue --noheader --format FORMAT` text whose fields are `N`, split on `|`
+/// (the last keeps any `|` of its own), each made by `job` from its fields and line number.
+fn each_line<const N: usize>(
+    t: &str,
+    format: &str,
+    job: impl Fn([&str; N], usize) -> Result<Job, String>,
+) -> Result<Vec<Job>, String> {
     let mut out = Vec::new();
     for (n, line) in t.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let f: Vec<&str> = line.splitn(6, '|').collect();
-        let [id, account, partition, state, reason, comment] = f[..] else {
-            return Err(format!(
-                "squeue line {}: {} fields where {QUEUE_FORMAT} gives 6",
+        let f: Vec<&str> = line.splitn(N, '|').collect();
+        let fields: [&str; N] = f.as_slice().try_into().map_err(|_| {
+            format!(
+                "squeue line {}: {} fields where {format} gives {N}",
                 n + 1,
                 f.len()
-            ));
-        };
-        out.push(Job {
-            id: job_id(id, n)?,
-            name: String::new(),
-            user: String::new(),
-            account: clean(account),
-            partition: clean(partition),
-            state: State::parse(state),
-            exit_code: None,
-            comment: clean(comment),
-            reason: clean(reason),
-            start_time: None,
-            end_time: None,
-            cwd: String::new(),
-            nodes: String::new(),
-        });
+            )
+        })?;
+        out.push(job(fields, n)?);
     }
     Ok(out)
 }
@@ -238,36 +259,19 @@ fn clean(s: &str) -> String {
 
 /// `squeue --noheader --format FORMAT` text.
 pub fn parse_format(t: &str) -> Result<Vec<Job>, String> {
-    let mut out = Vec::new();
-    for (n, line) in t.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.splitn(10, '|').collect();
-        if f.len() < 10 {
-            return Err(format!(
-                "squeue line {}: {} fields where {FORMAT} gives 10",
-                n + 1,
-                f.len()
-            ));
-        }
-        out.push(Job {
-            id: job_id(f[0], n)?,
-            name: clean(f[1]),
-            user: clean(f[2]),
-            account: clean(f[3]),
-            partition: clean(f[4]),
-            state: State::parse(f[5]),
-            exit_code: None,
-            comment: clean(f[9]),
-            reason: clean(f[6]),
-            start_time: None,
-            end_time: None,
-            cwd: clean(f[7]),
-            nodes: clean(f[8]),
-        });
-    }
-    Ok(out)
+    each_line(
+        t,
+        FORMAT,
+        |[id, name, user, account, partition, state, reason, cwd, nodes, comment], n| {
+            Ok(Job {
+                name: clean(name),
+                user: clean(user),
+                cwd: clean(cwd),
+                nodes: clean(nodes),
+                ..listed(job_id(id, n)?, [account, partition, state, reason, comment])?
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 //! own: every process under a `slurmstepd` (its title `slurmstepd: [4242.batch]` names the
 //! job and step) belongs to that job, all of a job's steps together. Each job is reported
 //! as the consumer `/slurm/job_4242` (not a real cgroup: the path only carries the job id,
-//! as a `proctrack/cgroup` job's `…/job_4242/…` does, so both label the same way). CPU time
+//! as a `proctrack/cgroup` job's `…/job_4242/…` does, so both label the same way). Only this
+//! cluster's jobs count: a step daemon is this `slurmd`'s when its socket is in this
+//! cluster's `SlurmdSpoolDir` (`NODE_JOBID.STEPID`), so the jobs of another Slurm cluster
+//! sharing the host are left out. CPU time
 //! is cumulative per step daemon's tree, as for a run's workload; processes outside every
 //! job are nobody's and end up idle.
 
@@ -10,7 +13,25 @@ use crate::consumer::tree::{self, ProcessTree};
 use crate::consumer::{Consumers, Usage};
 use crate::procfs::ProcRoot;
 use crate::sample::Consumer;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// The jobs whose step daemons have a socket among `names` (a `SlurmdSpoolDir`'s entries:
+/// `NODENAME_JOBID.STEPID`, `NODENAME_JOBID.STEPID.HETCOMP`; the node name may hold `_`).
+pub fn jobs_of_sockets<'a>(names: impl IntoIterator<Item = &'a str>) -> HashSet<u64> {
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let (_, rest) = n.rsplit_once('_')?;
+            let (job, step) = rest.split_once('.')?;
+            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            let step_ok = step.split('.').all(numeric);
+            (numeric(job) && step_ok)
+                .then(|| job.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
 
 /// The job id in a step daemon's title: `slurmstepd: [4242.batch]` → 4242 (array and
 /// het-job ids such as `4242_7` or `4242+1` keep their first number). The title is written
@@ -43,6 +64,9 @@ pub fn job_of_path(path: &str) -> Option<u64> {
 /// Every job's process trees on this node.
 pub struct SlurmSteps {
     proc_root: ProcRoot,
+    /// This cluster's `SlurmdSpoolDir`: only step daemons with a socket there count. `None`:
+    /// every step daemon on the host.
+    spool: Option<PathBuf>,
     /// Step daemons by (pid, start time): their job and the tree under them.
     steps: HashMap<(i32, u64), (u64, ProcessTree, f64)>,
     /// Problems reading `/proc` (reported by the caller once).
@@ -50,9 +74,10 @@ pub struct SlurmSteps {
 }
 
 impl SlurmSteps {
-    pub fn new(proc_root: ProcRoot) -> SlurmSteps {
+    pub fn new(proc_root: ProcRoot, spool: Option<PathBuf>) -> SlurmSteps {
         let mut s = SlurmSteps {
             proc_root,
+            spool,
             steps: HashMap::new(),
             unreadable: Vec::new(),
         };
@@ -65,6 +90,10 @@ impl Consumers for SlurmSteps {
     fn scan(&mut self) -> Vec<Usage> {
         let procs = tree::read_all(&self.proc_root, &mut self.unreadable);
         let mut alive = Vec::new();
+        // This cluster's jobs, read from its spool directory once per scan, and only when a
+        // step daemon not seen before is there to check (a daemon of another cluster is
+        // checked again each scan: its socket may appear later).
+        let mut ours: Option<HashSet<u64>> = None;
         for p in procs.iter().filter(|p| p.comm == "slurmstepd") {
             let key = (p.pid, p.starttime);
             alive.push(key);
@@ -75,6 +104,21 @@ impl Consumers for SlurmSteps {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             if let Some(job) = job_of_title(&title) {
+                if let Some(spool) = &self.spool {
+                    let ours = ours.get_or_insert_with(|| {
+                        let names: Vec<String> = std::fs::read_dir(spool)
+                            .map(|d| {
+                                d.filter_map(|e| e.ok())
+                                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        jobs_of_sockets(names.iter().map(String::as_str))
+                    });
+                    if !ours.contains(&job) {
+                        continue;
+                    }
+                }
                 self.steps.insert(
                     key,
                     (job, ProcessTree::new(self.proc_root.clone(), p.pid), 0.0),
@@ -106,6 +150,50 @@ impl Consumers for SlurmSteps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_clusters_step_daemons_count() {
+        let names = [
+            "vm_42.4294967291",
+            "gpu_node_7_43.0",
+            "n1_44.0.1",
+            "cred_state",
+            "n1_x.0",
+            "n1_45.",
+        ];
+        let jobs = jobs_of_sockets(names);
+        let mut v: Vec<u64> = jobs.into_iter().collect();
+        v.sort_unstable();
+        assert_eq!(v, [42, 43, 44]);
+        // A fake /proc with two step daemons; this cluster's spool has only job 42's socket.
+        let d = tempfile::tempdir().expect("tmp");
+        let spool = d.path().join("spool");
+        std::fs::create_dir(&spool).expect("spool");
+        std::fs::write(spool.join("vm_42.4294967291"), "").expect("socket");
+        let procs = d.path().join("proc");
+        for (pid, title) in [
+            (100, "slurmstepd: [42.batch]"),
+            (200, "slurmstepd: [43.batch]"),
+        ] {
+            let dir = procs.join(pid.to_string());
+            std::fs::create_dir_all(&dir).expect("dir");
+            std::fs::write(
+                dir.join("stat"),
+                format!(
+                    "{pid} (slurmstepd) S 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 50 0"
+                ),
+            )
+            .expect("stat");
+            std::fs::write(dir.join("cmdline"), format!("{title}\0")).expect("cmdline");
+        }
+        let mut s = SlurmSteps::new(ProcRoot::new(&procs), Some(spool.clone()));
+        let u = s.scan();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].consumer, Consumer::Cgroup("/slurm/job_42".into()));
+        // Job 43's socket appears (its daemon was starting): it counts from then on.
+        std::fs::write(spool.join("vm_43.4294967291"), "").expect("socket");
+        assert_eq!(s.scan().len(), 2);
+    }
 
     #[test]
     fn titles_and_paths_name_the_job() {
@@ -144,7 +232,7 @@ mod tests {
         std::fs::write(b.join("cmdline"), "slurmstepd: [43.0]\0").expect("cmdline");
         stat(201, "sh", 200, 0);
         stat(300, "sshd", 1, 500);
-        let mut s = SlurmSteps::new(ProcRoot::new(d.path()));
+        let mut s = SlurmSteps::new(ProcRoot::new(d.path()), None);
         // The busy child runs 100 more ticks.
         stat(101, "python", 100, 200);
         let u = s.scan();
