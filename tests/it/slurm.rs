@@ -140,16 +140,21 @@ fn agent(conf: &str, ledger: &str) -> (Child, String) {
     let err = c.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut own_cluster = false;
         for l in BufReader::new(err).lines().map_while(Result::ok) {
+            // This cluster's step daemons only (its SlurmdSpoolDir, asked of scontrol).
+            own_cluster |= l.contains("counting the step daemons of this cluster only");
             if let Some(rest) = l.split("serving http://").nth(1) {
-                let _ = tx.send(rest.split('/').next().unwrap_or("").to_string());
+                let addr = rest.split('/').next().unwrap_or("").to_string();
+                let _ = tx.send((addr, own_cluster));
             }
             eprintln!("agent: {l}");
         }
     });
-    let addr = rx
+    let (addr, own_cluster) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the agent serves");
+    assert!(own_cluster, "the agent found this cluster's SlurmdSpoolDir");
     (c, addr)
 }
 
