@@ -126,9 +126,22 @@ impl Consumers for SlurmSteps {
             }
         }
         self.steps.retain(|k, _| alive.contains(k));
+        // A job is on the node while it has a task: a process under its step daemons that is
+        // not itself a step daemon. Step daemons of a cancelled job can linger for minutes
+        // on a busy node after its tasks are gone; the job has ended here all the same (and
+        // one whose daemon has not started its task yet is not here yet).
+        let daemons: HashSet<i32> = procs
+            .iter()
+            .filter(|p| p.comm == "slurmstepd")
+            .map(|p| p.pid)
+            .collect();
+        let mut tasked: HashSet<u64> = HashSet::new();
         let mut by_job: HashMap<u64, Usage> = HashMap::new();
         for (job, tree, last) in self.steps.values_mut() {
             let snap = tree.snapshot(&procs);
+            if snap.pids.iter().any(|p| !daemons.contains(p)) {
+                tasked.insert(*job);
+            }
             let cpu = (snap.cpu_s - *last).max(0.0);
             *last = snap.cpu_s;
             let u = by_job.entry(*job).or_insert_with(|| Usage {
@@ -141,6 +154,7 @@ impl Consumers for SlurmSteps {
             u.rss_bytes += snap.rss_bytes;
             u.pids.extend(snap.pids);
         }
+        by_job.retain(|job, _| tasked.contains(job));
         let mut out: Vec<Usage> = by_job.into_values().collect();
         out.sort_by(|a, b| format!("{:?}", a.consumer).cmp(&format!("{:?}", b.consumer)));
         out
@@ -185,6 +199,17 @@ mod tests {
             )
             .expect("stat");
             std::fs::write(dir.join("cmdline"), format!("{title}\0")).expect("cmdline");
+            // Its task.
+            let task = procs.join((pid + 1).to_string());
+            std::fs::create_dir_all(&task).expect("dir");
+            std::fs::write(
+                task.join("stat"),
+                format!(
+                    "{} (sleep) S {pid} {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 50 0",
+                    pid + 1
+                ),
+            )
+            .expect("stat");
         }
         let mut s = SlurmSteps::new(ProcRoot::new(&procs), Some(spool.clone()));
         let u = s.scan();
@@ -244,11 +269,13 @@ mod tests {
         let hz = crate::procfs::clock_ticks_per_second();
         assert!((j42.cpu_s - 100.0 / hz).abs() < 1e-9, "{j42:?}");
         assert!(j42.pids.contains(&101) && !j42.pids.contains(&300));
-        // The job ends: its consumer is gone.
-        std::fs::remove_dir_all(&a).expect("rm");
+        // Job 42's task ends while its step daemon lingers (a cancelled job tearing down):
+        // the job has ended here.
         std::fs::remove_dir_all(d.path().join("101")).expect("rm");
         let u = s.scan();
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].consumer, Consumer::Cgroup("/slurm/job_43".into()));
+        std::fs::remove_dir_all(&a).expect("rm");
+        assert_eq!(s.scan().len(), 1);
     }
 }
