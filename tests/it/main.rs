@@ -31,6 +31,7 @@ macro_rules! both_backends {
 }
 
 mod cli;
+mod controller;
 mod estimate;
 mod fleet;
 mod gpu;
