@@ -545,3 +545,23 @@ fn flag_errors_escape_and_cut_values_and_bare_commands_show_help() {
         );
     }
 }
+
+#[test]
+fn one_licence_everywhere_with_its_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let licence_of = |file: &str| {
+        let text = std::fs::read_to_string(root.join(file)).expect("manifest");
+        text.lines()
+            .find(|l| l.starts_with("license"))
+            .and_then(|l| l.split('"').nth(1))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("{file} names no licence"))
+    };
+    for file in ["python/Cargo.toml", "python/pyproject.toml"] {
+        assert_eq!(licence_of(file), licence_of("Cargo.toml"), "{file}");
+    }
+    assert_eq!(licence_of("Cargo.toml"), "MIT OR Apache-2.0");
+    for f in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(root.join(f).is_file(), "{f}");
+    }
+}
