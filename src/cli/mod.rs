@@ -230,6 +230,28 @@ pub fn settings(said: Said) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
+/// Whether a warning about the machine itself should be said now: the virtual-machine
+/// warning (CPU power modelled per vCPU) is a fact of the machine, not of the run, so it is
+/// said on the first run and then noted in the state directory (`said-virtual-machine`,
+/// holding the warning); the report's notes keep it on every run. Any other warning, and
+/// any warning when no state directory can be written, is always said.
+pub fn first_time_on_this_machine(warning: &str) -> bool {
+    if !warning.starts_with("virtual machine") {
+        return true;
+    }
+    let Some(dir) = crate::host::state_dir() else {
+        return true;
+    };
+    let marker = dir.join("said-virtual-machine");
+    if std::fs::read_to_string(&marker).is_ok_and(|t| t.trim_end() == warning) {
+        return false;
+    }
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = crate::outfile::write(&marker, format!("{warning}\n").as_bytes());
+    }
+    true
+}
+
 /// Says which ledger when a policy chose it.
 fn say_origin(loc: &Location) {
     if matches!(loc.origin, Origin::Policy(_)) {

@@ -187,7 +187,9 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let mut detection = Detection::run(&probe, &data);
     let shown = detection.warnings.clone();
     for w in &shown {
-        crate::say!("decompute: warning: {w}");
+        if super::first_time_on_this_machine(w) {
+            crate::say!("decompute: warning: {w}");
+        }
     }
     // Inside a Slurm job: the job's tags, and its account as the project unless one was
     // given; tags given with --tag win over the job's.

@@ -565,3 +565,41 @@ fn one_licence_everywhere_with_its_files() {
         assert!(root.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn the_virtual_machine_warning_is_said_once_per_machine_and_kept_in_every_report() {
+    let guest = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.contains(" hypervisor"))
+        .unwrap_or(false);
+    let d = tempfile::tempdir().expect("tmp");
+    let run = || {
+        decompute()
+            .env("XDG_STATE_HOME", d.path().join("state"))
+            .args([
+                "run",
+                "--no-gpu",
+                "--no-ledger",
+                "--json",
+                "-",
+                "--",
+                "true",
+            ])
+            .output()
+            .expect("runs")
+    };
+    let said = |o: &Output| stderr(o).contains("warning: virtual machine");
+    let noted = |o: &Output| {
+        json_of(o)["notes"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .any(|n| n.as_str().unwrap_or("").starts_with("virtual machine"))
+    };
+    let (first, second) = (run(), run());
+    assert!(first.status.success() && second.status.success());
+    // On a guest (as CI's machine is): said the first time only, noted in both reports.
+    assert_eq!(said(&first), guest, "{}", stderr(&first));
+    assert!(!said(&second), "{}", stderr(&second));
+    assert_eq!(noted(&first), guest);
+    assert_eq!(noted(&second), guest, "the report keeps it every time");
+}
