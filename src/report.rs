@@ -401,6 +401,10 @@ pub struct LimitUse {
     pub metric: crate::units::Metric,
     pub limit: f64,
     pub used: f64,
+    /// When the limit is what a project budget had left for this run: that budget's whole
+    /// amount (the limit is it less the other runs' use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_budget: Option<f64>,
 }
 
 /// What the governor did, stored in the report and the ledger.

@@ -338,6 +338,7 @@ impl Governor {
                             metric: limit.metric,
                             limit: limit.value,
                             used,
+                            project_budget: self.project_budget_of(&limit),
                         });
                         self.record_budget();
                         self.close(elapsed_s, now_intensity);
@@ -416,8 +417,18 @@ impl Governor {
                 metric: l.metric,
                 limit: l.value,
                 used: self.usage.get(l.metric),
+                project_budget: self.project_budget_of(l),
             })
             .collect();
+    }
+
+    /// The whole amount of the project budget `l` is the remainder of, when it is one.
+    fn project_budget_of(&self, l: &crate::govern::budget::Limit) -> Option<f64> {
+        self.cfg
+            .project
+            .iter()
+            .find(|s| s.metric == l.metric && s.limit().value == l.value)
+            .map(|s| s.amount)
     }
 
     /// Closes the books at the end of the run. A pause still open when the run ended

@@ -99,24 +99,39 @@ pub fn render(r: &RunReport, already_shown: &[String], caps: crate::term::Caps) 
     out
 }
 
+/// ", what was left of the project's 1.00 kWh budget" when the limit is a project budget's
+/// remainder, so the remainder is never read as the budget.
+fn left_of(b: &crate::report::LimitUse) -> String {
+    match b.project_budget {
+        Some(total) if (total - b.limit).abs() > f64::EPSILON * total.abs().max(1.0) => format!(
+            ", what the other runs left of the project's {} budget",
+            b.metric.show(total)
+        ),
+        Some(total) => format!(", the project's {} budget", b.metric.show(total)),
+        None => String::new(),
+    }
+}
+
 /// What budgets and the grid did, for people.
 pub fn governance_lines(g: &crate::govern::governor::Record) -> Vec<String> {
     let mut out = Vec::new();
     for b in &g.budget {
         out.push(format!(
-            "budget {:<7} {} of {} ({:.0} %)",
+            "budget {:<7} {} of {}{} ({:.0} %)",
             b.metric.name(),
             b.metric.show(b.used),
             b.metric.show(b.limit),
+            left_of(b),
             100.0 * b.used / b.limit
         ));
     }
     if let Some(s) = &g.stopped_by {
         out.push(format!(
-            "STOPPED by the {} budget at {} of {}",
+            "STOPPED by the {} budget at {} of {}{}",
             s.metric.name(),
             s.metric.show(s.used),
-            s.metric.show(s.limit)
+            s.metric.show(s.limit),
+            left_of(s)
         ));
     }
     if g.forced {
@@ -158,6 +173,38 @@ pub use crate::term::shell_words;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_project_remainder_is_never_read_as_the_budget() {
+        use crate::report::LimitUse;
+        use crate::units::Metric;
+        let g = crate::govern::governor::Record {
+            budget: vec![
+                LimitUse {
+                    metric: Metric::Energy,
+                    limit: 195.0,
+                    used: 0.00665,
+                    project_budget: Some(3600.0),
+                },
+                LimitUse {
+                    metric: Metric::Carbon,
+                    limit: 5.0,
+                    used: 1.0,
+                    project_budget: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let lines = super::governance_lines(&g);
+        assert!(
+            lines[0].contains(
+                "6.65 mJ of 195 J, what the other runs left of the project's 1.00 Wh budget"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(!lines[1].contains("project"), "{}", lines[1]);
+    }
+
     #[test]
     fn quotes_words_that_need_it() {
         let argv: Vec<String> = ["sh", "-c", "seq 3 | sort", "it's", ""]
