@@ -206,7 +206,7 @@ fn footprint(o: &mut String, e: &impl Footprint, f: &train::EstimateFactors) {
     o.push_str(&format!("  IT energy        {}\n", r(it, "kWh")));
     o.push_str(&format!("  facility energy  {}\n", r(facility, "kWh")));
     o.push_str(&format!(
-        "  carbon           {}  ({} at {} g/kWh)\n",
+        "  carbon           {}  ({} at {} gCO2e/kWh)\n",
         r(carbon, "kg CO2e"),
         f.zone,
         f.grid.value

@@ -465,7 +465,7 @@ pub fn estimate(
         "GPU energy = {per:.4} J × {tokens} = {:.4e} kWh (GPU only, before PUE)",
         it.value
     ));
-    chain.push(format!("facility = × PUE {} = {:.4e} kWh; carbon = × {} g/kWh = {:.4e} kg; water = IT × {} + facility × {} = {:.4e} L", f.pue.value, facility.value, f.grid.value, carbon.value, f.wue.value, f.ewif.value, water.value));
+    chain.push(format!("facility = × PUE {} = {:.4e} kWh; carbon = × {} gCO2e/kWh = {:.4e} kg; water = IT × {} + facility × {} = {:.4e} L", f.pue.value, facility.value, f.grid.value, carbon.value, f.wue.value, f.ewif.value, water.value));
     let mut inputs = vec![
         Input {
             name: "params".into(),

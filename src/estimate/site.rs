@@ -568,7 +568,7 @@ pub fn estimate(
     // Carbon: facility GWh × g/kWh = t.
     let carbon = facility.scale(f.grid.value);
     chain.push(format!(
-        "carbon a year = {:.4} GWh × {} g/kWh = {:.4} t CO2e, location-based ({}{}); over {} years: {:.4} t",
+        "carbon a year = {:.4} GWh × {} gCO2e/kWh = {:.4} t CO2e, location-based ({}{}); over {} years: {:.4} t",
         facility.value,
         f.grid.value,
         carbon.value,
@@ -782,7 +782,7 @@ mod tests {
     ) -> super::super::train::EstimateFactors {
         super::super::train::EstimateFactors {
             pue: Factor::new(pue, "", "t", None),
-            grid: Factor::new(grid, "g/kWh", "t", Some(2023)),
+            grid: Factor::new(grid, "gCO2e/kWh", "t", Some(2023)),
             wue: Factor::new(wue, "L/kWh", "t", None),
             ewif: Factor::new(ewif, "L/kWh", "t", None),
             zone: zone.into(),

@@ -334,7 +334,7 @@ pub fn estimate(
     ));
     let carbon = facility.scale(f.grid.value / 1000.0);
     chain.push(format!(
-        "carbon = facility kWh × intensity = {:.4e} × {} g/kWh = {:.4e} kg ({}: {})",
+        "carbon = facility kWh × intensity = {:.4e} × {} gCO2e/kWh = {:.4e} kg ({}: {})",
         facility.value,
         f.grid.value,
         carbon.value,

@@ -501,7 +501,7 @@ pub fn resolve(data: &FactorData, req: &ConversionRequest) -> Result<Conversion,
     let grid = match &req.grid_intensity {
         Some(g) => {
             check_range(
-                "grid intensity (g/kWh)",
+                "grid intensity (gCO2e/kWh)",
                 g,
                 0.0,
                 3000.0,

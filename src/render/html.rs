@@ -452,7 +452,7 @@ fn factors(o: &mut String, records: &[RunRecord]) {
     for r in records {
         let f = &r.report.factors;
         for (name, x, unit) in [
-            ("grid carbon intensity", &f.grid_gco2_per_kwh, "g CO2e/kWh"),
+            ("grid carbon intensity", &f.grid_gco2_per_kwh, "gCO2e/kWh"),
             ("PUE", &f.pue, ""),
             ("on-site water (WUE)", &f.wue_l_per_kwh, "L/kWh"),
             ("water in electricity (EWIF)", &f.ewif_l_per_kwh, "L/kWh"),

@@ -70,7 +70,7 @@ pub fn render(r: &RunReport, already_shown: &[String], caps: crate::term::Caps) 
         r.pue
     ));
     out.push_str(&format!(
-        "  carbon         {:<24} {} g/kWh, {} ({})\n",
+        "  carbon         {:<24} {} gCO2e/kWh, {} ({})\n",
         band(r.carbon_g.value, r.carbon_g.low, r.carbon_g.high, |x| {
             GramsCo2e(x).to_string()
         }),

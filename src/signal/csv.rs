@@ -59,19 +59,19 @@ pub fn parse(name: &str, text: &str) -> Result<Forecast, String> {
         }
         let g: f64 = v.parse().map_err(|_| {
             format!(
-                "{name}: line {line}: '{}' is not a number of g/kWh",
+                "{name}: line {line}: '{}' is not a number of gCO2e/kWh",
                 crate::term::escape(&crate::term::fit(v, 40))
             )
         })?;
         if !g.is_finite() {
             return Err(format!(
-                "{name}: line {line}: '{v}' is not a finite number of g/kWh"
+                "{name}: line {line}: '{v}' is not a finite number of gCO2e/kWh"
             ));
         }
         let g = g / k;
         if !(0.0..=3000.0).contains(&g) {
             return Err(format!(
-                "{name}: line {line}: intensity {g} g/kWh is outside 0–3000"
+                "{name}: line {line}: intensity {g} gCO2e/kWh is outside 0–3000"
             ));
         }
         series.push((t, g));

@@ -55,7 +55,7 @@ fn intensity(v: f64) -> Result<f64, String> {
     if v.is_finite() && (0.0..=3000.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("intensity {v} g/kWh is out of range (0–3000)"))
+        Err(format!("intensity {v} gCO2e/kWh is out of range (0–3000)"))
     }
 }
 
