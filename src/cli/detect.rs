@@ -6,13 +6,13 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
-    /// Print JSON on stdout
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn main(a: DetectArgs) -> anyhow::Result<()> {

@@ -66,14 +66,14 @@ pub struct SiteArgs {
 /// Conversion and output options shared by both estimates.
 #[derive(Debug, Args)]
 pub struct Common {
-    #[command(flatten)]
-    pub factors: FactorArgs,
     /// Write the JSON estimate to FILE ("-" for stdout)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub json: Option<PathBuf>,
     /// Print the calculation with every input and its source
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub explain: bool,
+    #[command(flatten)]
+    pub factors: FactorArgs,
 }
 
 #[derive(Debug, Args)]

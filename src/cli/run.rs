@@ -37,6 +37,11 @@ pub struct RunArgs {
     /// No live status line and no summary (errors and warnings are still printed)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Follow processes the command leaves running until the last exits, and measure them
+    #[arg(long)]
+    pub wait_all: bool,
+    // Flattened groups last: each sets a help heading that would otherwise capture the
+    // options declared after it.
     #[command(flatten)]
     pub record: RecordArgs,
     #[command(flatten)]
@@ -45,9 +50,6 @@ pub struct RunArgs {
     pub machine: MachineArgs,
     #[command(flatten)]
     pub factors: FactorArgs,
-    /// Follow processes the command leaves running until the last exits, and measure them
-    #[arg(long)]
-    pub wait_all: bool,
     /// The command to measure, after -- (any bytes: passed through as given)
     #[arg(
         trailing_var_arg = true,

@@ -603,3 +603,56 @@ fn the_virtual_machine_warning_is_said_once_per_machine_and_kept_in_every_report
     assert_eq!(noted(&first), guest);
     assert_eq!(noted(&second), guest, "the report keeps it every time");
 }
+
+#[test]
+fn help_groups_hold_only_their_own_options() {
+    let groups = [
+        (
+            "Conversion factors:",
+            &[
+                "--zone",
+                "--pue",
+                "--grid-intensity",
+                "--wue",
+                "--ewif",
+                "--data-dir",
+                "--config",
+            ][..],
+        ),
+        (
+            "Machine:",
+            &["--sysfs-root", "--procfs-root", "--cpu-tdp", "--no-gpu"][..],
+        ),
+    ];
+    for cmd in [
+        &["run"][..],
+        &["detect"],
+        &["serve"],
+        &["factors"],
+        &["estimate", "train"],
+        &["estimate", "infer"],
+        &["estimate", "site"],
+    ] {
+        let o = decompute().args(cmd).arg("--help").output().expect("help");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let mut heading = String::new();
+        for line in text.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                heading = line.to_string();
+                continue;
+            }
+            let Some(flag) = line.split_whitespace().find(|w| w.starts_with("--")) else {
+                continue;
+            };
+            if !line.trim_start().starts_with('-') {
+                continue;
+            }
+            let flag = flag.trim_end_matches(',');
+            for (h, own) in groups {
+                if heading == h {
+                    assert!(own.contains(&flag), "{cmd:?}: {flag} is listed under {h}");
+                }
+            }
+        }
+    }
+}
