@@ -65,6 +65,8 @@ pub enum Action {
     /// CSV or `run --json` report, or CodeCarbon's emissions.csv; runs already present are
     /// skipped
     Import {
+        /// The file to import ("-" for standard input): a `ledger export` (JSON lines or
+        /// CSV), a `run --json` report, or CodeCarbon's emissions.csv
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -87,6 +89,7 @@ pub enum SummaryFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
+    /// Only runs of this project
     #[arg(long)]
     pub project: Option<String>,
     /// key=value (repeatable; all must match)

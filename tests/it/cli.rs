@@ -656,3 +656,40 @@ fn help_groups_hold_only_their_own_options() {
         }
     }
 }
+
+#[test]
+fn every_option_and_argument_says_what_it_is() {
+    let cmds: [&[&str]; 9] = [
+        &["run"],
+        &["ledger", "list"],
+        &["ledger", "summary"],
+        &["ledger", "export"],
+        &["ledger", "import"],
+        &["report"],
+        &["budget", "status"],
+        &["serve"],
+        &["slurm", "govern"],
+    ];
+    for cmd in cmds {
+        let o = decompute().args(cmd).arg("--help").output().expect("help");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim();
+            let is_item = t.starts_with('-') || (t.starts_with('<') && l.starts_with("  "));
+            // An option alone on its line must have its description on the next (clap puts
+            // long help there), indented deeper.
+            let bare = t.split_whitespace().all(|w| {
+                w.starts_with('-') || w.starts_with('<') || w.ends_with(',') || w.ends_with('>')
+            });
+            if is_item && bare {
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                let deeper = next.len() - next.trim_start().len() > l.len() - t.len();
+                assert!(
+                    deeper && !next.trim().is_empty(),
+                    "{cmd:?}: '{t}' has no help"
+                );
+            }
+        }
+    }
+}
