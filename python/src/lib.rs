@@ -130,9 +130,33 @@ fn estimate(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
     use decompute::cli::estimate::{json_from_args, ArgsError};
     py.allow_threads(move || {
         json_from_args(&args).map_err(|e| match e {
-            ArgsError::Usage(m) | ArgsError::Refused(m) => PyValueError::new_err(m),
+            ArgsError::Usage(m) | ArgsError::Refused(m) => PyValueError::new_err(keywords(&m)),
         })
     })
+}
+
+/// An estimate's message in the Python caller's words: each command-line flag
+/// (`--device-hours`) named as the keyword that sets it (`device_hours`).
+fn keywords(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("--") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.push_str(&name.replace('-', "_"));
+        } else {
+            out.push_str("--");
+            out.push_str(name);
+        }
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Raises `exc` in thread `thread_id` at its next bytecode, unless one of the code objects in

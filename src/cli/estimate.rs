@@ -10,6 +10,9 @@ use crate::settings::PolicyChoice;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// What the factor options' defaults become in an estimate (their help describes a run's).
+const DATACENTRE_DEFAULTS: &str = "Estimates stand for a data centre: when no PUE is given (flag, DECOMPUTE_*, config, a cloud zone) they use the hyperscale preset, 1.1, not a personal machine's 1.0; when no on-site water is given, the mean of the hyperscalers' published fleet WUE, 0.21 L/kWh, not 0. --explain shows both with their sources.";
+
 #[derive(Debug, Args)]
 pub struct EstimateCmd {
     #[command(subcommand)]
@@ -28,6 +31,7 @@ pub enum What {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = DATACENTRE_DEFAULTS)]
 pub struct SiteArgs {
     /// IT capacity, MW
     #[arg(long, value_name = "MW", allow_hyphen_values = true)]
@@ -77,6 +81,7 @@ pub struct Common {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = DATACENTRE_DEFAULTS)]
 pub struct TrainArgs {
     /// Total parameters (70e9, 70B)
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
@@ -122,6 +127,7 @@ pub struct TrainArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = DATACENTRE_DEFAULTS)]
 pub struct InferArgs {
     /// Total parameters (8e9, 8B)
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
@@ -482,4 +488,20 @@ fn site(a: &SiteArgs, hw: &HardwareTable) -> anyhow::Result<()> {
         }
     }
     output(&a.common, &o, serde_json::to_string_pretty(&e)? + "\n")
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    /// The help's figures are the ones the shipped data gives.
+    #[test]
+    fn the_help_states_the_data_centre_defaults_the_data_gives() {
+        let data = crate::factors::FactorData::embedded().unwrap();
+        let conv =
+            crate::factors::resolve(&data, &crate::factors::ConversionRequest::default()).unwrap();
+        let f = super::datacentre::factors(conv, &data);
+        let pue = format!("hyperscale preset, {},", f.pue.value);
+        let wue = format!("published fleet WUE, {} L/kWh,", f.wue.value);
+        assert!(super::DATACENTRE_DEFAULTS.contains(&pue), "{pue}");
+        assert!(super::DATACENTRE_DEFAULTS.contains(&wue), "{wue}");
+    }
 }

@@ -95,10 +95,12 @@ pub struct FilterArgs {
     /// key=value (repeatable; all must match)
     #[arg(long = "tag", value_parser = ledger::parse_tag, value_name = "KEY=VALUE")]
     pub tags: Vec<(String, String)>,
-    /// Runs started at or after (YYYY-MM-DD or RFC 3339 UTC)
+    /// Runs started at or after: a date (YYYY-MM-DD, from its midnight UTC), an RFC 3339 time
+    /// with any offset (2026-11-01T12:00:00+01:00, fractions of a second), or Unix seconds or
+    /// milliseconds
     #[arg(long, value_parser = crate::timefmt::parse_bound_ms, value_name = "DATE")]
     pub since: Option<i64>,
-    /// Runs started before (YYYY-MM-DD or RFC 3339 UTC)
+    /// Runs started before: the same forms as --since
     #[arg(long, value_parser = crate::timefmt::parse_bound_ms, value_name = "DATE")]
     pub until: Option<i64>,
     /// At most N runs
