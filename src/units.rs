@@ -166,7 +166,11 @@ impl std::fmt::Display for Joules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let j = self.0;
         let wh = j / 3600.0;
-        if j.abs() < 1e-3 && j != 0.0 {
+        if j.abs() < 1e-9 && j != 0.0 {
+            write!(f, "{} pJ", sig3(j * 1e12))
+        } else if j.abs() < 1e-6 && j != 0.0 {
+            write!(f, "{} nJ", sig3(j * 1e9))
+        } else if j.abs() < 1e-3 && j != 0.0 {
             write!(f, "{} µJ", sig3(j * 1e6))
         } else if j.abs() < 1.0 && j != 0.0 {
             write!(f, "{} mJ", sig3(j * 1e3))
@@ -176,22 +180,30 @@ impl std::fmt::Display for Joules {
             write!(f, "{} Wh", sig3(wh))
         } else if wh.abs() < 1e6 {
             write!(f, "{} kWh", sig3(wh / 1e3))
-        } else {
+        } else if wh.abs() < 1e9 {
             write!(f, "{} MWh", sig3(wh / 1e6))
+        } else if wh.abs() < 1e12 {
+            write!(f, "{} GWh", sig3(wh / 1e9))
+        } else {
+            write!(f, "{} TWh", sig3(wh / 1e12))
         }
     }
 }
 
 impl std::fmt::Display for Watts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.abs() < 1e-3 && self.0 != 0.0 {
+        if self.0.abs() < 1e-6 && self.0 != 0.0 {
+            write!(f, "{} nW", sig3(self.0 * 1e9))
+        } else if self.0.abs() < 1e-3 && self.0 != 0.0 {
             write!(f, "{} µW", sig3(self.0 * 1e6))
         } else if self.0.abs() < 1.0 && self.0 != 0.0 {
             write!(f, "{} mW", sig3(self.0 * 1e3))
         } else if self.0.abs() < 1000.0 {
             write!(f, "{} W", sig3(self.0))
-        } else {
+        } else if self.0.abs() < 1e6 {
             write!(f, "{} kW", sig3(self.0 / 1e3))
+        } else {
+            write!(f, "{} MW", sig3(self.0 / 1e6))
         }
     }
 }
@@ -199,7 +211,11 @@ impl std::fmt::Display for Watts {
 impl std::fmt::Display for GramsCo2e {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let g = self.0;
-        if g.abs() < 1e-3 && g != 0.0 {
+        if g.abs() < 1e-9 && g != 0.0 {
+            write!(f, "{} pg CO2e", sig3(g * 1e12))
+        } else if g.abs() < 1e-6 && g != 0.0 {
+            write!(f, "{} ng CO2e", sig3(g * 1e9))
+        } else if g.abs() < 1e-3 && g != 0.0 {
             write!(f, "{} µg CO2e", sig3(g * 1e6))
         } else if g.abs() < 1.0 && g != 0.0 {
             write!(f, "{} mg CO2e", sig3(g * 1e3))
@@ -207,8 +223,12 @@ impl std::fmt::Display for GramsCo2e {
             write!(f, "{} g CO2e", sig3(g))
         } else if g.abs() < 1e6 {
             write!(f, "{} kg CO2e", sig3(g / 1e3))
-        } else {
+        } else if g.abs() < 1e9 {
             write!(f, "{} t CO2e", sig3(g / 1e6))
+        } else if g.abs() < 1e12 {
+            write!(f, "{} kt CO2e", sig3(g / 1e9))
+        } else {
+            write!(f, "{} Mt CO2e", sig3(g / 1e12))
         }
     }
 }
@@ -216,7 +236,11 @@ impl std::fmt::Display for GramsCo2e {
 impl std::fmt::Display for Litres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let l = self.0;
-        if l.abs() < 1e-3 && l != 0.0 {
+        if l.abs() < 1e-9 && l != 0.0 {
+            write!(f, "{} pL", sig3(l * 1e12))
+        } else if l.abs() < 1e-6 && l != 0.0 {
+            write!(f, "{} nL", sig3(l * 1e9))
+        } else if l.abs() < 1e-3 && l != 0.0 {
             write!(f, "{} µL", sig3(l * 1e6))
         } else if l.abs() < 1.0 && l != 0.0 {
             write!(f, "{} mL", sig3(l * 1e3))
@@ -439,8 +463,16 @@ mod tests {
         assert_eq!(Seconds(0.0101).to_string(), "10.1 ms");
         assert_eq!(Joules(0.0061).to_string(), "6.10 mJ");
         assert_eq!(Joules(0.0).to_string(), "0 J");
-        assert_eq!(GramsCo2e(0.000000814).to_string(), "0.814 µg CO2e");
+        assert_eq!(GramsCo2e(0.000000814).to_string(), "814 ng CO2e");
         assert_eq!(Litres(0.0000066).to_string(), "6.60 µL");
+        // SI prefixes all the way: never "0.000686 µL" nor "1.402e5 t".
+        assert_eq!(Litres(0.000000000686).to_string(), "686 pL");
+        assert_eq!(Litres(0.000000686).to_string(), "686 nL");
+        assert_eq!(Joules(3.2e-8).to_string(), "32.0 nJ");
+        assert_eq!(Joules(3.6e12).to_string(), "1.00 GWh");
+        assert_eq!(GramsCo2e(1.402e11).to_string(), "140 kt CO2e");
+        assert_eq!(GramsCo2e(4.0e-10).to_string(), "400 pg CO2e");
+        assert_eq!(Watts(2.5e6).to_string(), "2.50 MW");
         assert_eq!(num(0.0000012345), "1.234e-6");
         assert_eq!(num(12.3456), "12.35");
         assert_eq!(Seconds(3725.0).to_string(), "1h02m05s");
