@@ -137,10 +137,18 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
                 Some(d) => Some(d.clone()),
                 None => slurm_config().and_then(|c| spool_dir_of(&c, &crate::host::hostname())),
             };
+            if let Some(d) = &slurm_spool {
+                if std::fs::read_dir(d).is_err() {
+                    anyhow::bail!(
+                        "the Slurm spool directory {} cannot be read as a directory; pass --slurm-spool-dir with this cluster's SlurmdSpoolDir (scontrol show config | grep SlurmdSpoolDir)",
+                        crate::term::escape(&d.display().to_string())
+                    );
+                }
+            }
             match &slurm_spool {
                 Some(d) => crate::say!(
                     "decompute: counting the step daemons of this cluster only (sockets in {})",
-                    d.display()
+                    crate::term::escape(&d.display().to_string())
                 ),
                 None => crate::say!(
                     "decompute: warning: this cluster's SlurmdSpoolDir is unknown (scontrol show config gave none): every slurmstepd on the host is counted; pass --slurm-spool-dir DIR"
