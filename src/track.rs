@@ -415,7 +415,10 @@ impl Tracker {
             notes,
             leftover_processes: Vec::new(),
         };
-        let report = crate::report::build(meta, &s.totals, s.samples.clone(), &self.conv);
+        let mut report = crate::report::build(meta, &s.totals, s.samples.clone(), &self.conv);
+        // The caller's copy carries who ran it, as `run --json` does (so `ledger import`
+        // of it, or a CodeCarbon row of it, knows the run); the ledger's copy does not.
+        report.run = Some(self.identity.clone());
         let status = match end {
             End::Finished => Status::Finished,
             End::Failed => Status::Failed,
@@ -427,7 +430,10 @@ impl Tracker {
                 schema: RECORD_SCHEMA.into(),
                 identity: self.identity.clone(),
                 status,
-                report: report.clone(),
+                report: RunReport {
+                    run: None,
+                    ..report.clone()
+                },
             };
             let taken = loc
                 .open()
@@ -443,7 +449,6 @@ impl Tracker {
                         ),
                         Err(s) => format!("nor spooled ({s})"),
                     };
-                    let mut report = report;
                     report
                         .notes
                         .push(format!("not recorded in the ledger ({e}); {kept}"));

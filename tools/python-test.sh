@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's tests: builds python/ (PyO3, through maturin) into the virtual
 # environment target/venv-py — `pip install maturin pytest`, then `pip install ./python`,
-# the extension compiled once into target/python and reused — and runs pytest on it against
+# the extension compiled once into target/python and reused, with CodeCarbon 3.3.2 beside it — and runs pytest on it against
 # the CLI built from the same library. Without PyPI (offline) it says so and skips, except
 # under CI=true, where that fails.
 #
@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/venv-py
-if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
+# CodeCarbon itself, beside decompute's drop-in for it, so the tests compare the two.
+codecarbon=codecarbon==3.3.2
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] || [ ! -x "$venv/bin/codecarbon" ]; then
     rm -rf "$venv"
     if ! python3 -m venv "$venv" 2>/dev/null; then
         # Debian ships venv and pip apart from python3.
@@ -21,8 +23,8 @@ if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
         rm -rf "$venv"
         python3 -m venv "$venv"
     fi
-    if ! "$venv/bin/pip" install -q maturin pytest; then
-        echo "tools/python-test.sh: cannot install maturin and pytest from PyPI; the Python tests are skipped"
+    if ! "$venv/bin/pip" install -q maturin pytest "$codecarbon"; then
+        echo "tools/python-test.sh: cannot install maturin, pytest and $codecarbon from PyPI; the Python tests are skipped"
         [ "${CI:-}" = true ] && exit 1
         exit 0
     fi

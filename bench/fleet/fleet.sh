@@ -6,17 +6,19 @@
 #
 #   DECOMPUTE_SLURM_CPUS=1100 tools/with-services.sh bench/fleet/fleet.sh [PARTS]
 #
-# PARTS (default all): writers runs spool slurm. Sizes: WRITERS (1000), RUNS (1000),
-# SPOOL_RUNS (200), JOBS (1000, 80 % flexible), CANCEL (600). Every figure is printed as
+# PARTS (default all): writers runs spool slurm many. Sizes: WRITERS (1000), RUNS (1000),
+# SPOOL_RUNS (200), JOBS (1000, 80 % flexible), CANCEL (600), MANY (5000 flexible jobs,
+# as many running as the node has CPUs, the rest pending). Every figure is printed as
 # `fleet: what: figure`; bench/fleet/README.md keeps the last ones.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-parts=${*:-writers runs spool slurm}
+parts=${*:-writers runs spool slurm many}
 WRITERS=${WRITERS:-1000}
 RUNS=${RUNS:-1000}
 SPOOL_RUNS=${SPOOL_RUNS:-200}
 JOBS=${JOBS:-1000}
 CANCEL=${CANCEL:-600}
+MANY=${MANY:-5000}
 : "${DECOMPUTE_TEST_POSTGRES:?run it through tools/with-services.sh}"
 cargo build --release --quiet
 cargo build --release --quiet --example ledger_bench
@@ -166,4 +168,57 @@ if [[ " $parts " == *" slurm "* ]]; then
   kill "$agent" 2>/dev/null || true
   wait "$agent" 2>/dev/null || true
   scancel --user=root --quiet 2>/dev/null || true
+fi
+
+if [[ " $parts " == *" many "* ]]; then
+  : "${DECOMPUTE_TEST_SLURM_CONF:?Slurm is not running (as root, through tools/with-services.sh)}"
+  export SLURM_CONF=$DECOMPUTE_TEST_SLURM_CONF
+  db=fleet_many_$$
+  newdb "$db"
+  ledger="$base/$db?sslmode=disable"
+  dir=$work/many
+  mkdir -p "$dir"
+  t0=$(now)
+  seq 1 "$MANY" | xargs -P 4 -I{} sbatch -Q -p flex --account=fleet -o /dev/null --wrap "sleep 3000" >/dev/null
+  say "submitted $MANY flexible jobs in $(since "$t0") s"
+  t0=$(now)
+  last=-1
+  for _ in $(seq 1 120); do
+    r=$(squeue -h -t R | wc -l)
+    [ "$r" = "$last" ] && [ "$r" -gt 0 ] && break
+    last=$r
+    sleep 5
+  done
+  running=$(squeue -h -t R | wc -l)
+  pending=$(squeue -h -t PD | wc -l)
+  say "queue: $running running, $pending pending after $(since "$t0") s"
+  pass() { # label, then govern's own arguments
+    local label=$1
+    shift
+    local t
+    t=$(now)
+    "$bin" slurm govern --once --flexible-partition flex --state "$dir/govern.json" \
+      --ledger "$ledger" "$@" >>"$dir/govern.out" 2>&1
+    say "one govern pass over $MANY jobs, $label: $(since "$t") s; now $(squeue -h -t R | wc -l) running, $(squeue -h -t S | wc -l) suspended, $(squeue -h -t PD | wc -l) pending of which $(squeue -h -t PD -o %r | grep -c JobHeld || true) held"
+  }
+  echo 500 >"$dir/grid"
+  pass "dirty grid (suspend every running one)" --grid "file:$dir/grid" --pause-above 100
+  # The account's budget used up: its pending jobs are held, in the same pass the grid
+  # clears and the suspended ones resume.
+  XDG_STATE_HOME=$work/state-many "$bin" "${run_args[@]}" --project fleet --ledger "$ledger" -- sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done' 2>/dev/null
+  printf '[budget.fleet]\nenergy = "1 mJ / day"\non_exceed = "warn"\n' >"$dir/decompute.toml"
+  echo 50 >"$dir/grid"
+  pass "clean grid, the account over its budget (resume the suspended, hold the pending)" \
+    --grid "file:$dir/grid" --pause-above 100 --policy "$dir/decompute.toml"
+  printf '[budget.fleet]\nenergy = "1 MWh / day"\n' >"$dir/decompute.toml"
+  pass "the budget raised (release the held)" --grid "file:$dir/grid" --pause-above 100 \
+    --policy "$dir/decompute.toml"
+  say "govern warnings: $(grep -c warning "$dir/govern.out" || true); last: $(grep warning "$dir/govern.out" | tail -n 1)"
+  t0=$(now)
+  scancel --user=root --quiet 2>/dev/null || true
+  for _ in $(seq 1 900); do
+    [ "$(squeue -h | wc -l)" = 0 ] && break
+    sleep 2
+  done
+  say "the $MANY jobs cancelled and gone after $(since "$t0") s"
 fi

@@ -197,11 +197,33 @@ fn raise_unless_stopping(
     Ok(n == 1)
 }
 
+/// A tracker's report (`Track.report`, as JSON) as one row of CodeCarbon's `emissions.csv`:
+/// (the 38 column names, the cells), CodeCarbon's meanings, the figures of `tracking_mode`
+/// `"machine"` (the host's) or `"process"` (the tracked process tree's).
+#[pyfunction]
+fn codecarbon_row(report_json: &str, tracking_mode: &str) -> PyResult<(Vec<String>, Vec<String>)> {
+    use decompute::ledger::codecarbon::{cells_of, Scope, COLUMNS};
+    let scope = Scope::parse(tracking_mode).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "tracking_mode={tracking_mode:?} is not one of 'machine', 'process'"
+        ))
+    })?;
+    let report: decompute::report::RunReport = serde_json::from_str(report_json)
+        .map_err(|e| PyValueError::new_err(format!("not a decompute run report: {e}")))?;
+    let record =
+        decompute::ledger::RunRecord::from_report(report).map_err(PyValueError::new_err)?;
+    Ok((
+        COLUMNS.iter().map(|c| c.to_string()).collect(),
+        cells_of(&record, scope),
+    ))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tracker>()?;
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
     m.add_function(wrap_pyfunction!(raise_unless_stopping, m)?)?;
+    m.add_function(wrap_pyfunction!(codecarbon_row, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

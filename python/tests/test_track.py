@@ -139,27 +139,6 @@ def test_estimates_are_the_clis_documents():
     assert "--" not in str(e.value)
 
 
-def test_the_codecarbon_compatible_tracker_returns_kilograms(cli, tmp_path):
-    from decompute.codecarbon_compat import EmissionsTracker
-
-    ledger = tmp_path / "l.sqlite"
-    import os
-
-    os.environ["DECOMPUTE_LEDGER"] = str(ledger)
-    try:
-        tr = EmissionsTracker(project_name="cc", measure_power_secs=0.2, country_iso_code="FR")
-        tr.start()
-        busy()
-        kg = tr.stop()
-    finally:
-        del os.environ["DECOMPUTE_LEDGER"]
-    assert isinstance(kg, float) and kg > 0
-    assert abs(kg - tr.tracker.report["carbon_g"]["value"] / 1000) < 1e-15
-    assert ledger_rows(cli, ledger)[0]["project"] == "cc"
-    with pytest.warns(UserWarning, match="tracking_mode"):
-        EmissionsTracker(tracking_mode="process")
-
-
 def test_framework_callbacks_track_the_fit_and_log_each_epoch(monkeypatch, tmp_path):
     # Stand-ins for the frameworks' base classes: the callbacks' own logic is what runs.
     lp = types.ModuleType("lightning.pytorch")

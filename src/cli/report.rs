@@ -54,6 +54,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
     } else {
         let f = a.filter.filter();
         let mut records: Vec<RunRecord> = Vec::new();
+        let mut machine: Vec<RunRecord> = Vec::new();
         // The period page needs no power samples: dropped as they come, so a large ledger
         // is held without them. Runs measured inside another (`nested_in`) are counted
         // there and left out, as `ledger summary` does.
@@ -62,7 +63,11 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
                 && !r.identity.tags.contains_key(crate::ledger::NESTED_TAG)
             {
                 r.report.samples = Vec::new();
-                records.push(r);
+                if r.machine_scope() {
+                    machine.push(r);
+                } else {
+                    records.push(r);
+                }
             }
             Ok(())
         })?;
@@ -95,6 +100,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
             ledger: loc.shown(),
             generated_at: generated,
             records,
+            machine,
             budgets,
             budgets_note,
             scale_svg,

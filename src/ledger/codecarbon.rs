@@ -210,6 +210,15 @@ pub(crate) fn record(cells: &BTreeMap<String, String>) -> Result<RunRecord, Stri
     if !experiment.is_empty() {
         tags.insert("experiment_id".to_string(), experiment);
     }
+    // CodeCarbon's figures are the whole machine's unless it tracked a process (its
+    // default, and the only mode before 2.8, is the machine).
+    tags.insert(
+        super::SCOPE_TAG.to_string(),
+        match mode.as_str() {
+            "process" => "process".to_string(),
+            _ => super::MACHINE_SCOPE.to_string(),
+        },
+    );
     let gpus = text("gpu_model");
     let report = RunReport {
         schema: crate::report::SCHEMA.into(),
@@ -309,12 +318,51 @@ pub fn cells(r: &RunRecord) -> Vec<String> {
             .map(|c| kept.cells.get(*c).cloned().unwrap_or_default())
             .collect();
     }
+    cells_of(r, Scope::Process)
+}
+
+/// What a CodeCarbon row's figures cover, its `tracking_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole machine (CodeCarbon's default): decompute's host figures.
+    Machine,
+    /// The tracked process and its children: decompute's workload figures.
+    Process,
+}
+
+impl Scope {
+    pub fn parse(mode: &str) -> Option<Scope> {
+        match mode {
+            "machine" => Some(Scope::Machine),
+            "process" => Some(Scope::Process),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Machine => "machine",
+            Scope::Process => "process",
+        }
+    }
+}
+
+/// The 38 cells of a decompute record as CodeCarbon would write them in `scope`.
+pub fn cells_of(r: &RunRecord, scope: Scope) -> Vec<String> {
+    let p = &r.report;
+    let machine = scope == Scope::Machine;
     let pue = p.pue;
     let comp = |c: Component| {
         p.components
             .iter()
             .filter(|x| x.component == c)
-            .fold(0.0, |a, x| a + x.workload_energy_j)
+            .fold(0.0, |a, x| {
+                a + if machine {
+                    x.host_energy_j
+                } else {
+                    x.workload_energy_j
+                }
+            })
     };
     let per_s = |v: f64| {
         if p.duration_s > 0.0 {
@@ -329,8 +377,17 @@ pub fn cells(r: &RunRecord) -> Vec<String> {
         comp(Component::Gpu) * pue,
         comp(Component::Dram) * pue,
     );
-    let kg = p.carbon_g.value / 1000.0;
-    let it_kwh = kwh(p.energy_j.workload);
+    let (kg, it_j, facility_j) = if machine {
+        (p.carbon_g.host, p.energy_j.host, p.facility_energy_j.host)
+    } else {
+        (
+            p.carbon_g.value,
+            p.energy_j.workload,
+            p.facility_energy_j.value,
+        )
+    };
+    let kg = kg / 1000.0;
+    let it_kwh = kwh(it_j);
     let onsite = it_kwh * p.factors.wue_l_per_kwh.value;
     let f = &p.factors;
     // A US state zone is CodeCarbon's country USA with the state as its region.
@@ -370,7 +427,7 @@ pub fn cells(r: &RunRecord) -> Vec<String> {
         crate::units::py_float(kwh(cpu)),
         crate::units::py_float(kwh(gpu)),
         crate::units::py_float(kwh(ram)),
-        crate::units::py_float(kwh(p.facility_energy_j.value)),
+        crate::units::py_float(kwh(facility_j)),
         crate::units::py_float(onsite),
         country,
         iso,
@@ -394,7 +451,7 @@ pub fn cells(r: &RunRecord) -> Vec<String> {
         String::new(),
         String::new(),
         crate::units::py_float(p.host.memory_gb),
-        "process".into(),
+        scope.name().into(),
         String::new(),
         String::new(),
         String::new(),

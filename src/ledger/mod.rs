@@ -326,6 +326,28 @@ pub fn modelled_j(r: &RunReport) -> f64 {
 /// count the outer run only.
 pub const NESTED_TAG: &str = "nested_in";
 
+/// The tag an imported record carries when its figures are not a workload's: `machine` for
+/// another tool's whole-machine figures (CodeCarbon's default `tracking_mode`). `summary`
+/// and the report keep such rows apart from decompute's workload figures; a user's `--tag`
+/// cannot set it.
+pub const SCOPE_TAG: &str = "scope";
+
+/// The scope value of whole-machine figures.
+pub const MACHINE_SCOPE: &str = "machine";
+
+/// The SQL (both backends) of a run's scope, `machine` or `workload`, with its join.
+pub const SCOPE_SQL: (&str, &str) = (
+    "CASE WHEN sc.value = 'machine' THEN 'machine' ELSE 'workload' END",
+    " LEFT JOIN run_tags sc ON sc.run_id = runs.id AND sc.key = 'scope'",
+);
+
+impl RunRecord {
+    /// Whether the record's figures are a whole machine's (an imported machine-level row).
+    pub fn machine_scope(&self) -> bool {
+        self.identity.tags.get(SCOPE_TAG).map(String::as_str) == Some(MACHINE_SCOPE)
+    }
+}
+
 /// A `WHERE` clause (or none) extended to leave out runs measured inside another one
 /// (`decompute.track()` nested in another tracker, tag `nested_in`): totals and budgets
 /// count the outermost only. Listing and export keep them.
@@ -460,6 +482,9 @@ pub struct RunRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryRow {
     pub key: String,
+    /// `workload` (decompute's runs, imported workload figures) or `machine` (imported
+    /// whole-machine figures): never added together.
+    pub scope: String,
     pub runs: u64,
     pub duration_s: f64,
     pub energy_j: f64,
@@ -700,9 +725,12 @@ pub fn check_tag(k: &str, v: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// Parses a `--tag key=value`.
+/// Parses a `--tag key=value` (a user's: the scope tag is decompute's own).
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
+        Some((k, _)) if k.trim() == SCOPE_TAG => Err(format!(
+            "tag key '{SCOPE_TAG}' is decompute's own (it marks imported whole-machine figures); choose another key"
+        )),
         Some((k, v)) => check_tag(k, v),
         None => Err(format!(
             "tag '{}' is not key=value; write e.g. --tag model=llama-7b",

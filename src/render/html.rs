@@ -59,7 +59,11 @@ pub struct Period {
     pub filters: Vec<String>,
     pub ledger: String,
     pub generated_at: String,
+    /// decompute's runs and imported workload figures.
     pub records: Vec<RunRecord>,
+    /// Imported whole-machine figures (CodeCarbon's default mode): shown apart, never added
+    /// to `records`' totals.
+    pub machine: Vec<RunRecord>,
     pub budgets: Vec<BudgetRow>,
     /// Why there are no budgets, when there are none (no policy file …).
     pub budgets_note: Option<String>,
@@ -511,6 +515,20 @@ pub fn period(p: &Period) -> String {
     o.push_str("<h2>Totals</h2>\n");
     totals_cards(&mut o, &t);
     let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(METHOD_NOTE));
+    if !p.machine.is_empty() {
+        let mut m = Totals::default();
+        for r in &p.machine {
+            m.add(r);
+        }
+        o.push_str("<h2>Whole machines, imported</h2>\n");
+        let _ = writeln!(
+            o,
+            "<p class=\"note\">{} imported from another tool's whole-machine figures (CodeCarbon's default tracking mode: everything the machine drew while the tool ran, not one workload's share). They are not in the totals above and not added to them.</p>",
+            if p.machine.len() == 1 { "1 run".to_string() } else { format!("{} runs", p.machine.len()) }
+        );
+        totals_cards(&mut o, &m);
+        costliest(&mut o, &p.machine);
+    }
     if p.records.is_empty() {
         o.push_str("<p>No runs match these filters.</p>\n");
     } else {
@@ -667,6 +685,7 @@ mod tests {
             ledger: "demo.sqlite".into(),
             generated_at: "2026-11-29T12:00:00Z".into(),
             records,
+            machine: Vec::new(),
             budgets: vec![
                 BudgetRow {
                     project: "llm-finetune".into(),

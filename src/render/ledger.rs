@@ -79,46 +79,32 @@ fn truncate(s: &str, n: usize) -> String {
 /// `ledger summary --format csv`: one row per group, SI units named in the header.
 pub fn summary_csv(by: &str, rows: &[SummaryRow]) -> String {
     let mut o = format!(
-        "{},runs,duration_s,energy_j,modelled_j,carbon_g,water_l\n",
+        "{},runs,duration_s,energy_j,modelled_j,carbon_g,water_l,scope\n",
         crate::csvdata::quote(by)
     );
     for r in rows {
         o.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{}\n",
             crate::csvdata::text_cell(&r.key),
             r.runs,
             r.duration_s,
             r.energy_j,
             r.modelled_j,
             r.carbon_g,
-            r.water_l
+            r.water_l,
+            r.scope
         ));
     }
     o
 }
 
 pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
-    let mut o = format!(
-        "{:<20}  {:>6}  {:>10}  {:>10}  {:>9}  {:>13}  {:>9}\n",
-        by, "runs", "duration", "energy", "modelled", "carbon", "water"
-    );
-    let mut total = SummaryRow {
-        key: "total".into(),
-        runs: 0,
-        duration_s: 0.0,
-        energy_j: 0.0,
-        modelled_j: 0.0,
-        carbon_g: 0.0,
-        water_l: 0.0,
+    let head = |by: &str| {
+        format!(
+            "{:<20}  {:>6}  {:>10}  {:>10}  {:>9}  {:>13}  {:>9}\n",
+            by, "runs", "duration", "energy", "modelled", "carbon", "water"
+        )
     };
-    for r in rows {
-        total.runs += r.runs;
-        total.duration_s += r.duration_s;
-        total.energy_j += r.energy_j;
-        total.modelled_j += r.modelled_j;
-        total.carbon_g += r.carbon_g;
-        total.water_l += r.water_l;
-    }
     let line = |r: &SummaryRow| {
         format!(
             "{:<20}  {:>6}  {:>10}  {:>10}  {:>8.0}%  {:>13}  {:>9}\n",
@@ -135,11 +121,44 @@ pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
             Litres(r.water_l).to_string()
         )
     };
-    for r in rows {
-        o.push_str(&line(r));
-    }
-    if rows.len() > 1 {
-        o.push_str(&line(&total));
+    let section = |rows: &[&SummaryRow]| {
+        let mut o = String::new();
+        let mut total = SummaryRow {
+            key: "total".into(),
+            scope: String::new(),
+            runs: 0,
+            duration_s: 0.0,
+            energy_j: 0.0,
+            modelled_j: 0.0,
+            carbon_g: 0.0,
+            water_l: 0.0,
+        };
+        for r in rows {
+            total.runs += r.runs;
+            total.duration_s += r.duration_s;
+            total.energy_j += r.energy_j;
+            total.modelled_j += r.modelled_j;
+            total.carbon_g += r.carbon_g;
+            total.water_l += r.water_l;
+            o.push_str(&line(r));
+        }
+        if rows.len() > 1 {
+            o.push_str(&line(&total));
+        }
+        o
+    };
+    let (machine, workload): (Vec<&SummaryRow>, Vec<&SummaryRow>) = rows
+        .iter()
+        .partition(|r| r.scope == crate::ledger::MACHINE_SCOPE);
+    let mut o = head(by);
+    o.push_str(&section(&workload));
+    if !machine.is_empty() {
+        // Another tool's whole-machine figures are not a workload's: never in the total above.
+        o.push_str(&format!(
+            "\nwhole machine, imported (another tool's machine-level figures: not added to the workloads above)\n{}{}",
+            head(by),
+            section(&machine)
+        ));
     }
     o
 }
@@ -340,6 +359,7 @@ mod tests {
             let sum = |f: fn(&RunRecord) -> f64| of.iter().map(|r| f(r)).sum();
             SummaryRow {
                 key: p.into(),
+                scope: "workload".into(),
                 runs: of.len() as u64,
                 duration_s: sum(|r| r.report.duration_s),
                 energy_j: sum(|r| r.report.energy_j.workload),
@@ -348,7 +368,12 @@ mod tests {
                 water_l: 0.5,
             }
         };
-        let sums = vec![by("ci"), by("eval"), by("llm-finetune")];
+        // Whole-machine figures imported from CodeCarbon: a section of their own.
+        let machine = SummaryRow {
+            scope: crate::ledger::MACHINE_SCOPE.into(),
+            ..by("eval")
+        };
+        let sums = vec![by("ci"), by("eval"), by("llm-finetune"), machine];
         check("ledger-summary.txt", &summary("project", &sums));
         check("ledger-summary.csv", &summary_csv("project", &sums));
     }

@@ -76,6 +76,9 @@ fn codecarbon_file_imports_with_its_own_figures_and_exports_back_unchanged(l: &s
     let e = demo["energy_j"].as_f64().expect("e");
     assert!((e - (1.215_901_703_606_912_2e-5 + 2.410_222_752_524_66e-5) * 3.6e6).abs() < 1e-9);
     assert_eq!(demo["modelled_j"].as_f64(), Some(e));
+    // CodeCarbon's default mode measures the whole machine: marked so, and kept apart.
+    assert_eq!(r["tags"]["scope"], "machine");
+    assert_eq!(demo["scope"], "machine");
 
     // Back to CodeCarbon's own columns: the file it wrote, to the last digit.
     let o = with_ledger(l, &["ledger", "export", "--format", "codecarbon"]);
@@ -84,6 +87,59 @@ fn codecarbon_file_imports_with_its_own_figures_and_exports_back_unchanged(l: &s
         out(&o),
         std::fs::read_to_string(&cc).expect("fixture"),
         "CodeCarbon → import → export --format codecarbon gives the same rows"
+    );
+
+    // A decompute run of the same project: its workload figure and CodeCarbon's
+    // whole-machine ones are never added together, in the summary or the report.
+    let o = with_ledger(l, &["run", "--project", "demo", "--", "true"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = with_ledger(l, &["ledger", "summary", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let groups: Vec<(String, String, u64)> = v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap_or("").to_string(),
+                g["scope"].as_str().unwrap_or("").to_string(),
+                g["runs"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("demo".to_string(), "workload".to_string(), 1),
+            ("demo".to_string(), "machine".to_string(), 2)
+        ]
+    );
+    let o = with_ledger(l, &["ledger", "summary"]);
+    let table = out(&o);
+    let (work, machine) = table
+        .split_once("whole machine, imported")
+        .expect("a section of its own");
+    assert_eq!(work.matches("demo").count(), 1, "{table}");
+    assert!(
+        !work.contains("total"),
+        "one workload row, no total: {table}"
+    );
+    assert!(
+        machine.contains("demo") && machine.contains("     2  "),
+        "{table}"
+    );
+    let o = with_ledger(l, &["report", "--html", "-"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let html = out(&o);
+    assert!(html.contains("Whole machines, imported"), "{html}");
+    assert!(html.contains("not in the totals above"));
+    // A user cannot claim the mark for a run of their own.
+    let o = with_ledger(l, &["run", "--tag", "scope=machine", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains("tag key 'scope' is decompute's own"),
+        "{}",
+        err(&o)
     );
 }
 
@@ -462,7 +518,8 @@ fn every_listing_speaks_json() {
     );
     let csv = out(&with_ledger(&l, &["ledger", "summary", "--format", "csv"]));
     assert!(
-        csv.starts_with("project,runs,duration_s,energy_j,modelled_j,carbon_g,water_l\np,1,"),
+        csv.starts_with("project,runs,duration_s,energy_j,modelled_j,carbon_g,water_l,scope\np,1,")
+            && csv.trim_end().ends_with(",workload"),
         "{csv}"
     );
     let policy = d.path().join("decompute.toml");

@@ -609,20 +609,23 @@ impl Ledger for PgLedger {
             }
         };
         let sql = format!(
-            "SELECT {key} AS k, count(*), sum(runs.duration_s), sum(runs.energy_j), sum(runs.modelled_j), sum(runs.carbon_g), sum(runs.water_l)
-             FROM runs{join}{w} GROUP BY k ORDER BY k"
+            "SELECT {key} AS k, {scope} AS s, count(*), sum(runs.duration_s), sum(runs.energy_j), sum(runs.modelled_j), sum(runs.carbon_g), sum(runs.water_l)
+             FROM runs{join}{scope_join}{w} GROUP BY k, s ORDER BY s DESC, k",
+            scope = super::SCOPE_SQL.0,
+            scope_join = super::SCOPE_SQL.1,
         );
         Ok(self
             .query(&sql, &args.typed())?
             .iter()
             .map(|r| SummaryRow {
                 key: r.get::<_, Option<String>>(0).unwrap_or_default(),
-                runs: r.get::<_, i64>(1) as u64,
-                duration_s: r.get(2),
-                energy_j: r.get(3),
-                modelled_j: r.get(4),
-                carbon_g: r.get(5),
-                water_l: r.get(6),
+                scope: r.get(1),
+                runs: r.get::<_, i64>(2) as u64,
+                duration_s: r.get(3),
+                energy_j: r.get(4),
+                modelled_j: r.get(5),
+                carbon_g: r.get(6),
+                water_l: r.get(7),
             })
             .collect())
     }
