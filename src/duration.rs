@@ -1,5 +1,6 @@
 //! Parses the duration forms every time flag of decompute accepts (`500ms`, `2s`, `1m`,
-//! `1h`, `1.5h`, `1h30m`), so `--interval`, `--checkpoint` and later `--grace` read alike.
+//! `1h`, `1.5h`, `1h30m`), so `--interval`, `--checkpoint` and later `--grace` read alike;
+//! a number without its unit is refused, as a budget's is.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ pub enum DurationError {
     Empty,
     #[error("'{0}' is not a duration; write a number and a unit: 500ms, 2s, 1m, 1h")]
     Malformed(String),
+    #[error("'{0}' has no unit; write {0}s, {0}min or {0}h (a bare number would be a guess)")]
+    NoUnit(String),
     #[error("'{0}' has unknown unit '{1}'; use ms, s, m (or min), h or d")]
     UnknownUnit(String, String),
     #[error(
@@ -21,7 +24,9 @@ pub enum DurationError {
 /// keeping them bounded means adding one to an `Instant` can never overflow.
 pub const MAX: Duration = Duration::from_secs(100 * 365 * 86400);
 
-/// Parses a duration; a bare number means seconds.
+/// Parses a duration. A number needs its unit, as a budget's amount does (`3` could be
+/// seconds or hours: `when --duration 3` once meant 3 s without a word); only `0` stands
+/// alone.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     if t.is_empty() {
@@ -48,7 +53,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let unit = unit.trim();
         rest = after;
         let factor = match unit {
-            "" if rest.is_empty() && total == 0.0 => 1.0,
+            "" if rest.is_empty() && total == 0.0 && value == 0.0 => 1.0,
+            "" if rest.is_empty() && total == 0.0 => {
+                return Err(DurationError::NoUnit(t.to_string()))
+            }
             "ms" => 1e-3,
             "s" | "sec" => 1.0,
             "m" | "min" => 60.0,
@@ -81,7 +89,7 @@ mod tests {
             ("1h", 3600.0),
             ("1.5h", 5400.0),
             ("1h30m", 5400.0),
-            ("3", 3.0),
+            ("0", 0.0),
             ("1d", 86400.0),
         ];
         for (text, secs) in cases {
@@ -96,6 +104,11 @@ mod tests {
     #[test]
     fn rejects_garbage_with_a_reason() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(parse_duration("3"), Err(DurationError::NoUnit("3".into())));
+        assert_eq!(
+            parse_duration("3").map_err(|e| e.to_string()),
+            Err("'3' has no unit; write 3s, 3min or 3h (a bare number would be a guess)".into())
+        );
         assert!(matches!(
             parse_duration("fast"),
             Err(DurationError::Malformed(_))
@@ -112,7 +125,11 @@ mod tests {
             parse_duration("1..2s"),
             Err(DurationError::Malformed(_))
         ));
-        for long in ["18446744073709551616s", "99999999999d", &"9".repeat(400)] {
+        for long in [
+            "18446744073709551616s",
+            "99999999999d",
+            &("9".repeat(400) + "s"),
+        ] {
             assert!(
                 matches!(parse_duration(long), Err(DurationError::TooLong(_))),
                 "{long}"

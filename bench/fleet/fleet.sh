@@ -135,13 +135,13 @@ if [[ " $parts " == *" slurm "* ]]; then
   sleep 5
   echo 500 >"$dir/grid"
   t0=$(now)
-  "$bin" slurm govern --once --grid "file:$dir/grid" --pause-above 100 --flexible-partition flex \
+  "$bin" slurm govern --once --grid "file:$dir/grid" --pause-above 100 --min-state 0s --flexible-partition flex \
     --state "$dir/govern.json" --ledger "$ledger" >"$dir/govern.out" 2>&1
   took=$(since "$t0")
   say "one govern pass, dirty grid, $JOBS running: ${took} s; suspended now $(squeue -h -t S | wc -l) (expected $flex)"
   echo 50 >"$dir/grid"
   t0=$(now)
-  "$bin" slurm govern --once --grid "file:$dir/grid" --pause-above 100 --flexible-partition flex \
+  "$bin" slurm govern --once --grid "file:$dir/grid" --pause-above 100 --min-state 0s --flexible-partition flex \
     --state "$dir/govern.json" --ledger "$ledger" >>"$dir/govern.out" 2>&1
   say "one govern pass, clean grid: $(since "$t0") s; suspended now $(squeue -h -t S | wc -l)"
   # A burst: CANCEL jobs cancelled at once; how long until every record is in the ledger.
@@ -197,7 +197,7 @@ if [[ " $parts " == *" many "* ]]; then
     shift
     local t
     t=$(now)
-    "$bin" slurm govern --once --flexible-partition flex --state "$dir/govern.json" \
+    "$bin" slurm govern --once --min-state 0s --flexible-partition flex --state "$dir/govern.json" \
       --ledger "$ledger" "$@" >>"$dir/govern.out" 2>&1
     say "one govern pass over $MANY jobs, $label: $(since "$t") s; now $(squeue -h -t R | wc -l) running, $(squeue -h -t S | wc -l) suspended, $(squeue -h -t PD | wc -l) pending of which $(squeue -h -t PD -o %r | grep -c JobHeld || true) held"
   }

@@ -32,16 +32,19 @@ pub enum SlurmAction {
 #[derive(Debug, Args)]
 pub struct GovernArgs {
     /// Grid signal: file:PATH, csv:PATH, json:PATH or cmd:COMMAND
-    #[arg(long, value_name = "SIGNAL", requires = "pause_above")]
+    #[arg(long, value_name = "SIGNAL")]
     pub grid: Option<String>,
-    /// Suspend flexible jobs while the grid is above G (gCO2e/kWh, or a stress level 0–3)
+    /// Suspend flexible jobs while the grid is above this intensity (gCO2e/kWh)
     #[arg(long, value_name = "G", requires = "grid")]
     pub pause_above: Option<f64>,
-    /// Resume when the grid falls below G [default: --pause-above]
+    /// Suspend flexible jobs while the grid stress level is at least N (0–3)
+    #[arg(long, value_name = "N", requires = "grid", value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub pause_at_stress: Option<u8>,
+    /// Resume when the intensity falls below this [default: --pause-above]
     #[arg(long, value_name = "G", requires = "pause_above")]
     pub resume_below: Option<f64>,
-    /// Shortest time in one grid state before switching
-    #[arg(long, default_value = "0s", value_parser = dur, value_name = "DURATION")]
+    /// Minimum time in the suspended or running state before switching again
+    #[arg(long, default_value = "1m", value_parser = dur, value_name = "DURATION")]
     pub min_state: Duration,
     /// Longest time one job may spend suspended for the grid, in all (deadlines are met)
     #[arg(long, value_parser = dur, value_name = "DURATION")]
@@ -118,9 +121,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         ("--resume-below", g.resume_below),
     ] {
         if v.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
-            anyhow::bail!(
-                "{flag} must be a grid intensity (gCO2e/kWh) or stress level of 0 or more"
-            );
+            anyhow::bail!("{flag} must be a grid intensity of 0 gCO2e/kWh or more");
         }
     }
     if let (Some(a), Some(b)) = (g.pause_above, g.resume_below) {
@@ -143,6 +144,9 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if g.grid.is_some() && g.pause_above.is_none() && g.pause_at_stress.is_none() {
+        anyhow::bail!("--grid needs a threshold: add --pause-above G (gCO2e/kWh) or --pause-at-stress N (0–3)");
+    }
     let signal = match &g.grid {
         Some(s) => Some(crate::signal::Signal::parse(s).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
@@ -159,6 +163,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
     let cfg = govern::Config {
         flexible_partitions: g.flexible_partitions.clone(),
         pause_above: g.pause_above,
+        pause_at_stress: g.pause_at_stress,
         resume_below: g.resume_below,
         min_state_s: g.min_state.as_secs_f64(),
         max_pause_s: g.max_pause.map(|d| d.as_secs_f64()),
@@ -207,7 +212,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         };
         let grid = match &signal {
             Some(s) => match s.read(now, Duration::from_secs(10), &helpers, &|| false) {
-                Ok(r) => r.intensity.or(r.stress.map(f64::from)),
+                Ok(r) => Some(r),
                 Err(e) => {
                     crate::say!("decompute: warning: grid signal: {e}; keeping the last state");
                     None

@@ -61,24 +61,15 @@ impl Yielder {
     }
 
     fn dirty(&self, r: &Reading) -> bool {
-        let by_intensity =
-            matches!((r.intensity, self.policy.pause_above), (Some(i), Some(t)) if i > t);
-        let by_stress =
-            matches!((r.stress, self.policy.pause_at_stress), (Some(s), Some(t)) if s >= t);
-        by_intensity || by_stress
+        dirty(r, self.policy.pause_above, self.policy.pause_at_stress)
     }
 
     fn clean(&self, r: &Reading) -> bool {
-        let resume = self.policy.resume_below.or(self.policy.pause_above);
-        let intensity_ok = match (r.intensity, resume) {
-            (Some(i), Some(t)) => i < t,
-            _ => true,
-        };
-        let stress_ok = match (r.stress, self.policy.pause_at_stress) {
-            (Some(s), Some(t)) => s < t,
-            _ => true,
-        };
-        intensity_ok && stress_ok
+        clean(
+            r,
+            self.policy.resume_below.or(self.policy.pause_above),
+            self.policy.pause_at_stress,
+        )
     }
 
     /// Takes one reading (or a read error) at time `now`; `dt` is the time since the last
@@ -192,7 +183,30 @@ impl Yielder {
     }
 }
 
-fn describe(r: &Reading) -> String {
+/// Whether a reading should pause work: intensity above `pause_above` (gCO2e/kWh), or
+/// stress at or above `pause_at_stress`. The one rule of `run` and `slurm govern`.
+pub fn dirty(r: &Reading, pause_above: Option<f64>, pause_at_stress: Option<u8>) -> bool {
+    let by_intensity = matches!((r.intensity, pause_above), (Some(i), Some(t)) if i > t);
+    let by_stress = matches!((r.stress, pause_at_stress), (Some(s), Some(t)) if s >= t);
+    by_intensity || by_stress
+}
+
+/// Whether a reading lets paused work go on: intensity below `resume` and stress below
+/// `pause_at_stress` (what the signal does not give does not hold work back).
+pub fn clean(r: &Reading, resume: Option<f64>, pause_at_stress: Option<u8>) -> bool {
+    let intensity_ok = match (r.intensity, resume) {
+        (Some(i), Some(t)) => i < t,
+        _ => true,
+    };
+    let stress_ok = match (r.stress, pause_at_stress) {
+        (Some(s), Some(t)) => s < t,
+        _ => true,
+    };
+    intensity_ok && stress_ok
+}
+
+/// A reading in words: "grid at 450 gCO2e/kWh", "grid stress 2".
+pub fn describe(r: &Reading) -> String {
     match (r.intensity, r.stress) {
         (Some(i), Some(s)) => format!("grid at {i} gCO2e/kWh, stress {s}"),
         (Some(i), None) => format!("grid at {i} gCO2e/kWh"),

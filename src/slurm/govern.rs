@@ -11,6 +11,8 @@
 //! flexible job is never kept suspended beyond `--max-pause` in all.
 
 use super::jobs::{Job, State};
+use crate::govern::yielding;
+use crate::signal::Reading;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,8 +25,10 @@ pub const HOLD_MARK: &str = "decompute: ";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub flexible_partitions: Vec<String>,
-    /// Suspend flexible jobs while the grid is above this (gCO2e/kWh, or a stress level).
+    /// Suspend flexible jobs while the grid's intensity is above this (gCO2e/kWh).
     pub pause_above: Option<f64>,
+    /// Suspend flexible jobs while the grid's stress level is at least this (0–3).
+    pub pause_at_stress: Option<u8>,
     /// Resume when the grid falls below this [default: pause_above].
     pub resume_below: Option<f64>,
     /// Shortest time in one grid state before switching, seconds.
@@ -299,8 +303,6 @@ fn appended(comment: &str, tag: &str) -> String {
     }
 }
 
-/// The grid state after reading `grid` at `now`, with hysteresis and a minimum time in
-/// each state. An unreadable grid keeps the state it had.
 /// Suspends running job `j` for `cause` ("grid" or "budget"): remembered as ours, a pause
 /// opened in the log and marked in the job's comment.
 fn suspend(
@@ -328,15 +330,25 @@ fn suspend(
     }
 }
 
-pub fn grid_state(cfg: &Config, mem: &Memory, grid: Option<f64>, now: f64) -> bool {
-    let (Some(above), Some(g)) = (cfg.pause_above, grid) else {
+/// The grid state after reading `grid` at `now`, with hysteresis and a minimum time in
+/// each state. An unreadable grid keeps the state it had.
+pub fn grid_state(cfg: &Config, mem: &Memory, grid: Option<Reading>, now: f64) -> bool {
+    let Some(r) = grid else {
         return mem.grid_dirty;
     };
-    let below = cfg.resume_below.unwrap_or(above);
+    if cfg.pause_above.is_none() && cfg.pause_at_stress.is_none() {
+        return mem.grid_dirty;
+    }
+    // The same rule as `run`'s yielding: pause above the intensity or at the stress level,
+    // resume below --resume-below (default the pausing intensity) and below the level.
     let want = if mem.grid_dirty {
-        g >= below
+        !yielding::clean(
+            &r,
+            cfg.resume_below.or(cfg.pause_above),
+            cfg.pause_at_stress,
+        )
     } else {
-        g > above
+        yielding::dirty(&r, cfg.pause_above, cfg.pause_at_stress)
     };
     if want != mem.grid_dirty && now - mem.grid_since < cfg.min_state_s {
         return mem.grid_dirty;
@@ -344,17 +356,31 @@ pub fn grid_state(cfg: &Config, mem: &Memory, grid: Option<f64>, now: f64) -> bo
     want
 }
 
+/// The thresholds in words: "pausing above 400 gCO2e/kWh or at stress 2".
+fn threshold(cfg: &Config) -> String {
+    let mut t = Vec::new();
+    if let Some(a) = cfg.pause_above {
+        t.push(format!("pausing above {a} gCO2e/kWh"));
+    }
+    if let Some(s) = cfg.pause_at_stress {
+        t.push(format!("at stress {s}"));
+    }
+    t.join(" or ")
+}
+
 /// One pass: the actions, with `mem` updated as if they all succeeded.
 pub fn decide(
     jobs: &[Job],
     budgets: &BTreeMap<String, Budget>,
-    grid: Option<f64>,
+    reading: Option<Reading>,
     now: f64,
     cfg: &Config,
     mem: &mut Memory,
 ) -> Vec<Action> {
     let mut out = Vec::new();
-    let dirty = grid_state(cfg, mem, grid, now);
+    // What a pause records of the grid: its intensity, else its stress level.
+    let grid = reading.and_then(|r| r.intensity.or(r.stress.map(f64::from)));
+    let dirty = grid_state(cfg, mem, reading, now);
     if dirty != mem.grid_dirty {
         mem.grid_dirty = dirty;
         mem.grid_since = now;
@@ -459,9 +485,11 @@ pub fn decide(
                 let allowance = cfg.max_pause_s.is_none_or(|m| mem.paused_s(j.id, now) < m);
                 if dirty && flexible && allowance {
                     let why = format!(
-                        "grid {} above {}",
-                        grid.map(|g| g.to_string()).unwrap_or_else(|| "?".into()),
-                        cfg.pause_above.unwrap_or(0.0)
+                        "{} ({})",
+                        reading
+                            .map(|r| yielding::describe(&r))
+                            .unwrap_or_else(|| "the grid as last read".into()),
+                        threshold(cfg)
                     );
                     out.push(suspend(mem, j, now, "grid", grid, why));
                 }
@@ -539,10 +567,19 @@ mod tests {
         }
     }
 
+    fn g(intensity: f64) -> Option<Reading> {
+        Some(Reading {
+            intensity: Some(intensity),
+            stress: None,
+            marginal: false,
+        })
+    }
+
     fn cfg() -> Config {
         Config {
             flexible_partitions: vec!["flex".into()],
             pause_above: Some(400.0),
+            pause_at_stress: None,
             resume_below: Some(300.0),
             min_state_s: 0.0,
             max_pause_s: Some(3600.0),
@@ -573,7 +610,7 @@ mod tests {
             job(3, "a", "debug", State::Running, ""),
         ];
         let none = BTreeMap::new();
-        let acts = decide(&jobs, &none, Some(450.0), 0.0, &cfg(), &mut mem);
+        let acts = decide(&jobs, &none, g(450.0), 0.0, &cfg(), &mut mem);
         let suspended: Vec<u64> = acts
             .iter()
             .filter_map(|a| match a {
@@ -598,9 +635,9 @@ mod tests {
             job(3, "a", "debug", State::Running, ""),
             job(4, "a", "debug", State::Suspended, "an operator did this"),
         ];
-        assert!(decide(&jobs2, &none, Some(350.0), 60.0, &cfg(), &mut mem).is_empty());
+        assert!(decide(&jobs2, &none, g(350.0), 60.0, &cfg(), &mut mem).is_empty());
         // Below: both resume, the operator's job 4 is never touched.
-        let acts = decide(&jobs2, &none, Some(250.0), 120.0, &cfg(), &mut mem);
+        let acts = decide(&jobs2, &none, g(250.0), 120.0, &cfg(), &mut mem);
         assert_eq!(acts.len(), 2, "{acts:?}");
         assert!(acts.iter().all(|a| matches!(a, Action::Resume { job, comment, .. } if *job != 4 && !comment.contains(SUSPEND_MARK))));
         let Action::Resume { comment, .. } = &acts[0] else {
@@ -627,14 +664,14 @@ mod tests {
         let sus = vec![job(1, "a", "flex", State::Suspended, SUSPEND_MARK)];
         // Dirty at 0 (from the initial clean state, since long ago).
         mem.grid_since = -1000.0;
-        assert_eq!(decide(&run, &none, Some(500.0), 0.0, &c, &mut mem).len(), 1);
+        assert_eq!(decide(&run, &none, g(500.0), 0.0, &c, &mut mem).len(), 1);
         // Clean at 10: too soon to switch (min state 30 s).
-        assert!(decide(&sus, &none, Some(100.0), 10.0, &c, &mut mem).is_empty());
+        assert!(decide(&sus, &none, g(100.0), 10.0, &c, &mut mem).is_empty());
         // Still dirty at 100: the job has had its 100 s: resumed for its deadline.
-        let acts = decide(&sus, &none, Some(500.0), 100.0, &c, &mut mem);
+        let acts = decide(&sus, &none, g(500.0), 100.0, &c, &mut mem);
         assert!(matches!(&acts[0], Action::Resume { why, .. } if why.contains("--max-pause")));
         // And not suspended again while dirty.
-        assert!(decide(&run, &none, Some(500.0), 110.0, &c, &mut mem).is_empty());
+        assert!(decide(&run, &none, g(500.0), 110.0, &c, &mut mem).is_empty());
     }
 
     #[test]
@@ -767,9 +804,9 @@ mod tests {
             known: true,
             ..Memory::default()
         };
-        assert!(decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut mem).is_empty());
+        assert!(decide(&jobs, &BTreeMap::new(), g(100.0), 0.0, &cfg(), &mut mem).is_empty());
         let mut lost = Memory::default();
-        let acts = decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut lost);
+        let acts = decide(&jobs, &BTreeMap::new(), g(100.0), 0.0, &cfg(), &mut lost);
         assert!(
             matches!(&acts[..], [Action::Resume { job: 5, .. }]),
             "{acts:?}"
@@ -787,7 +824,7 @@ mod tests {
             job(8, "a", "flex", State::Suspended, SUSPEND_MARK),
             job(9, "a", "flex", State::Suspended, "maintenance"),
         ];
-        let acts = decide(&jobs, &BTreeMap::new(), Some(100.0), 0.0, &cfg(), &mut mem);
+        let acts = decide(&jobs, &BTreeMap::new(), g(100.0), 0.0, &cfg(), &mut mem);
         assert_eq!(acts.len(), 1);
         assert!(matches!(&acts[0], Action::Resume { job: 8, .. }));
     }
@@ -798,5 +835,49 @@ mod tests {
             let _ = pauses_in(&c, 1);
             let _ = pauses_in(&format!("[decompute:paused {c}"), 1);
         }
+    }
+
+    #[test]
+    fn stress_levels_pause_and_resume_by_runs_rule() {
+        let c = Config {
+            pause_above: None,
+            pause_at_stress: Some(2),
+            resume_below: None,
+            ..cfg()
+        };
+        let stress = |n: u8| {
+            Some(Reading {
+                intensity: None,
+                stress: Some(n),
+                marginal: false,
+            })
+        };
+        let mut mem = Memory::default();
+        let run = vec![job(1, "a", "flex", State::Running, "")];
+        // Stress 1 is below the level; stress 2 pauses, and says so.
+        assert!(decide(&run, &BTreeMap::new(), stress(1), 0.0, &c, &mut mem).is_empty());
+        let acts = decide(&run, &BTreeMap::new(), stress(2), 10.0, &c, &mut mem);
+        match &acts[..] {
+            [Action::Suspend { job: 1, why, .. }] => {
+                assert!(
+                    why.contains("grid stress 2") && why.contains("at stress 2"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let sus = vec![job(1, "a", "flex", State::Suspended, "")];
+        let acts = decide(&sus, &BTreeMap::new(), stress(1), 20.0, &c, &mut mem);
+        assert!(
+            matches!(&acts[..], [Action::Resume { job: 1, .. }]),
+            "{acts:?}"
+        );
+        // An intensity is never read as a stress level, nor a level as an intensity: a
+        // reading of 3 gCO2e/kWh leaves a stress threshold of 2 alone, and stress 3 an
+        // intensity threshold of 400.
+        let mut mem = Memory::default();
+        assert!(decide(&run, &BTreeMap::new(), g(3.0), 0.0, &c, &mut mem).is_empty());
+        let mut mem = Memory::default();
+        assert!(decide(&run, &BTreeMap::new(), stress(3), 0.0, &cfg(), &mut mem).is_empty());
     }
 }

@@ -693,3 +693,51 @@ fn every_option_and_argument_says_what_it_is() {
         }
     }
 }
+
+/// Options that mean one thing in every command (#26): a duration needs its unit (as a
+/// budget's amount does), and `slurm govern` takes the grid thresholds `run` takes, with
+/// `run`'s default minimum time in a state.
+#[test]
+fn options_mean_the_same_in_every_command() {
+    let d = tempfile::tempdir().expect("tmp");
+    let fc = d.path().join("f.csv");
+    std::fs::write(&fc, "time,intensity\n2026-12-05T00:00:00Z,100\n").expect("w");
+    let fc = format!("csv:{}", fc.display());
+    for args in [
+        vec!["when", "--grid", &fc, "--duration", "3"],
+        vec!["run", "--interval", "1", "--", "true"],
+        vec!["slurm", "govern", "--once", "--every", "30"],
+    ] {
+        let o = decompute()
+            .current_dir(d.path())
+            .args(&args)
+            .output()
+            .expect("run");
+        assert!(!o.status.success(), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("has no unit; write") && e.lines().count() == 1,
+            "{args:?}: {e}"
+        );
+    }
+    let o = decompute()
+        .current_dir(d.path())
+        .args(["slurm", "govern", "--once", "--grid", "file:/nonexistent"])
+        .output()
+        .expect("govern");
+    assert!(
+        stderr(&o).contains("--grid needs a threshold: add --pause-above G (gCO2e/kWh) or --pause-at-stress N (0–3)"),
+        "{}",
+        stderr(&o)
+    );
+    for cmd in [&["run"][..], &["slurm", "govern"][..]] {
+        let o = decompute().args(cmd).arg("--help").output().expect("help");
+        let h = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(h.contains("--pause-at-stress <N>"), "{cmd:?}");
+        let min_state = h
+            .lines()
+            .find(|l| l.contains("--min-state"))
+            .expect("--min-state");
+        assert!(min_state.contains("[default: 1m]"), "{cmd:?}: {min_state}");
+    }
+}

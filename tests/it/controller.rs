@@ -45,6 +45,9 @@ fn controller(dir: &Path) -> KillOnDrop {
                 "200ms",
                 "--pause-above",
                 "100",
+                // The restarted controller resumes at once (the default waits a minute).
+                "--min-state",
+                "0s",
             ])
             .args(["--flexible-partition", "flex"])
             .arg("--grid")

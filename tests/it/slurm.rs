@@ -274,6 +274,9 @@ fn a_real_slurm_cluster_is_accounted_and_governed() {
         "400",
         "--resume-below",
         "300",
+        // Switches seconds apart, as a test makes them (the default waits a minute).
+        "--min-state",
+        "0s",
         "--flexible-partition",
         "flex",
         "--state",
