@@ -70,9 +70,24 @@ pub struct SiteArgs {
 /// Conversion and output options shared by both estimates.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Write the JSON estimate to FILE ("-" for stdout)
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    /// Print the JSON estimate on stdout (the summary goes to stderr), as --json does in
+    /// every command (`--json FILE`, the old form, still writes FILE)
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-",
+        help_heading = "Output"
+    )]
     pub json: Option<PathBuf>,
+    /// Write the JSON estimate to FILE
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "json",
+        help_heading = "Output"
+    )]
+    pub json_file: Option<PathBuf>,
     /// Print the calculation with every input and its source
     #[arg(long, help_heading = "Output")]
     pub explain: bool,
@@ -222,14 +237,14 @@ fn footprint(o: &mut String, e: &impl Footprint, f: &train::EstimateFactors) {
 
 /// The text summary (on stderr when the JSON goes to stdout) and the JSON, if asked for.
 fn output(c: &Common, text: &str, json: String) -> anyhow::Result<()> {
-    match &c.json {
+    match super::json_target(&c.json, &c.json_file) {
         Some(p) if p.as_os_str() == "-" => {
             crate::term::say_raw(text);
             print_stdout(&json)
         }
         Some(p) => {
             print_stdout(text)?;
-            Ok(crate::outfile::write(p, json.as_bytes())?)
+            Ok(crate::outfile::write(&p, json.as_bytes())?)
         }
         None => print_stdout(text),
     }

@@ -460,6 +460,23 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Writes to stdout, turning a closed pipe into an error `main` treats as success.
+/// Where `--json`/`--json-file` send a command's JSON: stdout (`--json`, `--json -`) or a
+/// file (`--json-file FILE`; `--json FILE`, the old form of `run` and `estimate`, still
+/// works and says once what to write instead).
+pub fn json_target(json: &Option<PathBuf>, json_file: &Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(f) = json_file {
+        return Some(f.clone());
+    }
+    let p = json.as_ref()?;
+    if p.as_os_str() != "-" {
+        crate::say!(
+            "decompute: note: --json FILE is deprecated; write --json-file {} (--json alone prints the JSON on stdout)",
+            crate::term::line(&p.display().to_string())
+        );
+    }
+    Some(p.clone())
+}
+
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

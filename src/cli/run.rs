@@ -28,9 +28,13 @@ pub struct RunArgs {
     /// Sampling interval, 100ms to 60s (forms: 500ms, 2s, 1m)
     #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Duration,
-    /// Write the decompute.run/1 JSON report to FILE ("-" for stdout)
-    #[arg(long, value_name = "FILE")]
+    /// Print the decompute.run/1 JSON report on stdout (the summary goes to stderr), as
+    /// --json does in every command (`--json FILE`, the old form, still writes FILE)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
+    /// Write the decompute.run/1 JSON report to FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub json_file: Option<PathBuf>,
     /// Print the whole calculation: formulas, inputs, factors and their sources
     #[arg(long)]
     pub explain: bool,
@@ -180,7 +184,8 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     let probe = settings.probe()?;
     let policy = settings.policy().cloned();
     let ledger_target = settings.ledger()?;
-    if let Some(p) = &a.json {
+    let json_out = super::json_target(&a.json, &a.json_file);
+    if let Some(p) = &json_out {
         if p.as_os_str() != "-" {
             crate::outfile::check(p, &ledger_target.protected())?;
         }
@@ -356,7 +361,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     } else {
         outcome.exit_code
     };
-    if let Some(p) = &a.json {
+    if let Some(p) = &json_out {
         let mut full = report.clone();
         full.run = Some(identity.clone());
         let text = render::json(&full);

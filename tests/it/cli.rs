@@ -741,3 +741,62 @@ fn options_mean_the_same_in_every_command() {
         assert!(min_state.contains("[default: 1m]"), "{cmd:?}: {min_state}");
     }
 }
+
+/// `--json` is a switch to stdout in every command (#26); `--json-file FILE` writes a file;
+/// `run`'s and `estimate`'s old `--json FILE` still writes FILE and says what to write.
+#[test]
+fn json_is_a_switch_everywhere_and_a_file_has_its_own_flag() {
+    let d = tempfile::tempdir().expect("tmp");
+    let go = |args: &[&str]| {
+        decompute()
+            .current_dir(d.path())
+            .args([
+                "run",
+                "--no-ledger",
+                "--no-gpu",
+                "--quiet",
+                "--sysfs-root",
+                "/nonexistent",
+            ])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let o = go(&["--json", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["schema"], "decompute.run/1");
+    let o = go(&["--json-file", "r.json", "--", "true"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("deprecated"));
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("r.json")).expect("r")).expect("json");
+    assert_eq!(r["schema"], "decompute.run/1");
+    let o = go(&["--json", "old.json", "--", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.path().join("old.json").exists());
+    assert!(
+        stderr(&o).contains("--json FILE is deprecated; write --json-file old.json"),
+        "{}",
+        stderr(&o)
+    );
+    let o = go(&["--json", "a.json", "--json-file", "b.json", "--", "true"]);
+    // A usage error of `run` is decompute's own (125), never the command's.
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with '--json-file <FILE>'"));
+    let est = |args: &[&str]| {
+        decompute()
+            .current_dir(d.path())
+            .args(["estimate", "train", "--flop", "1e21", "--hardware", "h100"])
+            .args(args)
+            .output()
+            .expect("estimate")
+    };
+    let o = est(&["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["schema"], "decompute.estimate/1");
+    let o = est(&["--json-file", "e.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(d.path().join("e.json"))
+        .expect("e")
+        .contains("decompute.estimate/1"));
+}

@@ -241,3 +241,57 @@ fn the_smaller_defects() {
     let o = run_in(d.path(), &["--", "sleep", "0.3"]);
     assert!(!err(&o).contains('\u{1b}'));
 }
+
+/// Every integration test the docs cite as `it::MODULE::NAME` exists under that name, so a
+/// claim in the docs always points at the test that holds it (#26: docs that disagree with
+/// the binary).
+#[test]
+fn the_tests_the_docs_cite_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut defined = std::collections::HashSet::new();
+    for e in std::fs::read_dir(root.join("tests/it")).expect("tests/it") {
+        let p = e.expect("entry").path();
+        let (Some(stem), Some("rs")) = (
+            p.file_stem().and_then(|s| s.to_str()),
+            p.extension().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&p).expect("read");
+        for part in text.split("fn ").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            defined.insert(format!("it::{stem}::{name}"));
+        }
+    }
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).expect("docs") {
+        docs.push(e.expect("entry").path());
+    }
+    let mut cited = 0;
+    for d in docs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(d).expect("read");
+        for (i, _) in text.match_indices("it::") {
+            let r: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            if r.matches("::").count() == 2 {
+                cited += 1;
+                // `it::MODULE::*` cites a whole module.
+                let found = if r.ends_with("::") {
+                    defined.iter().any(|t| t.starts_with(&r))
+                } else {
+                    defined.contains(&r)
+                };
+                assert!(found, "{} cites {r}, which is no test", d.display());
+            }
+        }
+    }
+    assert!(cited > 10, "the docs cite {cited} tests");
+}
