@@ -239,15 +239,21 @@ pub fn first_time_on_this_machine(warning: &str) -> bool {
     if !warning.starts_with("virtual machine") {
         return true;
     }
+    once_on_this_machine("said-virtual-machine", warning)
+}
+
+/// Whether `text` is new under `key` on this machine (a note in the state directory,
+/// `key` its file name): true the first time, and again when the text changes.
+pub fn once_on_this_machine(key: &str, text: &str) -> bool {
     let Some(dir) = crate::host::state_dir() else {
         return true;
     };
-    let marker = dir.join("said-virtual-machine");
-    if std::fs::read_to_string(&marker).is_ok_and(|t| t.trim_end() == warning) {
+    let marker = dir.join(key);
+    if std::fs::read_to_string(&marker).is_ok_and(|t| t.trim_end() == text) {
         return false;
     }
     if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = crate::outfile::write(&marker, format!("{warning}\n").as_bytes());
+        let _ = crate::outfile::write(&marker, format!("{text}\n").as_bytes());
     }
     true
 }

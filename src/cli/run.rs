@@ -341,11 +341,21 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
     if !a.quiet {
         crate::term::say_raw(&render::summary::render(report, &shown, caps));
         if recorded {
+            // Where runs go is said on the first run recorded there from this machine.
+            let shown = ledger_target.shown();
+            let first = super::once_on_this_machine("said-ledger", &shown);
             crate::say!(
                 "  recorded as run {} in project '{}'{}",
                 identity.id,
                 crate::term::escape(&identity.project),
-                ledger_target.shown_if_shared()
+                if first {
+                    format!(
+                        " of the ledger {} (every run is recorded there; `decompute ledger list` shows them; --no-ledger not to record)",
+                        crate::term::escape(&shown)
+                    )
+                } else {
+                    ledger_target.shown_if_shared()
+                }
             );
         } else if spooled {
             crate::say!("  not recorded in the ledger yet: spooled (see the warning above)");

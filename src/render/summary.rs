@@ -30,63 +30,117 @@ pub fn render(r: &RunReport, already_shown: &[String], caps: crate::term::Caps) 
         _ => format!("exit {code}"),
     };
     out.push_str(&format!(
-        "decompute: {} in {} ({status}), {} process{} followed\n",
+        "decompute: {} in {} ({status}), {} process{} seen\n",
         shell_words(&r.command),
         Seconds(r.duration_s),
         r.processes_followed,
         if r.processes_followed == 1 { "" } else { "es" }
     ));
-    out.push_str("  energy     workload                 host         source\n");
-    for c in &r.components {
-        let colour = match c.method {
-            crate::sample::Method::Measured => "green",
-            _ => "yellow",
+    // One table, its columns as wide as their widest cell: the label (with the method),
+    // the command's share, what the whole machine drew meanwhile, and where it came from.
+    struct Row {
+        label: String,
+        method: Option<(String, &'static str)>,
+        workload: String,
+        host: String,
+        source: String,
+    }
+    let g = |x: f64| GramsCo2e(x).to_string();
+    let l = |x: f64| Litres(x).to_string();
+    let mut rows: Vec<Row> = r
+        .components
+        .iter()
+        .map(|c| Row {
+            label: c.component.to_string(),
+            method: Some((
+                c.method.to_string(),
+                match c.method {
+                    crate::sample::Method::Measured => "green",
+                    _ => "yellow",
+                },
+            )),
+            workload: band(c.workload_energy_j, c.low_j, c.high_j, j),
+            host: j(c.host_energy_j),
+            source: c.source.clone(),
+        })
+        .collect();
+    let e = &r.energy_j;
+    let f = &r.factors;
+    let fe = &r.facility_energy_j;
+    rows.push(Row {
+        label: "total IT".into(),
+        method: None,
+        workload: band(e.workload, e.workload_low, e.workload_high, j),
+        host: j(e.host),
+        source: format!("{:.0} % modelled", r.modelled_share * 100.0),
+    });
+    rows.push(Row {
+        label: "facility".into(),
+        method: None,
+        workload: band(fe.value, fe.low, fe.high, j),
+        host: j(fe.host),
+        source: format!("PUE {}", r.pue),
+    });
+    rows.push(Row {
+        label: "carbon".into(),
+        method: None,
+        workload: band(r.carbon_g.value, r.carbon_g.low, r.carbon_g.high, g),
+        host: g(r.carbon_g.host),
+        source: format!(
+            "{} gCO2e/kWh, {} ({})",
+            crate::units::sig3(f.grid_gco2_per_kwh.value),
+            f.zone,
+            f.grid_gco2_per_kwh.label()
+        ),
+    });
+    rows.push(Row {
+        label: "water".into(),
+        method: None,
+        workload: band(r.water_l.value, r.water_l.low, r.water_l.high, l),
+        host: l(r.water_l.host),
+        source: format!(
+            "WUE {} + EWIF {} L/kWh",
+            f.wue_l_per_kwh.value, f.ewif_l_per_kwh.value
+        ),
+    });
+    let width = |s: &str| s.chars().count();
+    let method_w = rows
+        .iter()
+        .filter_map(|r| r.method.as_ref().map(|m| width(&m.0)))
+        .max()
+        .unwrap_or(0);
+    let label_w = rows
+        .iter()
+        .map(|r| width(&r.label) + r.method.as_ref().map_or(0, |_| 1 + method_w))
+        .max()
+        .unwrap_or(0)
+        .max(width("energy"));
+    const WORK: &str = "this command (workload)";
+    const HOST: &str = "whole machine (host)";
+    let work_w = rows.iter().map(|r| width(&r.workload)).max().unwrap_or(0).max(width(WORK));
+    let host_w = rows.iter().map(|r| width(&r.host)).max().unwrap_or(0).max(width(HOST));
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(width(s))));
+    out.push_str(&format!(
+        "  {}  {}  {}  source\n",
+        pad("", label_w),
+        pad(WORK, work_w),
+        pad(HOST, host_w)
+    ));
+    for row in &rows {
+        let label = match &row.method {
+            Some((m, colour)) => {
+                let head = pad(&row.label, label_w - 1 - method_w);
+                format!("{head} {}", paint(&pad(m, method_w), Some(colour), caps))
+            }
+            None => pad(&row.label, label_w),
         };
         out.push_str(&format!(
-            "  {:<5} {} {:<24} {:<12} {}\n",
-            c.component.to_string(),
-            paint(&format!("{:<8}", c.method.to_string()), Some(colour), caps),
-            band(c.workload_energy_j, c.low_j, c.high_j, j),
-            j(c.host_energy_j),
-            c.source
+            "  {label}  {}  {}  {}\n",
+            pad(&row.workload, work_w),
+            pad(&row.host, host_w),
+            row.source
         ));
     }
-    let e = &r.energy_j;
-    out.push_str(&format!(
-        "  total IT       {:<24} {:<12} ({:.0} % modelled)\n",
-        band(e.workload, e.workload_low, e.workload_high, j),
-        j(e.host),
-        r.modelled_share * 100.0
-    ));
-    let f = &r.factors;
-    out.push_str(&format!(
-        "  facility       {:<24} PUE {}\n",
-        band(
-            r.facility_energy_j.value,
-            r.facility_energy_j.low,
-            r.facility_energy_j.high,
-            j
-        ),
-        r.pue
-    ));
-    out.push_str(&format!(
-        "  carbon         {:<24} {} gCO2e/kWh, {} ({})\n",
-        band(r.carbon_g.value, r.carbon_g.low, r.carbon_g.high, |x| {
-            GramsCo2e(x).to_string()
-        }),
-        crate::units::sig3(f.grid_gco2_per_kwh.value),
-        f.zone,
-        f.grid_gco2_per_kwh.label()
-    ));
-    out.push_str(&format!(
-        "  water          {:<24} WUE {} + EWIF {} L/kWh\n",
-        band(r.water_l.value, r.water_l.low, r.water_l.high, |x| Litres(
-            x
-        )
-        .to_string()),
-        f.wue_l_per_kwh.value,
-        f.ewif_l_per_kwh.value
-    ));
     if let Some(g) = &r.governance {
         for l in governance_lines(g) {
             let colour = l.starts_with("STOPPED").then_some("red");
@@ -173,6 +227,51 @@ pub use crate::term::shell_words;
 
 #[cfg(test)]
 mod tests {
+    /// The columns line up, with colour too, and say what workload and host mean.
+    #[test]
+    fn the_summary_is_one_aligned_table() {
+        let r = crate::render::snapshot::real_record().report;
+        for colour in [false, true] {
+            let caps = crate::term::Caps {
+                live: false,
+                colour,
+                width: None,
+            };
+            let text = super::render(&r, &[], caps);
+            // Without the escape codes, as the eye sees it.
+            let plain: String = {
+                let mut out = String::new();
+                let mut esc = false;
+                for c in text.chars() {
+                    match (esc, c) {
+                        (false, '\u{1b}') => esc = true,
+                        (true, 'm') => esc = false,
+                        (true, _) => {}
+                        (false, c) => out.push(c),
+                    }
+                }
+                out
+            };
+            let lines: Vec<&str> = plain.lines().skip(1).take(7).collect();
+            let head = lines[0];
+            assert!(head.contains("this command (workload)") && head.contains("whole machine (host)"));
+            let col = |l: &str, at: &str| l.find(at).map(|b| l[..b].chars().count());
+            let work = col(head, "this command").expect("workload column");
+            let host = col(head, "whole machine").expect("host column");
+            for l in &lines[1..] {
+                let cells: Vec<usize> = l
+                    .char_indices()
+                    .zip(l.chars().skip(1))
+                    .filter(|((_, a), b)| *a == ' ' && *b != ' ')
+                    .map(|((i, _), _)| l[..i].chars().count() + 1)
+                    .collect();
+                assert!(cells.contains(&work), "{colour}: {l:?} at {work} in\n{plain}");
+                assert!(cells.contains(&host), "{colour}: {l:?} at {host} in\n{plain}");
+            }
+            assert!(plain.lines().next().expect("first").contains(" seen"));
+        }
+    }
+
     #[test]
     fn a_project_remainder_is_never_read_as_the_budget() {
         use crate::report::LimitUse;

@@ -800,3 +800,45 @@ fn json_is_a_switch_everywhere_and_a_file_has_its_own_flag() {
         .expect("e")
         .contains("decompute.estimate/1"));
 }
+
+/// The README's tour runs as written, line by line, with `decompute` on `PATH` as the
+/// README's install line puts it, in an empty directory with a fresh data home (#26).
+#[test]
+fn the_readme_tour_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let tour = readme
+        .split_once("<!-- tour -->\n```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README's tour block");
+    let bin = Path::new(env!("CARGO_BIN_EXE_decompute"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let d = tempfile::tempdir().expect("tmp");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = 0;
+    for line in tour.lines().filter(|l| !l.trim().is_empty()) {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(d.path())
+            .env("PATH", &path)
+            .env("XDG_DATA_HOME", d.path().join("data"))
+            .env("XDG_STATE_HOME", d.path().join("state"))
+            .env("XDG_CONFIG_HOME", d.path().join("config"))
+            .env_remove("DECOMPUTE_LEDGER")
+            .stdin(Stdio::null())
+            .output()
+            .expect("sh");
+        assert!(o.status.success(), "`{line}`: {}", stderr(&o));
+        ran += 1;
+    }
+    assert!(ran >= 8, "{ran} lines");
+    assert!(d.path().join("report.html").exists());
+}

@@ -567,7 +567,29 @@ fn completions_and_man_pages() {
             text.starts_with(".ie") || text.contains(".TH"),
             "{page} is roff"
         );
+        // The sections a man page reader looks for (#26), and the command as it is typed:
+        // there is no `decompute-run` binary.
+        for sh in [
+            ".SH \"EXIT STATUS\"",
+            ".SH \"ENVIRONMENT\"",
+            ".SH \"FILES\"",
+            ".SH \"EXAMPLES\"",
+        ] {
+            assert!(text.contains(sh), "{page} lacks {sh}");
+        }
+        let synopsis = text
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .expect("a synopsis");
+        let words = page.trim_end_matches(".1").replace('-', " ");
+        assert!(
+            synopsis.starts_with(&format!("\\fB{words}\\fR")),
+            "{page}: {}",
+            &synopsis[..60.min(synopsis.len())]
+        );
     }
+    let run = std::fs::read_to_string(d.path().join("decompute-run.1")).expect("run");
+    assert!(run.contains("124") && run.contains("stopped by a budget"));
     let o = decompute().args(["man"]).output().expect("runs");
     assert!(out(&o).contains(".TH decompute"), "the main page on stdout");
 }
@@ -659,4 +681,30 @@ fn a_large_codecarbon_log_imports_in_bounded_memory() {
     let peak_mb = ru.ru_maxrss as f64 / 1024.0;
     assert!(peak_mb < 80.0, "peak {peak_mb:.0} MB for a 4 MB import");
     assert_eq!(export(s(&ledger)).len() as u64, n);
+}
+
+/// The cloud-region sample in docs/interop.md is what `decompute factors aws:eu-west-3`
+/// prints (up to its presets), so the docs cannot go stale against the data (#26).
+#[test]
+fn the_interop_docs_cloud_sample_is_what_factors_prints() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/interop.md"),
+    )
+    .expect("docs");
+    let sample = doc
+        .split_once("<!-- factors aws:eu-west-3 -->\n```\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(b, _)| b)
+        .expect("the sample block");
+    let o = decompute()
+        .args(["factors", "aws:eu-west-3"])
+        .output()
+        .expect("factors");
+    assert!(o.status.success(), "{}", err(&o));
+    let printed = out(&o);
+    let head = printed
+        .split_once("PUE presets")
+        .map(|(h, _)| h)
+        .expect("presets");
+    assert_eq!(sample, head);
 }

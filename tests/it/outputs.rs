@@ -292,7 +292,7 @@ fn a_full_disk_loses_nothing_measured() {
         "the report was not written: {e}"
     );
     assert!(e.contains("not recorded") || e.contains("ledger"), "{e}");
-    assert!(e.contains("energy"), "the footprint is printed: {e}");
+    assert!(e.contains("total IT"), "the footprint is printed: {e}");
     let r: Value = serde_json::from_slice(&o.stdout).expect("the report is on stdout");
     assert_eq!(r["schema"], "decompute.run/1");
     assert!(!report.exists() || std::fs::metadata(&report).expect("m").len() == 0);
