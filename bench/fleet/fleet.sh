@@ -216,8 +216,10 @@ if [[ " $parts " == *" many "* ]]; then
   say "govern warnings: $(grep -c warning "$dir/govern.out" || true); last: $(grep warning "$dir/govern.out" | tail -n 1)"
   t0=$(now)
   scancel --user=root --quiet 2>/dev/null || true
-  for _ in $(seq 1 900); do
+  for i in $(seq 1 900); do
     [ "$(squeue -h | wc -l)" = 0 ] && break
+    # A cancel request can time out on a node this busy: asked again every 30 s.
+    [ $((i % 15)) = 0 ] && { scancel --user=root --quiet 2>/dev/null || true; }
     sleep 2
   done
   say "the $MANY jobs cancelled and gone after $(since "$t0") s"

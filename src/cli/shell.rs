@@ -131,8 +131,14 @@ fn sections(words: &str) -> String {
         ("XDG_DATA_HOME, XDG_STATE_HOME, XDG_CONFIG_HOME", "where the ledger, the state (spool, notes) and the config live"),
     ];
     if words.starts_with("decompute serve") {
-        env.push(("DECOMPUTE_LISTEN", "the address /metrics listens on (as --listen)"));
-        env.push(("DECOMPUTE_CGROUP_ROOT", "the cgroup v2 tree read (as --cgroup-root)"));
+        env.push((
+            "DECOMPUTE_LISTEN",
+            "the address /metrics listens on (as --listen)",
+        ));
+        env.push((
+            "DECOMPUTE_CGROUP_ROOT",
+            "the cgroup v2 tree read (as --cgroup-root)",
+        ));
     }
     section(&mut o, "ENVIRONMENT", &env);
     section(

@@ -326,7 +326,8 @@ pub fn own_shares(now: &[(String, f64)], before: &HashMap<String, f64>) -> Vec<(
         })
         .collect();
     let mut children: HashMap<&str, f64> = HashMap::new();
-    for (p, d) in &delta {
+    // The root ("") is no one's child.
+    for (p, d) in delta.iter().filter(|(p, _)| !p.is_empty()) {
         *children.entry(parent(p)).or_default() += d;
     }
     now.iter()
@@ -341,6 +342,11 @@ pub fn own_shares(now: &[(String, f64)], before: &HashMap<String, f64>) -> Vec<(
 impl Consumers for Cgroups {
     fn scan(&mut self) -> Vec<Usage> {
         let mut walked = self.hierarchy(false);
+        // The root itself, when it keeps counters (v2 does: the whole system's CPU time):
+        // its own share is the processes that sit in no child cgroup (a VM, a box without
+        // systemd slices), shown as "/", so `_idle` means idle (Kepler's "system" bucket).
+        let root = ("".to_string(), self.layout.cpu_root().to_path_buf());
+        walked.insert(0, root.clone());
         let mut now: Vec<(String, PathBuf, Counters)> = Vec::with_capacity(walked.len());
         let mut missing = false;
         for (rel, dir) in &walked {
@@ -354,6 +360,7 @@ impl Consumers for Cgroups {
         if missing {
             // Something went: walk again now, so nothing new is missed either.
             walked = self.hierarchy(true);
+            walked.insert(0, root);
             now.clear();
             for (rel, dir) in &walked {
                 if let Some(c) = self.read(rel, dir) {
@@ -374,7 +381,7 @@ impl Consumers for Cgroups {
         );
         // Memory is a level, not a counter: own = current less the children's current.
         let mut child_mem: HashMap<&str, u64> = HashMap::new();
-        for (p, _, c) in &now {
+        for (p, _, c) in now.iter().filter(|(p, _, _)| !p.is_empty()) {
             *child_mem.entry(parent(p)).or_default() += c.mem;
         }
         let mut out = Vec::with_capacity(now.len());
@@ -390,7 +397,7 @@ impl Consumers for Cgroups {
                 Vec::new()
             };
             out.push(Usage {
-                consumer: Consumer::Cgroup(p.clone()),
+                consumer: Consumer::Cgroup(if p.is_empty() { "/".into() } else { p.clone() }),
                 cpu_s: own_cpu,
                 rss_bytes: own_mem,
                 pids,
@@ -499,6 +506,44 @@ mod tests {
         assert!((u["/user.slice"].0 - 0.5).abs() < 1e-9);
         assert_eq!(u["/system.slice"].1, 100);
         assert_eq!(c.count, 3);
+    }
+
+    /// The root's own processes (and kernel threads), in no child cgroup, are "/": on a
+    /// host without slices all busy CPU lands there, never in `_idle`.
+    #[test]
+    fn the_roots_own_processes_are_a_consumer() {
+        let d = tempfile::tempdir().expect("tmp");
+        let r = d.path();
+        let stat = |p: &std::path::Path, usec: u64| {
+            std::fs::create_dir_all(p).expect("mkdir");
+            std::fs::write(p.join("cpu.stat"), format!("usage_usec {usec}\n")).expect("w");
+        };
+        std::fs::write(r.join("cgroup.controllers"), "cpu memory\n").expect("w");
+        std::fs::write(r.join("cgroup.procs"), "1\n77\n").expect("w");
+        stat(r, 10_000_000);
+        let layout = Layout::at(r).expect("v2");
+        let mut c = Cgroups::new(layout.clone(), true);
+        stat(r, 12_500_000);
+        let u = c.scan();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].consumer, Consumer::Cgroup("/".into()));
+        assert!((u[0].cpu_s - 2.5).abs() < 1e-9, "{}", u[0].cpu_s);
+        assert_eq!(u[0].pids, vec![1, 77]);
+        // With a slice beside it: the root keeps only what its children did not use.
+        stat(&r.join("work.slice"), 0);
+        let mut c = Cgroups::new(layout, false);
+        stat(r, 15_000_000);
+        stat(&r.join("work.slice"), 2_000_000);
+        let u: HashMap<String, f64> = c
+            .scan()
+            .into_iter()
+            .map(|u| match u.consumer {
+                Consumer::Cgroup(p) => (p, u.cpu_s),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!((u["/"] - 0.5).abs() < 1e-9, "{u:?}");
+        assert!((u["/work.slice"] - 2.0).abs() < 1e-9, "{u:?}");
     }
 
     #[test]

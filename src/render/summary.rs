@@ -117,8 +117,18 @@ pub fn render(r: &RunReport, already_shown: &[String], caps: crate::term::Caps) 
         .max(width("energy"));
     const WORK: &str = "this command (workload)";
     const HOST: &str = "whole machine (host)";
-    let work_w = rows.iter().map(|r| width(&r.workload)).max().unwrap_or(0).max(width(WORK));
-    let host_w = rows.iter().map(|r| width(&r.host)).max().unwrap_or(0).max(width(HOST));
+    let work_w = rows
+        .iter()
+        .map(|r| width(&r.workload))
+        .max()
+        .unwrap_or(0)
+        .max(width(WORK));
+    let host_w = rows
+        .iter()
+        .map(|r| width(&r.host))
+        .max()
+        .unwrap_or(0)
+        .max(width(HOST));
     let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(width(s))));
     out.push_str(&format!(
         "  {}  {}  {}  source\n",
@@ -254,7 +264,9 @@ mod tests {
             };
             let lines: Vec<&str> = plain.lines().skip(1).take(7).collect();
             let head = lines[0];
-            assert!(head.contains("this command (workload)") && head.contains("whole machine (host)"));
+            assert!(
+                head.contains("this command (workload)") && head.contains("whole machine (host)")
+            );
             let col = |l: &str, at: &str| l.find(at).map(|b| l[..b].chars().count());
             let work = col(head, "this command").expect("workload column");
             let host = col(head, "whole machine").expect("host column");
@@ -265,8 +277,14 @@ mod tests {
                     .filter(|((_, a), b)| *a == ' ' && *b != ' ')
                     .map(|((i, _), _)| l[..i].chars().count() + 1)
                     .collect();
-                assert!(cells.contains(&work), "{colour}: {l:?} at {work} in\n{plain}");
-                assert!(cells.contains(&host), "{colour}: {l:?} at {host} in\n{plain}");
+                assert!(
+                    cells.contains(&work),
+                    "{colour}: {l:?} at {work} in\n{plain}"
+                );
+                assert!(
+                    cells.contains(&host),
+                    "{colour}: {l:?} at {host} in\n{plain}"
+                );
             }
             assert!(plain.lines().next().expect("first").contains(" seen"));
         }

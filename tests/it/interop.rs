@@ -577,10 +577,7 @@ fn completions_and_man_pages() {
         ] {
             assert!(text.contains(sh), "{page} lacks {sh}");
         }
-        let synopsis = text
-            .split(".SH SYNOPSIS\n")
-            .nth(1)
-            .expect("a synopsis");
+        let synopsis = text.split(".SH SYNOPSIS\n").nth(1).expect("a synopsis");
         let words = page.trim_end_matches(".1").replace('-', " ");
         assert!(
             synopsis.starts_with(&format!("\\fB{words}\\fR")),
@@ -687,10 +684,9 @@ fn a_large_codecarbon_log_imports_in_bounded_memory() {
 /// prints (up to its presets), so the docs cannot go stale against the data (#26).
 #[test]
 fn the_interop_docs_cloud_sample_is_what_factors_prints() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/interop.md"),
-    )
-    .expect("docs");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/interop.md"))
+            .expect("docs");
     let sample = doc
         .split_once("<!-- factors aws:eu-west-3 -->\n```\n")
         .and_then(|(_, rest)| rest.split_once("```"))

@@ -381,7 +381,7 @@ fn a_real_prometheus_scrapes_the_agent_and_its_rate_is_the_power() {
     assert!((ratio - 1.0).abs() <= 1e-3, "Σ cgroups / host = {ratio}");
 }
 
-fn eventually_long(limit: Duration, cond: impl Fn() -> bool) -> bool {
+fn eventually_long(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
         if cond() {
@@ -448,4 +448,53 @@ fn slow_and_idle_clients_never_starve_a_scrape() {
     for l in loris {
         let _ = l.join();
     }
+}
+
+/// On a host whose processes all sit in the root cgroup (a VM, a box without slices), their
+/// busy CPU is the root's own consumer `/`, not `_idle` (#26), and every joule still lands
+/// once.
+#[test]
+fn the_root_cgroups_own_processes_are_not_idle() {
+    let burn = Burning::new(50.0);
+    let cg = fake_cgroups();
+    let stat = cg.path().join("cpu.stat");
+    std::fs::write(&stat, "usage_usec 0\n").expect("w");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let writer = std::thread::spawn(move || {
+        // Half a CPU busy in the root's own processes, as its cpu.stat would count it.
+        let t0 = Instant::now();
+        while !s.load(Ordering::SeqCst) {
+            let us = (t0.elapsed().as_secs_f64() * 0.5e6) as u64;
+            let tmp = stat.with_extension("tmp");
+            let _ = std::fs::write(&tmp, format!("usage_usec {us}\n"));
+            let _ = std::fs::rename(&tmp, &stat);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let (_agent, addr) = agent(burn.sysfs.root(), cg.path(), "127.0.0.1:0", &[]);
+    let mut body = String::new();
+    let ok = eventually_long(Duration::from_secs(20), || {
+        body = get(&addr, "/metrics", "*/*").2;
+        samples(&body, "decompute_cgroup_energy_joules_total")
+            .iter()
+            .any(|(l, v)| l["cgroup"] == "/" && l["component"] == "cpu" && *v > 0.0)
+    });
+    stop.store(true, Ordering::SeqCst);
+    let _ = writer.join();
+    assert!(ok, "no energy for the root's own processes:\n{body}");
+    let host: f64 = samples(&body, "decompute_host_energy_joules_total")
+        .iter()
+        .filter(|(l, _)| l["component"] == "cpu")
+        .map(|x| x.1)
+        .sum();
+    let charged: f64 = samples(&body, "decompute_cgroup_energy_joules_total")
+        .iter()
+        .filter(|(l, _)| l["component"] == "cpu")
+        .map(|x| x.1)
+        .sum();
+    assert!(
+        (host - charged).abs() <= 1e-3 * host.max(1e-9),
+        "{host} vs {charged}"
+    );
 }
