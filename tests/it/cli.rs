@@ -423,7 +423,7 @@ fn bad_input_gets_one_line_errors_before_anything_runs() {
 #[test]
 fn quiet_prints_no_summary_and_summary_labels_methods() {
     let (o, _t) = run_modelled(&["--quiet", "--", "true"]);
-    assert!(!stderr(&o).contains("energy"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("total IT"), "{}", stderr(&o));
     let (o, _t) = run_modelled(&["--zone", "DE", "--explain", "--", "true"]);
     let err = stderr(&o);
     assert!(

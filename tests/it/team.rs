@@ -152,7 +152,7 @@ fn a_server_that_goes_away_mid_run_costs_nothing_measured() {
         "said once: {e}"
     );
     assert!(e.contains("kept in"), "spooled: {e}");
-    assert!(e.contains("energy"), "the footprint is printed: {e}");
+    assert!(e.contains("total IT"), "the footprint is printed: {e}");
     assert!(!e.contains("panicked"), "{e}");
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
