@@ -31,6 +31,10 @@ pub enum BudgetAction {
         /// Print JSON on stdout (figures in J, g, L and s)
         #[arg(long)]
         json: bool,
+        /// Print Prometheus metrics on stdout (for node_exporter's textfile collector, or a
+        /// dashboard's budget panel): use, amount and their ratio per project budget
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
     },
 }
 
@@ -41,6 +45,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         ledger,
         config,
         json,
+        prometheus,
     } = a.action;
     let mut said = super::said(PolicyChoice::named_or_found(path.as_deref()), &[&ledger]);
     said.config = config;
@@ -75,6 +80,7 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
     let projects = p.projects();
     let caps = crate::term::Caps::stdout();
     let mut jprojects = Vec::new();
+    let mut gauges: Vec<GaugeRow> = Vec::new();
     let mut o = format!(
         "policy {}\nledger {}{}\n",
         path.display(),
@@ -118,6 +124,20 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         ));
         for s in st {
             let m = s.budget.metric;
+            gauges.push((
+                vec![
+                    ("project".into(), proj.to_string()),
+                    ("metric".into(), m.name().into()),
+                    ("unit".into(), m.base_unit().into()),
+                    ("period".into(), s.budget.period.name().into()),
+                ],
+                [
+                    s.used,
+                    s.budget.amount,
+                    s.fraction(),
+                    s.projection(now) / s.budget.amount,
+                ],
+            ));
             let at = |t: i64| {
                 crate::timefmt::rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
@@ -148,6 +168,9 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
             ));
         }
     }
+    if prometheus {
+        return print_stdout(&metrics(&gauges)?);
+    }
     if json {
         let j = serde_json::json!({
             "schema": "decompute.budget-status/1",
@@ -158,4 +181,39 @@ pub fn main(a: BudgetCmd) -> anyhow::Result<()> {
         return print_stdout(&(serde_json::to_string_pretty(&j)? + "\n"));
     }
     print_stdout(&o)
+}
+
+/// One budget's labels and its values, in the order of [`METRICS`].
+type GaugeRow = (Vec<(String, String)>, [f64; 4]);
+
+/// The metrics of `budget status --prometheus`: name and help, in the order of each row's
+/// values.
+pub const METRICS: [(&str, &str); 4] = [
+    ("decompute_budget_used", "Use of each project budget in its current period, in the metric's base unit (J, g CO2e, L, s)"),
+    ("decompute_budget_amount", "Each project budget's amount for its period, in the metric's base unit"),
+    ("decompute_budget_used_ratio", "Use over amount (1 = used up)"),
+    ("decompute_budget_projected_ratio", "Use projected to the period's end at the pace so far, over amount"),
+];
+
+/// The budgets as Prometheus text (0.0.4), through the same client library as `serve`.
+fn metrics(rows: &[GaugeRow]) -> anyhow::Result<String> {
+    use prometheus_client::metrics::{family::Family, gauge::Gauge};
+    use std::sync::atomic::AtomicU64;
+    type G = Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let families: Vec<G> = METRICS.iter().map(|_| G::default()).collect();
+    for ((name, help), f) in METRICS.iter().zip(&families) {
+        reg.register(*name, *help, f.clone());
+    }
+    for (labels, values) in rows {
+        for (f, v) in families.iter().zip(values) {
+            f.get_or_create(labels).set(*v);
+        }
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode_registry(&mut out, &reg)?;
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
 }

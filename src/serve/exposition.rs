@@ -16,9 +16,23 @@ pub struct SelfMetrics {
     pub sample_duration_s: f64,
     pub cpu_s: f64,
     pub resident_bytes: f64,
-    /// The grid intensity applied and its source.
+    /// The grid intensity applied (its source is in `info.factors`).
     pub intensity: f64,
-    pub intensity_source: String,
+    /// What does not change while the agent runs: the node and the factors' citations.
+    pub info: Arc<AgentInfo>,
+}
+
+/// The node and the factors applied, for the info metrics: long citations live here, once,
+/// so the series operators filter by carry short keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentInfo {
+    pub node: String,
+    pub zone: String,
+    pub cpu_model: String,
+    /// The GPUs' names, joined by ", " (empty without NVML).
+    pub gpu_model: String,
+    /// (factor, value, unit, source, year) of grid intensity, PUE, WUE and EWIF.
+    pub factors: Vec<(String, f64, String, String, String)>,
 }
 
 /// Which text format to write.
@@ -152,7 +166,48 @@ impl Collector for Figures {
             "Carbon intensity of the electricity applied (location-based), gCO2e/kWh",
             None,
             MetricType::Gauge,
-            [(vec![("source", me.intensity_source.as_str())], me.intensity)],
+            [(vec![("zone", me.info.zone.as_str())], me.intensity)],
+        )?;
+        let i = &me.info;
+        family(
+            &mut enc,
+            "decompute_node_info",
+            "The node this agent measures: its name, grid zone, CPU and GPU models (value 1)",
+            None,
+            MetricType::Gauge,
+            [(
+                vec![
+                    ("node", i.node.as_str()),
+                    ("zone", i.zone.as_str()),
+                    ("cpu_model", i.cpu_model.as_str()),
+                    ("gpu_model", i.gpu_model.as_str()),
+                ],
+                1.0,
+            )],
+        )?;
+        let values: Vec<String> = i.factors.iter().map(|f| f.1.to_string()).collect();
+        family(
+            &mut enc,
+            "decompute_factor_info",
+            "Each conversion factor applied, its value, unit, source and year (value 1)",
+            None,
+            MetricType::Gauge,
+            i.factors
+                .iter()
+                .zip(&values)
+                .map(|((name, _, unit, source, year), v)| {
+                    (
+                        vec![
+                            ("factor", name.as_str()),
+                            ("zone", i.zone.as_str()),
+                            ("value", v.as_str()),
+                            ("unit", unit.as_str()),
+                            ("source", source.as_str()),
+                            ("year", year.as_str()),
+                        ],
+                        1.0,
+                    )
+                }),
         )?;
         family(
             &mut enc,
@@ -293,6 +348,10 @@ mod tests {
         let mut s = plain();
         s.gpus.insert("nvml:0000:17:00.0".into(), 5.0);
         let text = text(&Arc::new(s), &SelfMetrics::default(), Format::Prometheus);
+        assert!(
+            text.contains("decompute_node_info{")
+                && text.contains("# TYPE decompute_factor_info gauge")
+        );
         let exported: std::collections::BTreeSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -319,9 +378,11 @@ mod tests {
             }
         }
         assert!(queried.len() >= 8, "{queried:?}");
+        // The budget panel reads `budget status --prometheus`, the rest the agent.
+        let budget: Vec<&str> = crate::cli::budget::METRICS.iter().map(|m| m.0).collect();
         for q in &queried {
             assert!(
-                exported.contains(q.as_str()),
+                exported.contains(q.as_str()) || budget.contains(&q.as_str()),
                 "the dashboard queries {q}, which the agent does not export: {exported:?}"
             );
         }
@@ -331,7 +392,19 @@ mod tests {
     fn both_formats_carry_the_same_figures() {
         let me = SelfMetrics {
             intensity: 56.0,
-            intensity_source: "Ember".into(),
+            info: Arc::new(AgentInfo {
+                node: "n1".into(),
+                zone: "FRA".into(),
+                cpu_model: "AMD EPYC".into(),
+                gpu_model: String::new(),
+                factors: vec![(
+                    "grid_intensity".into(),
+                    56.0,
+                    "gCO2e/kWh".into(),
+                    "Ember".into(),
+                    "2023".into(),
+                )],
+            }),
             ..Default::default()
         };
         let p = text(&state(), &me, Format::Prometheus);

@@ -14,7 +14,7 @@ use crate::detect::Detection;
 use crate::factors::Conversion;
 use crate::procfs::ProcRoot;
 use crate::sampler::{Interval, Sampler};
-use exposition::{Format, SelfMetrics};
+use exposition::{AgentInfo, Format, SelfMetrics};
 use state::{AgentFactors, AgentState};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -134,12 +134,42 @@ impl Agent {
             wue: conv.wue.value,
             ewif: conv.ewif.value,
         };
-        let intensity_source = conv.grid.cite();
+        let factor = |name: &str, f: &crate::factors::Factor| {
+            (
+                name.to_string(),
+                f.value,
+                f.unit.clone(),
+                f.source.clone(),
+                f.year.map(|y| y.to_string()).unwrap_or_default(),
+            )
+        };
+        let info = Arc::new(AgentInfo {
+            node: crate::host::hostname(),
+            zone: conv.zone.clone(),
+            cpu_model: detection.cpu.model_name.clone().unwrap_or_default(),
+            gpu_model: detection
+                .gpu
+                .as_ref()
+                .map(|g| {
+                    g.devices()
+                        .into_iter()
+                        .map(|d| d.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            factors: vec![
+                factor("grid_intensity", &conv.grid),
+                factor("pue", &conv.pue),
+                factor("wue", &conv.wue),
+                factor("ewif", &conv.ewif),
+            ],
+        });
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot {
             state: Arc::new(AgentState::new(opts.top)),
             me: SelfMetrics {
                 intensity: factors.g_per_kwh,
-                intensity_source: intensity_source.clone(),
+                info: info.clone(),
                 ..Default::default()
             },
         })));
@@ -179,7 +209,7 @@ impl Agent {
                             cpu_s,
                             resident_bytes,
                             intensity: factors.g_per_kwh,
-                            intensity_source: intensity_source.clone(),
+                            info: info.clone(),
                         },
                     });
                     if let Ok(mut s) = snap.lock() {

@@ -134,3 +134,62 @@ fn concurrent_runs_bind_to_one_project_budget() {
     );
     assert!(total > 1.0, "the runs did work: {total}");
 }
+
+/// `budget status --prometheus` gives each project budget's use, amount and ratios as
+/// Prometheus text, for node_exporter's textfile collector and the dashboard's budget panel.
+#[test]
+fn budget_use_is_exported_for_prometheus() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        d.path().join("decompute.toml"),
+        "[budget.demo]\nenergy = \"1 kWh / month\"\ncarbon = \"2 kg / day\"\n",
+    )
+    .expect("w");
+    std::fs::set_permissions(
+        d.path().join("decompute.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let o = run_in(
+        d.path(),
+        &["--quiet", "--project", "demo", "--", "sleep", "0.2"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = crate::support::decompute()
+        .current_dir(d.path())
+        .env("DECOMPUTE_LEDGER", d.path().join("ledger.sqlite"))
+        .args(["budget", "status", "--prometheus"])
+        .output()
+        .expect("status");
+    assert!(o.status.success(), "{}", err(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.ends_with('\n'), "{text}");
+    for name in [
+        "decompute_budget_used",
+        "decompute_budget_amount",
+        "decompute_budget_used_ratio",
+        "decompute_budget_projected_ratio",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} gauge")),
+            "{name}: {text}"
+        );
+    }
+    let amount = text
+        .lines()
+        .find(|l| {
+            l.starts_with("decompute_budget_amount{")
+                && l.contains("project=\"demo\"")
+                && l.contains("metric=\"energy\"")
+                && l.contains("period=\"month\"")
+        })
+        .expect("the energy budget's amount");
+    assert!(amount.ends_with(" 3600000.0"), "{amount}");
+    let ratio: f64 = text
+        .lines()
+        .find(|l| l.starts_with("decompute_budget_used_ratio{") && l.contains("metric=\"energy\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("a ratio");
+    assert!(ratio > 0.0 && ratio < 1e-3, "{ratio}");
+}

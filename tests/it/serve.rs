@@ -498,3 +498,28 @@ fn the_root_cgroups_own_processes_are_not_idle() {
         "{host} vs {charged}"
     );
 }
+
+/// The recording rules shipped in deploy/ are valid Prometheus rules (promtool, from the
+/// same Debian package the test script installs for the Prometheus test).
+#[test]
+fn the_shipped_recording_rules_are_valid() {
+    let Ok(o) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/decompute-rules.yaml"))
+        .output()
+    else {
+        eprintln!("skipped: no promtool (run the tests through tools/test.sh)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool missing under CI"
+        );
+        return;
+    };
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(said.contains("SUCCESS: 11 rules found"), "{said}");
+}
