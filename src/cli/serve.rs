@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// of `scontrol show config`]
     #[arg(long, requires = "slurm", value_name = "DIR")]
     pub slurm_spool_dir: Option<PathBuf>,
+    /// This Slurm node's name, where several slurmds share the host (two clusters, or
+    /// --enable-multiple-slurmd): under proctrack/cgroup only the jobs in its own
+    /// `<NodeName>_slurmstepd.scope` are counted [default: $SLURMD_NODENAME, else the host name]
+    #[arg(long, requires = "slurm", value_name = "NAME")]
+    pub slurm_node: Option<String>,
     #[command(flatten)]
     pub ledger: super::LedgerArgs,
     #[command(flatten)]
@@ -131,11 +136,20 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
             Some(p) => p.clone(),
             None => proctrack()?,
         };
+        let node = a
+            .slurm_node
+            .clone()
+            .or_else(|| {
+                std::env::var("SLURMD_NODENAME")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(crate::host::hostname);
         slurm_steps = pt == "linuxproc";
         if slurm_steps {
             slurm_spool = match &a.slurm_spool_dir {
                 Some(d) => Some(d.clone()),
-                None => slurm_config().and_then(|c| spool_dir_of(&c, &crate::host::hostname())),
+                None => slurm_config().and_then(|c| spool_dir_of(&c, &node)),
             };
             if let Some(d) = &slurm_spool {
                 if std::fs::read_dir(d).is_err() {
@@ -157,7 +171,6 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
         }
         let policy = settings.policy().cloned();
         let loc = settings.ledger()?;
-        let node = crate::host::hostname();
         let cx = accountant::Context {
             node: node.clone(),
             host: crate::run::host_info(&detection),
@@ -167,7 +180,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
             tracking: format!("proctrack/{pt}"),
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut acc = accountant::Accountant::new(tx);
+        let mut acc = accountant::Accountant::new(tx).for_node(&node);
         hook = Some(Box::new(move |iv, t| acc.tick(iv, t)));
         crate::say!(
             "decompute: accounting Slurm jobs on {node} (proctrack/{pt}); records to {}",

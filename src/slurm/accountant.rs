@@ -9,7 +9,7 @@
 //! ledger are the writer's.
 
 use super::jobs::Job;
-use super::steps::job_of_path;
+use super::steps::{job_of_path, of_node};
 use crate::ledger::{self, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::report::{HostInfo, RunMeta};
 use crate::sample::{Consumer, PowerRow, Totals};
@@ -63,6 +63,8 @@ pub struct Accountant {
     jobs: HashMap<u64, JobAcc>,
     tx: mpsc::Sender<Event>,
     ticks: u64,
+    /// The Slurm node whose jobs count, where the host's cgroups hold several nodes'.
+    node: Option<String>,
 }
 
 impl Accountant {
@@ -71,7 +73,15 @@ impl Accountant {
             jobs: HashMap::new(),
             tx,
             ticks: 0,
+            node: None,
         }
+    }
+
+    /// Counts only the jobs of Slurm node `node` when the host's cgroups hold several
+    /// nodes' (see [`of_node`]).
+    pub fn for_node(mut self, node: &str) -> Accountant {
+        self.node = Some(node.to_string());
+        self
     }
 
     /// Jobs being followed now.
@@ -89,7 +99,8 @@ impl Accountant {
         let mut present: BTreeMap<u64, Vec<&Consumer>> = BTreeMap::new();
         for c in &iv.consumers {
             if let Consumer::Cgroup(p) = &c.usage.consumer {
-                if let Some(job) = job_of_path(p) {
+                let ours = self.node.as_deref().is_none_or(|n| of_node(p, n));
+                if let Some(job) = job_of_path(p).filter(|_| ours) {
                     present.entry(job).or_default().push(&c.usage.consumer);
                 }
             }

@@ -61,6 +61,26 @@ pub fn job_of_path(path: &str) -> Option<u64> {
     })
 }
 
+/// Whether a job's cgroup path belongs to Slurm node `node`. A node run by a slurmd of its
+/// own among several on the host (`--enable-multiple-slurmd`) keeps its jobs under
+/// `<NodeName>_slurmstepd.scope` (cgroup v2) or `slurm_<NodeName>` (v1); another node's
+/// jobs there are not this agent's. The single-slurmd layouts (`slurmstepd.scope`, `slurm`)
+/// name no node: their jobs are this node's.
+pub fn of_node(path: &str, node: &str) -> bool {
+    for seg in path.split('/') {
+        if let Some(n) = seg.strip_suffix("_slurmstepd.scope") {
+            return n == node;
+        }
+        if let Some(n) = seg.strip_prefix("slurm_") {
+            return n == node;
+        }
+        if seg == "slurmstepd.scope" || seg == "slurm" {
+            return true;
+        }
+    }
+    true
+}
+
 /// Every job's process trees on this node.
 pub struct SlurmSteps {
     proc_root: ProcRoot,
@@ -234,6 +254,14 @@ mod tests {
             Some(4242)
         );
         assert_eq!(job_of_path("/user.slice/job_x"), None);
+        // Two slurmds on one host (two clusters, or --enable-multiple-slurmd): each agent
+        // counts its own node's scope.
+        let v2 = "/system.slice/n1_slurmstepd.scope/job_7/step_0";
+        assert!(of_node(v2, "n1") && !of_node(v2, "n2"));
+        let v1 = "/slurm_n2/uid_0/job_7/step_batch";
+        assert!(of_node(v1, "n2") && !of_node(v1, "n1"));
+        assert!(of_node("/system.slice/slurmstepd.scope/job_7", "any"));
+        assert!(of_node("/slurm/uid_0/job_7", "any") && of_node("/slurm/job_7", "any"));
     }
 
     /// A fake `/proc`: a step daemon with a busy child, another job, and a process outside.
