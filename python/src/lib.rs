@@ -58,7 +58,7 @@ impl Tracker {
         }
         let opts = self.opts.clone();
         let t = py
-            .allow_threads(move || decompute::track::Tracker::start(&opts))
+            .detach(move || decompute::track::Tracker::start(&opts))
             .map_err(PyRuntimeError::new_err)?;
         self.inner = Some(t);
         Ok(())
@@ -79,7 +79,7 @@ impl Tracker {
     /// is released while the sampling thread reads them.
     fn energy_now_j(&self, py: Python<'_>) -> f64 {
         match self.inner.as_ref() {
-            Some(t) => py.allow_threads(|| t.energy_now_j(std::time::Duration::from_secs(2))),
+            Some(t) => py.detach(|| t.energy_now_j(std::time::Duration::from_secs(2))),
             None => 0.0,
         }
     }
@@ -116,7 +116,7 @@ impl Tracker {
             decompute::track::End::Finished
         };
         let (report, recorded) = py
-            .allow_threads(move || t.stop(end))
+            .detach(move || t.stop(end))
             .map_err(PyRuntimeError::new_err)?;
         let json =
             serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -128,7 +128,7 @@ impl Tracker {
 #[pyfunction]
 fn estimate(py: Python<'_>, args: Vec<String>) -> PyResult<String> {
     use decompute::cli::estimate::{json_from_args, ArgsError};
-    py.allow_threads(move || {
+    py.detach(move || {
         json_from_args(&args).map_err(|e| match e {
             ArgsError::Usage(m) | ArgsError::Refused(m) => PyValueError::new_err(keywords(&m)),
         })

@@ -202,6 +202,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn the_masked_password_is_the_one_the_driver_sends() {
         for url in [
             "postgres://ann:pa/ss@h/db",

@@ -7,6 +7,7 @@ pub mod address;
 pub mod codecarbon;
 pub mod csv;
 pub mod import;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod spool;
 pub mod sqlite;
@@ -611,7 +612,13 @@ impl Location {
     pub fn open(&self) -> Result<Box<dyn Ledger>, LedgerError> {
         match &self.target {
             Target::Sqlite(p) => Ok(Box::new(sqlite::SqliteLedger::open(p)?)),
+            #[cfg(feature = "postgres")]
             Target::Postgres(url) => Ok(Box::new(postgres::PgLedger::open(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            Target::Postgres(url) => Err(LedgerError::Open {
+                path: redact(url),
+                message: "this build of decompute has no PostgreSQL support (built without its `postgres` feature); use a SQLite ledger, or a build with the feature (the default)".into(),
+            }),
         }
     }
 
