@@ -206,7 +206,8 @@ impl Tracker {
         notes.extend(detection.warnings.iter().cloned());
         let host = crate::run::host_info(&detection);
         let pid = std::process::id() as i32;
-        let tree = ProcessTree::including_root(ProcRoot::new(&probe.procfs_root), pid);
+        let tree =
+            ProcessTree::including_root(ProcRoot::new(&probe.procfs_root), pid).counting_from_now();
         let mut sampler = Sampler::new(
             ProcRoot::new(&probe.procfs_root),
             detection.slots(),
@@ -481,6 +482,41 @@ mod tests {
             zone: Some("FR".into()),
             ..Default::default()
         }
+    }
+
+    /// What the process used before the tracker started is not the block's (a notebook
+    /// starts many trackers; each counted all the CPU since the process began).
+    #[test]
+    fn cpu_used_before_the_tracker_started_is_not_the_blocks() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let d = tempfile::tempdir().expect("tmp");
+        let l = d.path().join("l.sqlite");
+        // 1.5 s of this thread's CPU (CPU time, not wall time: a busy machine only slows it).
+        let cpu = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: a valid out-pointer; the thread CPU clock always exists.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+        };
+        let t0 = cpu();
+        let mut x = 0u64;
+        while cpu() - t0 < 1.5 {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        let t = Tracker::start(&opts(&l)).expect("start");
+        let (r, _) = t.stop(End::Finished).expect("stop");
+        // Other tests' threads in this process may run meanwhile: at most both cores' worth
+        // of the block's own duration, plus slack; never the 1.5 s before it.
+        assert!(
+            r.cpu_time_s < 0.5 + 2.0 * r.duration_s,
+            "{} s of CPU in a {} s block",
+            r.cpu_time_s,
+            r.duration_s
+        );
     }
 
     #[test]

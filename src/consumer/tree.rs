@@ -212,6 +212,15 @@ impl ProcessTree {
         t
     }
 
+    /// The tree with its CPU counted from now: a process measuring itself (the Python
+    /// tracker) has used CPU before it started, which is not the tracked block's. (A `run`
+    /// monitor's child starts from nothing, so it needs no baseline.)
+    pub fn counting_from_now(mut self) -> ProcessTree {
+        let snap = ProcessTree::scan(&mut self);
+        self.scanned_cpu_s = snap.cpu_s;
+        self
+    }
+
     /// Adds what tree processes the monitor reaped used (`wait4` rusage): their CPU time
     /// counts, their peak memory stands in for the resident memory of a tree that ended
     /// before a scan saw it, and those no scan saw are counted.
