@@ -151,41 +151,10 @@ pub fn safe(col: &str, cell: &str) -> String {
     }
 }
 
-/// Splits what [`crate::term::shell_words`] joined.
+/// Splits what [`crate::term::shell_words`] joined (POSIX shell words, by `shlex`; a cell
+/// that is no valid shell text, edited by hand, is split at its spaces).
 pub fn split_words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut started = false;
-    let mut quoted = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (false, ' ') => {
-                if started {
-                    out.push(std::mem::take(&mut cur));
-                    started = false;
-                }
-            }
-            (false, '\'') => {
-                quoted = true;
-                started = true;
-            }
-            (false, '\\') if chars.peek() == Some(&'\'') => {
-                chars.next();
-                cur.push('\'');
-                started = true;
-            }
-            (true, '\'') => quoted = false,
-            (_, c) => {
-                cur.push(c);
-                started = true;
-            }
-        }
-    }
-    if started {
-        out.push(cur);
-    }
-    out
+    shlex::split(s).unwrap_or_else(|| s.split_whitespace().map(str::to_string).collect())
 }
 
 fn num(cells: &BTreeMap<String, String>, col: &str) -> Result<f64, String> {
