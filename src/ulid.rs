@@ -28,11 +28,10 @@ pub fn encode(ms: u64, rand: &[u8; 10]) -> String {
         .collect()
 }
 
+/// The OS's randomness (`getrandom`, the crate the Rust ecosystem shares for it); without an
+/// entropy source, time and pid, still unique enough per host.
 fn fill_random(buf: &mut [u8]) {
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-    if n != buf.len() as isize {
-        // No entropy source: fall back to time and pid, still unique enough per host.
+    if getrandom::fill(buf).is_err() {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
