@@ -57,14 +57,14 @@ pub struct ServeArgs {
 
 /// `KEY = VALUE` lines of `scontrol show config`.
 fn slurm_config() -> Option<String> {
-    let o = std::process::Command::new("scontrol")
-        .args(["show", "config"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    let o = crate::slurm::command::run(
+        "scontrol",
+        &["show", "config"],
+        crate::slurm::command::DEADLINE,
+        &super::terminating,
+    )
+    .ok()?;
+    o.success.then_some(o.stdout)
 }
 
 /// This node's `SlurmdSpoolDir` as `scontrol show config` gives it (`%n` and `%h` are the
@@ -79,16 +79,18 @@ fn spool_dir_of(config: &str, node: &str) -> Option<PathBuf> {
 
 /// The cluster's `ProctrackType` (`cgroup` or `linuxproc`), from `scontrol show config`.
 fn proctrack() -> anyhow::Result<String> {
-    let o = std::process::Command::new("scontrol")
-        .args(["show", "config"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot run scontrol to learn how Slurm tracks jobs ({e}); pass --slurm-proctrack cgroup|linuxproc"
-            )
-        })?;
-    let text = String::from_utf8_lossy(&o.stdout);
+    let o = crate::slurm::command::run(
+        "scontrol",
+        &["show", "config"],
+        crate::slurm::command::DEADLINE,
+        &super::terminating,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot learn how Slurm tracks jobs ({e}); pass --slurm-proctrack cgroup|linuxproc"
+        )
+    })?;
+    let text = o.stdout;
     let found = text.lines().find_map(|l| {
         let (k, v) = l.split_once('=')?;
         (k.trim() == "ProctrackType").then(|| v.trim().trim_start_matches("proctrack/").to_string())
@@ -100,7 +102,7 @@ fn proctrack() -> anyhow::Result<String> {
         ),
         None => anyhow::bail!(
             "scontrol show config gave no ProctrackType ({}); pass --slurm-proctrack cgroup|linuxproc",
-            String::from_utf8_lossy(&o.stderr).trim()
+            o.stderr.trim()
         ),
     }
 }
@@ -193,7 +195,7 @@ pub fn main(a: ServeArgs) -> anyhow::Result<()> {
                     accountant::writer(
                         rx,
                         cx,
-                        |ids| accountant::squeue_jobs("squeue", ids),
+                        |ids| accountant::squeue_jobs("squeue", ids, &super::terminating),
                         accountant::ledger_writer(loc),
                     )
                 })?,

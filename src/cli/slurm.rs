@@ -187,7 +187,7 @@ fn govern_loop(g: &GovernArgs) -> anyhow::Result<()> {
         let now = crate::timefmt::now_s();
         // A failed squeue (slurmctld restarting, a timeout) skips this pass and keeps the
         // controller and its state: the next pass asks again.
-        let jobs = match controller::squeue() {
+        let jobs = match controller::squeue(&super::terminating) {
             Ok(j) => j,
             Err(e) => {
                 crate::say!(

@@ -318,14 +318,9 @@ const ASK_AT_ONCE: usize = 500;
 /// Asks Slurm about jobs: `squeue --json --states=all --jobs ID,ID,…` (in calls of up to
 /// 500 ids), falling back to the `--format` form on clusters without `--json`. Jobs Slurm no
 /// longer knows are missing from the answer.
-pub fn squeue_jobs(squeue: &str, ids: &[u64]) -> Result<Vec<Job>, String> {
-    let run = |args: &[&str]| {
-        std::process::Command::new(squeue)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {squeue}: {e}"))
-    };
+/// `stop` ends a wait early (the agent is told to end).
+pub fn squeue_jobs(squeue: &str, ids: &[u64], stop: &dyn Fn() -> bool) -> Result<Vec<Job>, String> {
+    let run = |args: &[&str]| super::command::run(squeue, args, super::command::DEADLINE, stop);
     let mut out = Vec::new();
     for chunk in ids.chunks(ASK_AT_ONCE) {
         let list = chunk
@@ -334,8 +329,8 @@ pub fn squeue_jobs(squeue: &str, ids: &[u64]) -> Result<Vec<Job>, String> {
             .collect::<Vec<_>>()
             .join(",");
         let o = run(&["--json", "--states=all", "--jobs", &list])?;
-        let jobs = if o.status.success() {
-            super::jobs::parse_json(&String::from_utf8_lossy(&o.stdout))?
+        let jobs = if o.success {
+            super::jobs::parse_json(&o.stdout)?
         } else {
             let f = run(&[
                 "--noheader",
@@ -345,13 +340,10 @@ pub fn squeue_jobs(squeue: &str, ids: &[u64]) -> Result<Vec<Job>, String> {
                 "--format",
                 super::jobs::FORMAT,
             ])?;
-            if !f.status.success() {
-                return Err(format!(
-                    "squeue failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
+            if !f.success {
+                return Err(format!("squeue failed: {}", o.stderr.trim()));
             }
-            super::jobs::parse_format(&String::from_utf8_lossy(&f.stdout))?
+            super::jobs::parse_format(&f.stdout)?
         };
         out.extend(jobs.into_iter().filter(|j| chunk.contains(&j.id)));
     }

@@ -50,24 +50,25 @@ pub fn save_state(p: &Path, m: &Memory) -> anyhow::Result<()> {
 /// `squeue --format` of [`jobs::QUEUE_FORMAT`] (id, account, partition, state, reason,
 /// comment), a few dozen bytes a job where `--json` gives kilobytes. Jobs that ended are left
 /// out: the controller forgets what is no longer in the queue.
-pub fn squeue() -> anyhow::Result<Vec<Job>> {
-    let o = std::process::Command::new("squeue")
-        .args([
+/// `stop` ends the wait early (the controller is told to end).
+pub fn squeue(stop: &dyn Fn() -> bool) -> anyhow::Result<Vec<Job>> {
+    let o = super::command::run(
+        "squeue",
+        &[
             "--noheader",
             "--all",
             "--states=PENDING,RUNNING,SUSPENDED,CONFIGURING",
-        ])
-        .args(["--format", jobs::QUEUE_FORMAT])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run squeue ({e}); is Slurm installed here?"))?;
-    if !o.status.success() {
-        anyhow::bail!(
-            "squeue failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
+            "--format",
+            jobs::QUEUE_FORMAT,
+        ],
+        super::command::DEADLINE,
+        stop,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if !o.success {
+        anyhow::bail!("squeue failed: {}", o.stderr.trim());
     }
-    jobs::parse_queue(&String::from_utf8_lossy(&o.stdout)).map_err(|e| anyhow::anyhow!(e))
+    jobs::parse_queue(&o.stdout).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Runs one Slurm command (`scontrol …`, `scancel …`); its stderr is the error.
@@ -75,19 +76,11 @@ pub fn run_command(args: &[&str]) -> Result<(), String> {
     let Some((program, rest)) = args.split_first() else {
         return Ok(());
     };
-    let o = std::process::Command::new(program)
-        .args(rest)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if o.status.success() {
+    let o = super::command::run(program, rest, super::command::DEADLINE, &|| false)?;
+    if o.success {
         Ok(())
     } else {
-        Err(format!(
-            "{} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        ))
+        Err(format!("{} failed: {}", args.join(" "), o.stderr.trim()))
     }
 }
 

@@ -5,9 +5,10 @@
 //! ([`accountant`]), and the cluster controller that holds over-budget accounts' jobs and
 //! suspends flexible ones while the grid is dirty ([`govern`] decides, [`controller`] reads the
 //! queue and acts). Slurm's commands are run at
-//! the edges, never inside a sampling tick.
+//! the edges, never inside a sampling tick, each with a deadline ([`command`]).
 
 pub mod accountant;
+pub mod command;
 pub mod controller;
 pub mod env;
 pub mod govern;

@@ -109,3 +109,45 @@ fn a_controller_whose_squeue_fails_goes_on_and_keeps_its_state() {
     let said = stop(c);
     assert!(!said.contains("decompute: error"), "{said}");
 }
+
+/// A `squeue` that hangs (a `slurmctld` that stopped answering) neither hangs the controller
+/// nor keeps it from ending: SIGTERM ends it within seconds, the hung command killed (#26).
+#[test]
+fn a_hung_squeue_never_holds_the_controller() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dir = d.path();
+    std::fs::write(dir.join("grid"), "500\n").expect("grid");
+    fake_slurm(dir, 0, "");
+    std::fs::write(
+        dir.join("bin/squeue"),
+        format!(
+            "#!/bin/sh\necho $$ > {}/hung.pid\nexec sleep 300\n",
+            dir.display()
+        ),
+    )
+    .expect("hang");
+    let c = controller(dir);
+    assert!(
+        eventually(|| dir.join("hung.pid").exists()),
+        "squeue was asked"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let said = stop(c);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "ended after {:?}: {said}",
+        t.elapsed()
+    );
+    let pid: i32 = std::fs::read_to_string(dir.join("hung.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+    assert!(!alive, "the hung squeue {pid} was left running");
+}
