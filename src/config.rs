@@ -62,16 +62,23 @@ impl Config {
     }
 }
 
-/// Parses config text; errors carry the line and column toml reports.
+/// Parses config text; an error names the line and says what is wrong in one line, as the
+/// policy file's do (toml's own report draws the line over several, which folded badly).
 pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_string(),
-        message: e
-            .to_string()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join(" "),
+        message: match e.span() {
+            Some(span) => format!(
+                "line {}: {}",
+                text.get(..span.start.min(text.len()))
+                    .unwrap_or(text)
+                    .matches('\n')
+                    .count()
+                    + 1,
+                e.message().trim()
+            ),
+            None => e.message().trim().to_string(),
+        },
     })
 }
 
@@ -123,6 +130,14 @@ mod tests {
         assert!(
             e.contains("c.toml") && e.contains("line 2") && e.contains("zoen"),
             "{e}"
+        );
+        // One line saying what is wrong, not toml's drawing of the line folded flat.
+        let e = parse("c.toml", "zone = \n")
+            .expect_err("unquoted")
+            .to_string();
+        assert_eq!(
+            e,
+            "config c.toml: line 1: string values must be quoted, expected literal string"
         );
         let e = parse("c.toml", "wue = \"lots\"\n")
             .expect_err("type")
