@@ -348,13 +348,15 @@ pub fn main(a: RunArgs) -> anyhow::Result<i32> {
                 "  recorded as run {} in project '{}'{}",
                 identity.id,
                 crate::term::escape(&identity.project),
-                if first {
-                    format!(
+                match (first, &ledger_target.origin) {
+                    // A policy's ledger is named with the policy, every time.
+                    (_, crate::factors::Origin::Policy(_)) | (false, _) => {
+                        ledger_target.shown_if_shared()
+                    }
+                    (true, _) => format!(
                         " of the ledger {} (every run is recorded there; `decompute ledger list` shows them; --no-ledger not to record)",
                         crate::term::escape(&shown)
-                    )
-                } else {
-                    ledger_target.shown_if_shared()
+                    ),
                 }
             );
         } else if spooled {
