@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's tests: builds python/ (PyO3, through maturin) into the virtual
-# environment target/venv-py — `pip install maturin pytest`, then `pip install ./python`,
+# environment target/venv-py — `pip install maturin pytest codecarbon==3.3.2`, then `pip install ./python`,
 # the extension compiled once into target/python and reused, with CodeCarbon 3.3.2 beside it — and runs pytest on it against
 # the CLI built from the same library. Without PyPI (offline) it says so and skips, except
 # under CI=true, where that fails.
