@@ -290,6 +290,8 @@ def estimate_train(**kwargs: Any) -> Dict[str, Any]:
 def estimate_infer(**kwargs: Any) -> Dict[str, Any]:
     """``decompute estimate infer`` as a dict (``decompute.estimate-infer/1``).
 
-    Keywords as the command's flags: params, active_params, hardware, count, tokens_out,
-    requests, batch, precision, stack, zone, pue, wue, ewif, grid_intensity."""
+    Keywords as the command's flags: params, active_params (or model, with provider: a
+    hosted model's size from the registry, a range where the provider publishes none),
+    hardware, count, tokens_out, requests, batch, precision, stack, zone, pue, wue, ewif,
+    grid_intensity."""
     return json.loads(_native.estimate(["infer"] + _args(kwargs)))

@@ -130,6 +130,9 @@ def test_estimates_are_the_clis_documents():
     assert e["schema"] == "decompute.estimate/1" and e["flop"]["value"] == 4.2e22
     i = decompute.estimate_infer(params="8B", tokens_out=1000, batch=64)
     assert i["schema"] == "decompute.estimate-infer/1"
+    h = decompute.estimate_infer(model="gpt-4o", tokens_out=500)
+    assert any("size is a range" in w for w in h["warnings"])
+    assert h["it_energy_kwh"]["low"] < h["it_energy_kwh"]["value"] < h["it_energy_kwh"]["high"]
     # Errors name the keywords a Python caller passes, not the command line's flags.
     with pytest.raises(ValueError, match="device_hours") as e:
         decompute.estimate_train(params="7B")

@@ -4,7 +4,7 @@
 use super::{print_stdout, FactorArgs};
 use crate::estimate::datacentre;
 use crate::estimate::hardware::HardwareTable;
-use crate::estimate::{infer, parse_count, train, Footprint, Ranged};
+use crate::estimate::{infer, parse_count, registry, train, Footprint, Ranged};
 use crate::factors;
 use crate::settings::PolicyChoice;
 use clap::{Args, Parser, Subcommand};
@@ -145,11 +145,20 @@ pub struct TrainArgs {
 #[command(after_help = DATACENTRE_DEFAULTS)]
 pub struct InferArgs {
     /// Total parameters (8e9, 8B)
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
-    pub params: f64,
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true, required_unless_present = "model", conflicts_with = "model")]
+    pub params: Option<f64>,
     /// Active parameters per token (mixture-of-experts)
-    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true, conflicts_with = "model")]
     pub active_params: Option<f64>,
+    /// A model by the name its API uses (gpt-4o, claude-sonnet-4-5, mistral-large-latest,
+    /// llama-3.1-70b…): its sizes from the shipped registry (`decompute models`), as ranges
+    /// where the provider publishes none
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// The model's provider, where a name is served by several (openai, anthropic, google,
+    /// mistral, cohere, open-weight)
+    #[arg(long, value_name = "NAME", requires = "model")]
+    pub provider: Option<String>,
     /// Accelerator (h100 is what the calibration measured)
     #[arg(long, default_value = "h100", value_name = "KEY")]
     pub hardware: String,
@@ -283,19 +292,91 @@ pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
     let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
     let reference = hw.get("h100-sxm").ok().cloned();
     let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
-    let input = infer::InferInput {
-        params: i.params,
-        active_params: i.active_params,
-        hardware: Some(hardware),
-        reference,
-        count: i.count,
-        tokens_out: i.tokens_out,
-        requests: i.requests,
-        batch: i.batch,
-        precision: i.precision,
-        stack: i.stack,
+    let at = |params: f64, active_params: Option<f64>| {
+        let input = infer::InferInput {
+            params,
+            active_params,
+            hardware: Some(hardware.clone()),
+            reference: reference.clone(),
+            count: i.count,
+            tokens_out: i.tokens_out,
+            requests: i.requests,
+            batch: i.batch,
+            precision: i.precision,
+            stack: i.stack,
+        };
+        infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))
     };
-    let e = infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))?;
+    let Some(id) = &i.model else {
+        let params = i
+            .params
+            .ok_or_else(|| anyhow::anyhow!("give --params (or --model)"))?;
+        return at(params, i.active_params);
+    };
+    let reg = registry::shipped().map_err(|e| anyhow::anyhow!(e))?;
+    let m = registry::find(&reg, id, i.provider.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    let b = 1e9;
+    let active = |a: f64| m.moe().then_some(a * b);
+    let geo = |(lo, hi): (f64, f64)| (lo * hi).sqrt();
+    let mut e = at(geo(m.total_b) * b, active(geo(m.active_b)))?;
+    let shown = |(lo, hi): (f64, f64)| {
+        if lo == hi {
+            format!("{lo} B")
+        } else {
+            format!("{lo}–{hi} B")
+        }
+    };
+    let size = if m.moe() {
+        format!(
+            "{} total, {} active (mixture of experts)",
+            shown(m.total_b),
+            shown(m.active_b)
+        )
+    } else {
+        format!("{} (dense)", shown(m.total_b))
+    };
+    e.inputs.insert(
+        0,
+        crate::estimate::Input {
+            name: "model".into(),
+            value: format!("{}/{}: {size}", m.provider, m.model),
+            source: format!(
+                "registry data/hosted_models.csv: parameters from {}; documented at {}",
+                m.parameters_from, m.source
+            ),
+            given: true,
+        },
+    );
+    if m.ranged() {
+        // The size is a range: the band spans the estimates at both ends of it, never
+        // collapsed to one figure without saying so.
+        let lo = at(m.total_b.0 * b, active(m.active_b.0))?;
+        let hi = at(m.total_b.1 * b, active(m.active_b.1))?;
+        for (mid, l, h) in [
+            (
+                &mut e.gpu_energy_per_token_j,
+                &lo.gpu_energy_per_token_j,
+                &hi.gpu_energy_per_token_j,
+            ),
+            (&mut e.it_energy_kwh, &lo.it_energy_kwh, &hi.it_energy_kwh),
+            (
+                &mut e.facility_energy_kwh,
+                &lo.facility_energy_kwh,
+                &hi.facility_energy_kwh,
+            ),
+            (&mut e.carbon_kg, &lo.carbon_kg, &hi.carbon_kg),
+            (&mut e.water_l, &lo.water_l, &hi.water_l),
+        ] {
+            mid.low = mid.low.min(l.low).min(h.low);
+            mid.high = mid.high.max(l.high).max(h.high);
+        }
+        let note = format!(
+            "{}'s size is a range ({size}; {}): the band spans the estimates at both ends; the central figure is at the range's geometric mean",
+            m.model, m.parameters_from
+        );
+        e.chain.push(note.clone());
+        e.warnings.push(note);
+    }
     Ok(e)
 }
 

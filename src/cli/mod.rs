@@ -8,6 +8,7 @@ pub mod detect;
 pub mod estimate;
 pub mod factors;
 pub mod ledger;
+pub mod models;
 pub mod report;
 pub mod run;
 pub mod scale;
@@ -52,6 +53,8 @@ pub enum Command {
     When(when::WhenArgs),
     /// Estimate the footprint of training or inference before it runs
     Estimate(estimate::EstimateCmd),
+    /// The hosted and open-weight models `estimate infer --model` knows, with their sizes and sources
+    Models(models::ModelsArgs),
     /// Place a piece of work on the scale of AI compute, AlexNet to the frontier
     Scale(scale::ScaleArgs),
     /// A self-contained HTML page of what computing cost: a period, or one run
@@ -419,6 +422,7 @@ pub fn main() -> i32 {
         Command::Budget(a) => (budget::main(a).map(|()| 0), EXIT_FAILURE),
         Command::When(a) => (when::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Estimate(a) => (estimate::main(a).map(|()| 0), EXIT_FAILURE),
+        Command::Models(a) => (models::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Scale(a) => (scale::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Report(a) => (report::main(a).map(|()| 0), EXIT_FAILURE),
         Command::Slurm(a) => (slurm::main(a).map(|()| 0), EXIT_FAILURE),

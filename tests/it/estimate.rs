@@ -642,3 +642,122 @@ fn the_h200_check_is_held_by_the_estimates() {
         );
     }
 }
+
+/// A hosted model by its API name (#24 in part): its sizes come from the shipped registry, a
+/// size the provider does not publish is a range carried into the band (never one figure
+/// without saying so), and `decompute models` lists what is known with where it comes from.
+#[test]
+fn a_hosted_model_by_name_carries_its_size_range_into_the_band() {
+    let json = |args: &[&str]| -> Value {
+        let o = decompute().args(args).output().expect("runs");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    let by_name = json(&[
+        "estimate",
+        "infer",
+        "--model",
+        "gpt-4o",
+        "--tokens-out",
+        "500",
+        "--requests",
+        "1000",
+        "--json",
+    ]);
+    let inputs = by_name["inputs"].as_array().expect("inputs");
+    let model = inputs
+        .iter()
+        .find(|i| i["name"] == "model")
+        .expect("the model input");
+    assert!(
+        model["value"]
+            .as_str()
+            .unwrap_or("")
+            .contains("44–132 B active"),
+        "{model}"
+    );
+    assert!(
+        model["source"].as_str().unwrap_or("").contains("EcoLogits"),
+        "{model}"
+    );
+    assert!(by_name["warnings"].to_string().contains("size is a range"));
+    // The band holds the estimates at both ends of the range, given by hand.
+    let at = |active: &str| {
+        json(&[
+            "estimate",
+            "infer",
+            "--params",
+            "440B",
+            "--active-params",
+            active,
+            "--tokens-out",
+            "500",
+            "--requests",
+            "1000",
+            "--json",
+        ])
+    };
+    let (lo, hi) = (at("44B"), at("132B"));
+    let e = &by_name["it_energy_kwh"];
+    let f = |v: &Value, k: &str| v[k].as_f64().expect("number");
+    assert!(
+        f(e, "low") <= f(&lo["it_energy_kwh"], "low") * (1.0 + 1e-9),
+        "{e} vs {lo}"
+    );
+    assert!(
+        f(e, "high") >= f(&hi["it_energy_kwh"], "high") * (1.0 - 1e-9),
+        "{e} vs {hi}"
+    );
+    assert!(f(e, "low") < f(e, "value") && f(e, "value") < f(e, "high"));
+    // A model whose card publishes its size: one figure, as --params would give.
+    let card = json(&[
+        "estimate",
+        "infer",
+        "--model",
+        "Meta-Llama-3.1-8B",
+        "--tokens-out",
+        "100",
+        "--json",
+    ]);
+    let by_hand = json(&[
+        "estimate",
+        "infer",
+        "--params",
+        "8.03B",
+        "--tokens-out",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(card["it_energy_kwh"], by_hand["it_energy_kwh"]);
+    // Unknown and ambiguous names say what would work.
+    let o = decompute()
+        .args(["estimate", "infer", "--model", "gpt-9", "--tokens-out", "1"])
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("decompute models"));
+    // The listing.
+    let listed = json(&["models", "--json"]);
+    let models = listed["models"].as_array().expect("models");
+    assert!(models.len() >= 40);
+    let providers: std::collections::BTreeSet<&str> = models
+        .iter()
+        .filter_map(|m| m["provider"].as_str())
+        .collect();
+    assert!(providers.len() >= 6, "{providers:?}");
+    let o = decompute()
+        .args(["models", "--provider", "mistral"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| l.starts_with("mistral ") || l.contains(" models;")),
+        "{text}"
+    );
+}
