@@ -246,8 +246,13 @@ impl std::fmt::Display for Litres {
             write!(f, "{} mL", sig3(l * 1e3))
         } else if l.abs() < 1000.0 {
             write!(f, "{} L", sig3(l))
-        } else {
+        } else if l.abs() < 1e6 {
             write!(f, "{} m3", sig3(l / 1e3))
+        } else if l.abs() < 1e9 {
+            // Megalitres (1,000 m3), as water utilities count: never "67208 m3".
+            write!(f, "{} ML", sig3(l / 1e6))
+        } else {
+            write!(f, "{} GL", sig3(l / 1e9))
         }
     }
 }
@@ -468,6 +473,9 @@ mod tests {
         // SI prefixes all the way: never "0.000686 µL" nor "1.402e5 t".
         assert_eq!(Litres(0.000000000686).to_string(), "686 pL");
         assert_eq!(Litres(0.000000686).to_string(), "686 nL");
+        assert_eq!(Litres(67_208_000.0).to_string(), "67.2 ML");
+        assert_eq!(Litres(672_000.0).to_string(), "672 m3");
+        assert_eq!(Litres(4.45e11).to_string(), "445 GL");
         assert_eq!(Joules(3.2e-8).to_string(), "32.0 nJ");
         assert_eq!(Joules(3.6e12).to_string(), "1.00 GWh");
         assert_eq!(GramsCo2e(1.402e11).to_string(), "140 kt CO2e");

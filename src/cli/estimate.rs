@@ -216,9 +216,23 @@ fn explain(o: &mut String, chain: &[String], inputs: &[crate::estimate::Input]) 
 }
 
 fn r(x: &Ranged, unit: &str) -> String {
+    // Large counts in digits grouped by thousands at three significant figures
+    // ("140,000 h"), never an exponent.
     let f = |v: f64| {
-        if v.abs() >= 1e5 {
-            format!("{v:.3e}")
+        if v.abs() >= 1e5 && v.is_finite() {
+            let mag = 10f64.powi(v.abs().log10().floor() as i32 - 2);
+            let rounded = format!("{:.0}", (v / mag).round() * mag);
+            let (sign, digits) = rounded
+                .strip_prefix('-')
+                .map_or(("", rounded.as_str()), |d| ("-", d));
+            let mut grouped = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            format!("{sign}{grouped}")
         } else {
             crate::units::sig3(v)
         }
@@ -230,18 +244,39 @@ fn r(x: &Ranged, unit: &str) -> String {
     }
 }
 
+/// A figure with its band in people's units, each end with its SI prefix ("152 Wh
+/// (122 Wh–213 Wh)", "8.53 mg CO2e …"), never "0.000152 kWh" or "1.402e5 t".
+fn shown(x: &Ranged, show: impl Fn(f64) -> String) -> String {
+    if x.low == x.high {
+        show(x.value)
+    } else {
+        format!("{} ({}–{})", show(x.value), show(x.low), show(x.high))
+    }
+}
+
+fn kwh(v: f64) -> String {
+    crate::units::Joules(v * crate::units::J_PER_KWH).to_string()
+}
+
+fn kg_co2e(v: f64) -> String {
+    crate::units::GramsCo2e(v * 1000.0).to_string()
+}
+
 /// The IT, facility, carbon and water lines both estimates print.
 fn footprint(o: &mut String, e: &impl Footprint, f: &train::EstimateFactors) {
     let [it, facility, carbon, water] = e.footprint();
-    o.push_str(&format!("  IT energy        {}\n", r(it, "kWh")));
-    o.push_str(&format!("  facility energy  {}\n", r(facility, "kWh")));
+    o.push_str(&format!("  IT energy        {}\n", shown(it, kwh)));
+    o.push_str(&format!("  facility energy  {}\n", shown(facility, kwh)));
     o.push_str(&format!(
         "  carbon           {}  ({} at {} gCO2e/kWh)\n",
-        r(carbon, "kg CO2e"),
+        shown(carbon, kg_co2e),
         f.zone,
         f.grid.value
     ));
-    o.push_str(&format!("  water            {}\n", r(water, "L")));
+    o.push_str(&format!(
+        "  water            {}\n",
+        shown(water, |v| crate::units::Litres(v).to_string())
+    ));
 }
 
 /// The text summary (on stderr when the JSON goes to stdout) and the JSON, if asked for.
@@ -461,7 +496,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             o.push_str(&format!("  device-hours     {}\n", r(&e.device_hours, "h")));
             footprint(&mut o, &e, &f);
             if let Some(em) = &e.embodied_kg {
-                o.push_str(&format!("  embodied carbon  {}\n", r(em, "kg CO2e")));
+                o.push_str(&format!("  embodied carbon  {}\n", shown(em, kg_co2e)));
             }
             if t.common.explain {
                 explain(&mut o, &e.chain, &e.inputs);
@@ -475,7 +510,7 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
                 crate::say!("decompute: warning: {w}");
             }
             let mut o = String::from("inference estimate\n");
-            o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", r(&e.gpu_energy_per_token_j, "J")));
+            o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", shown(&e.gpu_energy_per_token_j, |v| crate::units::Joules(v).to_string())));
             o.push_str(&format!("  tokens           {}\n", e.tokens));
             footprint(&mut o, &e, &f);
             o.push_str(&format!("  covers           {}\n", e.covers));
