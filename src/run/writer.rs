@@ -19,9 +19,18 @@ use std::time::{Duration, Instant};
 /// How many times one refresh asks a busy ledger before the run goes on without it.
 const REFRESH_TRIES: u32 = 5;
 
-/// The wait before try `tries + 1`: 0.25 s, doubling (3.75 s over five tries).
-fn backoff(tries: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1u64 << tries.saturating_sub(1).min(6)))
+/// The wait before try `tries + 1`: 0.25 s, doubling (3.75 s over five tries), stretched by
+/// up to half by `spread` (0 to 1, this process's own), so the many runs a full server
+/// refused at once do not all ask again at the same instants.
+fn backoff(tries: u32, spread: f64) -> Duration {
+    let base = 250u64.saturating_mul(1u64 << tries.saturating_sub(1).min(6));
+    Duration::from_millis(base).mul_f64(1.0 + 0.5 * spread.clamp(0.0, 1.0))
+}
+
+/// This process's spread of its retry waits (0 to 1), from its pid: runs started together
+/// have different pids.
+fn spread() -> f64 {
+    f64::from(std::process::id() % 1000) / 1000.0
 }
 
 /// A refresh that failed on the ledger and will be asked again.
@@ -293,7 +302,7 @@ fn work(mut l: Box<dyn Ledger>, rx: Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
                     // growing wait, on this thread: no sample waits for it.
                     Err(Unread::Ledger(_)) if tries < REFRESH_TRIES => {
                         retry = Some(Retry {
-                            at: Instant::now() + backoff(tries),
+                            at: Instant::now() + backoff(tries, spread()),
                             tries,
                             started,
                             policy,
@@ -474,8 +483,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_a_quarter_second() {
-        let waits: Vec<u128> = (1..REFRESH_TRIES).map(|t| backoff(t).as_millis()).collect();
+        let waits: Vec<u128> = (1..REFRESH_TRIES)
+            .map(|t| backoff(t, 0.0).as_millis())
+            .collect();
         assert_eq!(waits, vec![250, 500, 1000, 2000]);
-        assert_eq!(backoff(u32::MAX), Duration::from_millis(250 * 64));
+        assert_eq!(backoff(u32::MAX, 0.0), Duration::from_millis(250 * 64));
+        // Spread by the process: at most half as long again, never shorter.
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(375));
+        assert_eq!(backoff(1, 7.0), Duration::from_millis(375));
+        assert!((0.0..1.0).contains(&spread()));
     }
 }
