@@ -159,9 +159,10 @@ pub struct InferArgs {
     /// mistral, cohere, open-weight)
     #[arg(long, value_name = "NAME", requires = "model")]
     pub provider: Option<String>,
-    /// Accelerator (h100 is what the calibration measured)
-    #[arg(long, default_value = "h100", value_name = "KEY")]
-    pub hardware: String,
+    /// Accelerator [default: h100, what the calibration measured; for --model, the one its
+    /// provider is assumed to serve on (data/hosted_providers.csv)]
+    #[arg(long, value_name = "KEY")]
+    pub hardware: Option<String>,
     /// Number of devices serving the model [default: the fewest whose memory holds the
     /// weights]
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
@@ -169,6 +170,10 @@ pub struct InferArgs {
     /// Output tokens (per request when --requests is given)
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub tokens_out: f64,
+    /// Input (prompt) tokens, per request when --requests is given: their prefill is added
+    /// (compute-bound, 2 FLOP per active parameter per token)
+    #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
+    pub tokens_in: Option<f64>,
     /// Number of requests
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true)]
     pub requests: Option<f64>,
@@ -323,8 +328,45 @@ pub fn train_estimate(t: &TrainArgs) -> anyhow::Result<train::TrainEstimate> {
 /// An inference estimate from its arguments (the CLI's and the Python package's).
 pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
     let hw = HardwareTable::embedded();
-    let (f, _) = factors_for(&i.common)?;
-    let hardware = hw.get(&i.hardware).map_err(|e| anyhow::anyhow!(e))?.clone();
+    let (mut f, data) = factors_for(&i.common)?;
+    let reg = registry::shipped().map_err(|e| anyhow::anyhow!(e))?;
+    let model = match &i.model {
+        Some(id) => {
+            Some(registry::find(&reg, id, i.provider.as_deref()).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        None => None,
+    };
+    let hosting = match model {
+        Some(m) => registry::hosting_of(&m.provider).map_err(|e| anyhow::anyhow!(e))?,
+        None => None,
+    };
+    let mut hosted_inputs = Vec::new();
+    if let Some(h) = &hosting {
+        provider_facility(&mut f, &data, h, &mut hosted_inputs);
+    }
+    let key = i
+        .hardware
+        .clone()
+        .or_else(|| hosting.as_ref().map(|h| h.hardware.clone()))
+        .unwrap_or_else(|| "h100".into());
+    let hardware = hw.get(&key).map_err(|e| anyhow::anyhow!(e))?.clone();
+    if let (Some(h), None) = (&hosting, &i.hardware) {
+        hosted_inputs.push(crate::estimate::Input {
+            name: "hardware".into(),
+            value: hardware.name.clone(),
+            source: format!(
+                "assumed for {} (data/hosted_providers.csv): no provider publishes its serving accelerators per model; the calibration's own, so the per-token figure is measured rather than scaled",
+                h.provider
+            ),
+            given: false,
+        });
+    }
+    let embodied = hardware.embodied_kg.map(|kg| infer::Embodied {
+        kg_per_device: kg,
+        source: hardware.embodied_source.clone(),
+        lifetime_years: data.constants.lifetime_years.value,
+        utilisation: data.constants.lifetime_use.value,
+    });
     let reference = hw.get("h100-sxm").ok().cloned();
     let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
     let at = |params: f64, active_params: Option<f64>| {
@@ -335,21 +377,21 @@ pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
             reference: reference.clone(),
             count: i.count,
             tokens_out: i.tokens_out,
+            tokens_in: i.tokens_in.unwrap_or(0.0),
             requests: i.requests,
             batch: i.batch,
             precision: i.precision,
             stack: i.stack,
+            embodied: embodied.clone(),
         };
         infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))
     };
-    let Some(id) = &i.model else {
+    let Some(m) = model else {
         let params = i
             .params
             .ok_or_else(|| anyhow::anyhow!("give --params (or --model)"))?;
         return at(params, i.active_params);
     };
-    let reg = registry::shipped().map_err(|e| anyhow::anyhow!(e))?;
-    let m = registry::find(&reg, id, i.provider.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let b = 1e9;
     let active = |a: f64| m.moe().then_some(a * b);
     let geo = |(lo, hi): (f64, f64)| (lo * hi).sqrt();
@@ -401,9 +443,34 @@ pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
             ),
             (&mut e.carbon_kg, &lo.carbon_kg, &hi.carbon_kg),
             (&mut e.water_l, &lo.water_l, &hi.water_l),
+            (
+                &mut e.prefill_energy_kwh,
+                &lo.prefill_energy_kwh,
+                &hi.prefill_energy_kwh,
+            ),
         ] {
-            mid.low = mid.low.min(l.low).min(h.low);
-            mid.high = mid.high.max(l.high).max(h.high);
+            widen(mid, l, h);
+        }
+        if let (Some(mid), Some(l), Some(h)) =
+            (&mut e.embodied_kg, &lo.embodied_kg, &hi.embodied_kg)
+        {
+            widen(mid, l, h);
+        }
+        if let (Some(mid), Some(l), Some(h)) =
+            (&mut e.per_request, &lo.per_request, &hi.per_request)
+        {
+            widen(
+                &mut mid.facility_energy_wh,
+                &l.facility_energy_wh,
+                &h.facility_energy_wh,
+            );
+            widen(&mut mid.carbon_g, &l.carbon_g, &h.carbon_g);
+            widen(&mut mid.water_ml, &l.water_ml, &h.water_ml);
+            if let (Some(mid), Some(l), Some(h)) =
+                (&mut mid.embodied_g, &l.embodied_g, &h.embodied_g)
+            {
+                widen(mid, l, h);
+            }
         }
         let note = format!(
             "{}'s size is a range ({size}; {}): the band spans the estimates at both ends; the central figure is at the range's geometric mean",
@@ -412,7 +479,98 @@ pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
         e.chain.push(note.clone());
         e.warnings.push(note);
     }
+    for x in e.inputs.iter_mut() {
+        if x.name == "params" || x.name == "active_params" {
+            x.source = if m.ranged() {
+                "the registry's range, at its geometric mean (the band spans both ends)".into()
+            } else {
+                "the registry (published size)".into()
+            };
+            x.given = false;
+        }
+    }
+    for (k, x) in hosted_inputs.into_iter().enumerate() {
+        e.inputs.retain(|y| y.name != x.name);
+        e.inputs.insert(1 + k, x);
+    }
     Ok(e)
+}
+
+/// Widens a band to hold two others' ends.
+fn widen(mid: &mut Ranged, l: &Ranged, h: &Ranged) {
+    mid.low = mid.low.min(l.low).min(h.low);
+    mid.high = mid.high.max(l.high).max(h.high);
+}
+
+/// A hosted model's data centre: where its provider is known to serve from (a cloud whose
+/// fleet PUE and WUE are published), those figures replace the hyperscale default unless
+/// the user gave their own PUE, WUE or a cloud zone.
+fn provider_facility(
+    f: &mut train::EstimateFactors,
+    data: &factors::FactorData,
+    h: &registry::Hosting,
+    inputs: &mut Vec<crate::estimate::Input>,
+) {
+    let cloud = h
+        .cloud
+        .as_ref()
+        .and_then(|c| data.cloud.providers.iter().find(|p| &p.key == c));
+    let Some(cloud) = cloud else {
+        inputs.push(crate::estimate::Input {
+            name: "provider_data_centre".into(),
+            value: "unknown".into(),
+            source: format!(
+                "{} ({})",
+                h.basis,
+                if h.source.is_empty() {
+                    "data/hosted_providers.csv"
+                } else {
+                    &h.source
+                }
+            ),
+            given: false,
+        });
+        return;
+    };
+    inputs.push(crate::estimate::Input {
+        name: "provider_data_centre".into(),
+        value: cloud.name.clone(),
+        source: format!(
+            "{} ({}, {})",
+            h.basis,
+            h.source,
+            h.year.map(|y| y.to_string()).unwrap_or_default()
+        ),
+        given: false,
+    });
+    let in_cloud = f.in_cloud;
+    let chosen = |x: &factors::Factor| x.origin.given() || in_cloud;
+    if let Some((v, y, src)) = &cloud.pue {
+        if !chosen(&f.pue) {
+            f.pue = factors::Factor::new(
+                *v,
+                "",
+                format!(
+                    "{}'s fleet PUE, where {} serves: {src} (data/cloud_providers.csv)",
+                    cloud.name, h.provider
+                ),
+                Some(*y),
+            );
+        }
+    }
+    if let Some((v, y, src)) = &cloud.wue {
+        if !chosen(&f.wue) {
+            f.wue = factors::Factor::new(
+                *v,
+                "L/kWh",
+                format!(
+                    "{}'s fleet on-site WUE, where {} serves: {src} (data/cloud_providers.csv)",
+                    cloud.name, h.provider
+                ),
+                Some(*y),
+            );
+        }
+    }
 }
 
 #[derive(Parser)]
@@ -513,6 +671,26 @@ pub fn main(a: EstimateCmd) -> anyhow::Result<()> {
             o.push_str(&format!("  GPU energy/token {}  (GPU only, before PUE; comparable to the ML.ENERGY leaderboard)\n", shown(&e.gpu_energy_per_token_j, |v| crate::units::Joules(v).to_string())));
             o.push_str(&format!("  tokens           {}\n", e.tokens));
             footprint(&mut o, &e, &f);
+            if let Some(k) = &e.embodied_kg {
+                o.push_str(&format!(
+                    "  embodied         {}  (the serving GPUs' manufacture, amortised; not in carbon above)\n",
+                    shown(k, kg_co2e)
+                ));
+            }
+            if let Some(r) = &e.per_request {
+                o.push_str(&format!(
+                    "  per request      {}, {}, {}{}\n",
+                    shown(&r.facility_energy_wh, |v| crate::units::Joules(v * 3600.0)
+                        .to_string()),
+                    shown(&r.carbon_g, |v| kg_co2e(v / 1000.0)),
+                    shown(&r.water_ml, |v| crate::units::Litres(v / 1000.0)
+                        .to_string()),
+                    r.embodied_g
+                        .as_ref()
+                        .map(|g| format!(" (+ {} embodied)", shown(g, |v| kg_co2e(v / 1000.0))))
+                        .unwrap_or_default()
+                ));
+            }
             o.push_str(&format!("  covers           {}\n", e.covers));
             if i.common.explain {
                 explain(&mut o, &e.chain, &e.inputs);

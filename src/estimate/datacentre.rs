@@ -11,6 +11,7 @@ use crate::factors::{self, Conversion, FactorData};
 /// provider) the `hyperscale` preset applies instead of a personal machine's 1.0, and an
 /// on-site water left uncounted says how to count it.
 pub fn factors(conv: Conversion, data: &FactorData) -> EstimateFactors {
+    let in_cloud = conv.cloud.is_some();
     let mut pue = conv.pue;
     if !pue.origin.given() && conv.cloud.is_none() {
         if let Ok(mut f) = factors::resolve_pue(
@@ -56,6 +57,7 @@ pub fn factors(conv: Conversion, data: &FactorData) -> EstimateFactors {
         }
     }
     EstimateFactors {
+        in_cloud,
         pue,
         grid: conv.grid,
         wue,

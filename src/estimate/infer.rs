@@ -259,11 +259,35 @@ pub struct InferInput {
     pub reference: Option<Accelerator>,
     pub count: Option<f64>,
     pub tokens_out: f64,
+    /// Input (prompt) tokens, per request when `requests` is given: their prefill.
+    pub tokens_in: f64,
     pub requests: Option<f64>,
     pub batch: f64,
     pub precision: Precision,
     pub stack: Stack,
+    /// The hardware's embodied carbon and how it is amortised, to give the serving
+    /// devices' share; None leaves it out.
+    pub embodied: Option<Embodied>,
 }
+
+/// A device's embodied carbon and the hours over which it is spread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embodied {
+    pub kg_per_device: f64,
+    pub source: String,
+    pub lifetime_years: f64,
+    /// The share of its life a device is busy.
+    pub utilisation: f64,
+}
+
+/// Prefill (reading the prompt) is compute-bound: 2 FLOP per active parameter per input
+/// token at this share of the device's dense peak (centre, most efficient, least): the
+/// H100 MFU range of data/hardware.csv (0.30–0.50, compute-bound work), centre 0.40.
+pub const PREFILL_MFU: (f64, f64, f64) = (0.40, 0.50, 0.30);
+/// The devices' mean power while serving, as a share of their rated power: ML.ENERGY v3's
+/// H100 rows at batch 64 drew 514–525 W of 700 W per GPU (data/inference_calibration.csv's
+/// source): 0.73–0.75; the band takes 0.6–0.9.
+pub const SERVING_POWER_SHARE: (f64, f64, f64) = (0.74, 0.6, 0.9);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferEstimate {
@@ -274,6 +298,15 @@ pub struct InferEstimate {
     pub facility_energy_kwh: Ranged,
     pub carbon_kg: Ranged,
     pub water_l: Ranged,
+    /// GPU energy of the prompts' prefill (part of `it_energy_kwh`).
+    #[serde(default = "Ranged::zero")]
+    pub prefill_energy_kwh: Ranged,
+    /// The serving devices' embodied carbon for the time the estimate holds them, kg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embodied_kg: Option<Ranged>,
+    /// One request's figures, when `requests` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_request: Option<PerRequest>,
     pub covers: String,
     pub fit: Fit,
     pub inputs: Vec<Input>,
@@ -284,6 +317,17 @@ pub struct InferEstimate {
 }
 
 pub const SCHEMA: &str = "decompute.estimate-infer/1";
+
+/// One request's share of an estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerRequest {
+    pub requests: f64,
+    pub facility_energy_wh: Ranged,
+    pub carbon_g: Ranged,
+    pub water_ml: Ranged,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embodied_g: Option<Ranged>,
+}
 
 /// The batch sizes (concurrent requests) the shipped calibration measured.
 pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
@@ -404,8 +448,27 @@ pub fn estimate(
         low: base * scale * count_lo * stack_lo * lo,
         high: base * scale * count_hi * stack_hi * hi,
     };
-    let tokens = i.tokens_out * i.requests.unwrap_or(1.0);
-    let it = per_token.scale(tokens / 3.6e6);
+    let requests = i.requests.unwrap_or(1.0);
+    let tokens = i.tokens_out * requests;
+    if !(i.tokens_in.is_finite() && i.tokens_in >= 0.0) {
+        return Err(format!(
+            "--tokens-in {} is not a number of tokens; give 0 or more",
+            i.tokens_in
+        ));
+    }
+    // Prefill: 2 FLOP per active parameter per input token, compute-bound, at the devices'
+    // serving power.
+    let prefill_flop = 2.0 * n_b * 1e9 * i.tokens_in * requests;
+    let (mfu, mfu_hi, mfu_lo) = PREFILL_MFU;
+    let (share, share_lo, share_hi) = SERVING_POWER_SHARE;
+    let prefill_j = |m: f64, s: f64| prefill_flop / (hw.peak_flops * m) * hw.power_w * s;
+    let prefill = Ranged {
+        value: prefill_j(mfu, share),
+        low: prefill_j(mfu_hi, share_lo),
+        high: prefill_j(mfu_lo, share_hi),
+    };
+    let it = per_token.scale(tokens).plus(prefill).scale(1.0 / 3.6e6);
+    let prefill_kwh = prefill.scale(1.0 / 3.6e6);
     let facility = it.scale(f.pue.value);
     let carbon = facility.scale(f.grid.value / 1000.0);
     let water = it.scale(f.wue.value).plus(facility.scale(f.ewif.value));
@@ -418,7 +481,7 @@ pub fn estimate(
         )
     } else {
         format!(
-            "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_tok_shown}^{:.3} + {:.4}·{n_b}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
+            "GPU J/token on H100 = a·N^b + c·N/B = {:.4}·{n_tok_shown:.3}^{:.3} + {:.4}·{n_b:.3}/{} = {base:.4} J (fit to ML.ENERGY leaderboard v3, Apache-2.0)",
             fitted.a, fitted.b, fitted.c, i.batch
         )
     }];
@@ -461,11 +524,46 @@ pub fn estimate(
             .map(|r| format!(" × {r} requests"))
             .unwrap_or_default()
     ));
+    if i.tokens_in > 0.0 {
+        chain.push(format!(
+            "prefill = 2 × {n_b:.3}e9 active parameters × {} input tokens{} / ({:.3e} FLOP/s × MFU {mfu} ({mfu_lo}–{mfu_hi})) × {} W × {share} ({share_lo}–{share_hi}) = {:.4} J (compute-bound; the calibration's chat prompts are short, so a short prompt overlaps the per-token figure a little)",
+            i.tokens_in,
+            i.requests.map(|r| format!(" × {r} requests")).unwrap_or_default(),
+            hw.peak_flops,
+            hw.power_w,
+            prefill.value
+        ));
+    }
     chain.push(format!(
-        "GPU energy = {per:.4} J × {tokens} = {:.4e} kWh (GPU only, before PUE)",
+        "GPU energy = {per:.4} J × {tokens}{} = {:.4e} kWh (GPU only, before PUE)",
+        if i.tokens_in > 0.0 { " + prefill" } else { "" },
         it.value
     ));
     chain.push(format!("facility = × PUE {} = {:.4e} kWh; carbon = × {} gCO2e/kWh = {:.4e} kg; water = IT × {} + facility × {} = {:.4e} L", f.pue.value, facility.value, f.grid.value, carbon.value, f.wue.value, f.ewif.value, water.value));
+    // The devices' embodied carbon for the device-hours the tokens hold them: GPU energy
+    // over the devices' serving power.
+    let embodied_kg = i.embodied.as_ref().map(|e| {
+        let life_h = e.lifetime_years * 8766.0 * e.utilisation;
+        let hours = |j: f64, s: f64| j * 3.6e6 / (hw.power_w * s) / 3600.0;
+        let kg = Ranged {
+            value: hours(it.value, share),
+            low: hours(it.low, share_hi),
+            high: hours(it.high, share_lo),
+        }
+        .scale(e.kg_per_device / life_h);
+        chain.push(format!(
+            "embodied = {} kg per device × device-hours ({:.4e} kWh ÷ ({} W × {share})) / ({} y × 8766 h × {}) = {:.4e} kg ({}; not in carbon above)",
+            e.kg_per_device, it.value, hw.power_w, e.lifetime_years, e.utilisation, kg.value, e.source
+        ));
+        kg
+    });
+    let per_request = i.requests.map(|r| PerRequest {
+        requests: r,
+        facility_energy_wh: facility.scale(1000.0 / r),
+        carbon_g: carbon.scale(1000.0 / r),
+        water_ml: water.scale(1000.0 / r),
+        embodied_g: embodied_kg.map(|k| k.scale(1000.0 / r)),
+    });
     let mut inputs = vec![
         Input {
             name: "params".into(),
@@ -528,6 +626,27 @@ pub fn estimate(
         },
         given: i.stack != Stack::Current,
     });
+    if i.tokens_in > 0.0 {
+        inputs.push(Input {
+            name: "tokens_in".into(),
+            value: i.tokens_in.to_string(),
+            source: "user: prompt tokens, whose prefill is added".into(),
+            given: true,
+        });
+    }
+    for (name, x) in [
+        ("pue", &f.pue),
+        ("grid_gco2_per_kwh", &f.grid),
+        ("wue_l_per_kwh", &f.wue),
+        ("ewif_l_per_kwh", &f.ewif),
+    ] {
+        inputs.push(Input {
+            name: name.into(),
+            value: x.value.to_string(),
+            source: super::train::cite(x),
+            given: x.origin.given(),
+        });
+    }
     match i.precision {
         Precision::Bf16 | Precision::Fp16 | Precision::Fp8 => {}
         p => warnings.push(format!(
@@ -543,7 +662,10 @@ pub fn estimate(
         facility_energy_kwh: facility,
         carbon_kg: carbon,
         water_l: water,
-        covers: "GPU energy only (NVML), at steady state; host, network and idle capacity excluded; facility figures add PUE".into(),
+        prefill_energy_kwh: prefill_kwh,
+        embodied_kg,
+        per_request,
+        covers: "GPU energy only (NVML), at steady state; host, network and idle capacity excluded; facility figures add PUE; embodied carbon apart".into(),
         fit: fitted,
         inputs,
         chain,
@@ -564,6 +686,7 @@ mod tests {
     /// GPU energy only: PUE 1, no carbon or water.
     fn no_facility() -> super::super::train::EstimateFactors {
         super::super::train::EstimateFactors {
+            in_cloud: false,
             pue: crate::factors::Factor::new(1.0, "", "t", None),
             grid: crate::factors::Factor::new(0.0, "", "t", None),
             wue: crate::factors::Factor::new(0.0, "", "t", None),
@@ -607,6 +730,61 @@ mod tests {
     }
 
     #[test]
+    fn prompts_embodied_carbon_and_requests_add_up() {
+        let h100 = super::super::hardware::HardwareTable::embedded()
+            .get("h100")
+            .expect("h100")
+            .clone();
+        let f = fit(&cal()).expect("fit");
+        let factors = no_facility();
+        let input = |tokens_in: f64, requests: Option<f64>| InferInput {
+            params: 8e9,
+            hardware: Some(h100.clone()),
+            reference: Some(h100.clone()),
+            tokens_out: 500.0,
+            tokens_in,
+            requests,
+            batch: 64.0,
+            embodied: Some(Embodied {
+                kg_per_device: 164.0,
+                source: "test".into(),
+                lifetime_years: 6.0,
+                utilisation: 0.85,
+            }),
+            ..Default::default()
+        };
+        let short = estimate(&input(0.0, None), f, &factors).expect("estimate");
+        let long = estimate(&input(10_000.0, None), f, &factors).expect("estimate");
+        // 2 × 8e9 × 10,000 FLOP at 40 % of 989 TFLOP/s and 0.74 × 700 W: 209.5 J.
+        let prefill_j = long.prefill_energy_kwh.value * 3.6e6;
+        assert!((prefill_j - 209.5).abs() < 0.5, "{prefill_j}");
+        assert!(
+            long.prefill_energy_kwh.low < prefill_j / 3.6e6
+                && long.prefill_energy_kwh.high > prefill_j / 3.6e6
+        );
+        let added = (long.it_energy_kwh.value - short.it_energy_kwh.value) * 3.6e6;
+        assert!((added - prefill_j).abs() < 1e-6, "{added} vs {prefill_j}");
+        assert_eq!(short.prefill_energy_kwh.value, 0.0);
+        // Embodied: device-hours = energy / (0.74 × 700 W), over 6 y × 8766 h × 0.85.
+        let kg = short.embodied_kg.expect("embodied").value;
+        let hours = short.it_energy_kwh.value * 1000.0 / (0.74 * 700.0);
+        assert!(
+            (kg - 164.0 * hours / (6.0 * 8766.0 * 0.85)).abs() < 1e-12,
+            "{kg}"
+        );
+        // Ten requests: ten times the energy, each request a tenth.
+        let ten = estimate(&input(10_000.0, Some(10.0)), f, &factors).expect("estimate");
+        let per = ten.per_request.expect("per request");
+        assert!((ten.it_energy_kwh.value / long.it_energy_kwh.value - 10.0).abs() < 1e-9);
+        assert!(
+            (per.facility_energy_wh.value - ten.facility_energy_kwh.value * 100.0).abs() < 1e-9
+        );
+        assert!(per.embodied_g.is_some() && long.per_request.is_none());
+        let bad = estimate(&input(-1.0, None), f, &factors).expect_err("negative tokens");
+        assert!(bad.contains("--tokens-in"), "{bad}");
+    }
+
+    #[test]
     fn weights_must_fit_and_batches_be_whole() {
         // 405 B at bf16 = 810 GB: 12 H100s of 80 GB at 90 % for weights; 6 at fp8.
         assert_eq!(least_count(405e9, Precision::Bf16, 80.0), 12.0);
@@ -619,6 +797,8 @@ mod tests {
         let f = fit(&cal()).expect("fit");
         let factors = no_facility();
         let input = |count: Option<f64>, batch: f64, precision: Precision| InferInput {
+            tokens_in: 0.0,
+            embodied: None,
             params: 405e9,
             hardware: Some(h100.clone()),
             reference: Some(h100.clone()),
@@ -687,6 +867,8 @@ mod tests {
         assert!(f.per_token_term(14.0) > f.per_token_term(8.0));
         let factors = no_facility();
         let input = |params: f64, stack: Stack| InferInput {
+            tokens_in: 0.0,
+            embodied: None,
             params,
             hardware: Some(h100.clone()),
             reference: Some(h100.clone()),

@@ -51,6 +51,11 @@ pub struct Ranged {
 }
 
 impl Ranged {
+    /// Nothing, exactly.
+    pub fn zero() -> Ranged {
+        Ranged::exact(0.0)
+    }
+
     pub fn exact(v: f64) -> Ranged {
         Ranged {
             value: v,

@@ -96,6 +96,62 @@ pub fn parse(text: &str) -> Result<Vec<HostedModel>, String> {
     Ok(out)
 }
 
+/// Where a provider serves its models, as far as it is known: the cloud whose published
+/// PUE and WUE stand for it, the accelerator the estimate assumes, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hosting {
+    pub provider: String,
+    /// A key of data/cloud_providers.csv (`aws`, `azure`, `gcp`), or None where unknown.
+    pub cloud: Option<String>,
+    /// A key of data/hardware.csv.
+    pub hardware: String,
+    pub basis: String,
+    pub source: String,
+    pub year: Option<u32>,
+}
+
+/// Parses data/hosted_providers.csv.
+pub fn parse_hosting(text: &str) -> Result<Vec<Hosting>, String> {
+    let t = csvdata::parse("hosted_providers.csv", text).map_err(|e| e.to_string())?;
+    let col = |n: &str| t.column(n).map_err(|e| e.to_string());
+    let (pv, cl, hw, ba, src, yr) = (
+        col("provider")?,
+        col("cloud")?,
+        col("hardware")?,
+        col("basis")?,
+        col("source")?,
+        col("year")?,
+    );
+    t.rows
+        .iter()
+        .map(|(line, r)| {
+            let year = match r[yr].trim() {
+                "" => None,
+                y => Some(y.parse::<u32>().map_err(|_| {
+                    format!("hosted_providers.csv: line {line}: year '{y}' is not a year")
+                })?),
+            };
+            Ok(Hosting {
+                provider: r[pv].trim().to_string(),
+                cloud: Some(r[cl].trim().to_string()).filter(|c| !c.is_empty()),
+                hardware: r[hw].trim().to_string(),
+                basis: r[ba].trim().to_string(),
+                source: r[src].trim().to_string(),
+                year,
+            })
+        })
+        .collect()
+}
+
+/// Where the shipped table says `provider` serves (None: not in it).
+pub fn hosting_of(provider: &str) -> Result<Option<Hosting>, String> {
+    Ok(
+        parse_hosting(include_str!("../../data/hosted_providers.csv"))?
+            .into_iter()
+            .find(|h| h.provider.eq_ignore_ascii_case(provider)),
+    )
+}
+
 /// The shipped registry.
 pub fn shipped() -> Result<Vec<HostedModel>, String> {
     parse(TABLE)
@@ -125,6 +181,17 @@ pub fn find<'a>(
         .collect();
     match hits.as_slice() {
         [one] => Ok(one),
+        [] if undated(&want).is_some() => {
+            // A dated snapshot the registry does not list (`gpt-4o-2099-01-01`,
+            // `claude-x-20990101`): the model it is a version of.
+            let base = undated(&want).unwrap_or_default();
+            find(reg, &base, provider).map_err(|_| {
+                format!(
+                    "no model '{}' (nor '{base}') in the registry; `decompute models` lists them",
+                    crate::term::line(id)
+                )
+            })
+        }
         [] => {
             let close: Vec<String> = reg
                 .iter()
@@ -161,6 +228,33 @@ pub fn find<'a>(
     }
 }
 
+/// A model id without its date suffix (`-2024-07-18`, `-20240718`, `@20240718`), if it has one.
+fn undated(id: &str) -> Option<String> {
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    for sep in ['@', '-'] {
+        if let Some((head, tail)) = id.rsplit_once(sep) {
+            if tail.len() == 8 && digits(tail) && !head.is_empty() {
+                return Some(head.to_string());
+            }
+        }
+    }
+    // -YYYY-MM-DD
+    let parts: Vec<&str> = id.rsplitn(4, '-').collect();
+    if let [d, m, y, head] = parts.as_slice() {
+        if d.len() == 2
+            && m.len() == 2
+            && y.len() == 4
+            && digits(d)
+            && digits(m)
+            && digits(y)
+            && !head.is_empty()
+        {
+            return Some(head.to_string());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +279,34 @@ mod tests {
         );
         for m in &reg {
             assert!(m.active_b.1 <= m.total_b.1 && !m.source.is_empty(), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn a_dated_snapshot_falls_back_to_its_model() {
+        let reg = shipped().expect("parses");
+        let m = find(&reg, "gpt-4o-2099-01-01", None).expect("undated");
+        assert_eq!(m.model, "gpt-4o");
+        let m = find(&reg, "claude-haiku-4-5-20991231", None).expect("undated, compact date");
+        assert_eq!(m.model, "claude-haiku-4-5-20251001");
+        assert!(find(&reg, "nothing-2099-01-01", None)
+            .expect_err("unknown")
+            .contains("nor 'nothing'"));
+        assert_eq!(undated("x-12-34"), None);
+    }
+
+    #[test]
+    fn every_provider_has_its_hosting_and_the_clouds_exist() {
+        let reg = shipped().expect("parses");
+        let data = crate::factors::FactorData::embedded().expect("factor data");
+        let clouds = &data.cloud;
+        let hw = crate::estimate::hardware::HardwareTable::embedded();
+        for p in reg.iter().map(|m| m.provider.as_str()) {
+            let h = hosting_of(p).expect("parses").expect(p);
+            assert!(hw.get(&h.hardware).is_ok(), "{h:?}");
+            if let Some(c) = &h.cloud {
+                assert!(clouds.providers.iter().any(|x| &x.key == c), "{h:?}");
+            }
         }
     }
 

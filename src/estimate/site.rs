@@ -781,6 +781,7 @@ mod tests {
         ewif: f64,
     ) -> super::super::train::EstimateFactors {
         super::super::train::EstimateFactors {
+            in_cloud: false,
             pue: Factor::new(pue, "", "t", None),
             grid: Factor::new(grid, "gCO2e/kWh", "t", Some(2023)),
             wue: Factor::new(wue, "L/kWh", "t", None),

@@ -29,6 +29,14 @@ pub struct TrainInput {
     pub embodied_kg: Option<f64>,
 }
 
+/// A factor's source with its year.
+pub fn cite(x: &Factor) -> String {
+    match x.year {
+        Some(y) => format!("{} ({y})", x.source),
+        None => x.source.clone(),
+    }
+}
+
 /// The conversion factors, resolved as for `run`.
 #[derive(Debug, Clone)]
 pub struct EstimateFactors {
@@ -37,6 +45,8 @@ pub struct EstimateFactors {
     pub wue: Factor,
     pub ewif: Factor,
     pub zone: String,
+    /// The zone is a cloud region (`aws:us-east-1`): its provider's PUE and WUE apply.
+    pub in_cloud: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,10 +128,6 @@ pub fn estimate(
         value: v,
         source: "user".into(),
         given: true,
-    };
-    let cite = |x: &Factor| match x.year {
-        Some(y) => format!("{} ({y})", x.source),
-        None => x.source.clone(),
     };
 
     // FLOP.
@@ -432,6 +438,7 @@ mod tests {
 
     fn factors(pue: f64, g_per_kwh: f64) -> EstimateFactors {
         EstimateFactors {
+            in_cloud: false,
             pue: Factor::new(pue, "", "paper", None),
             grid: Factor::new(g_per_kwh, "gCO2e/kWh", "paper", None),
             wue: Factor::new(0.0, "L/kWh", "none", None),

@@ -118,6 +118,7 @@ pub fn ratios(rows: &[Measured]) -> Result<Vec<RowResult>, String> {
     let calibrated =
         infer::parse_calibration(include_str!("../../data/inference_calibration.csv"))?;
     let factors = super::train::EstimateFactors {
+        in_cloud: false,
         pue: crate::factors::Factor::new(1.0, "", "validation", None),
         grid: crate::factors::Factor::new(0.0, "", "validation", None),
         wue: crate::factors::Factor::new(0.0, "", "validation", None),
@@ -141,6 +142,8 @@ pub fn ratios(rows: &[Measured]) -> Result<Vec<RowResult>, String> {
             other => return Err(format!("no accelerator for '{other}'")),
         };
         let input = InferInput {
+            tokens_in: 0.0,
+            embodied: None,
             params: m.total_b * 1e9,
             active_params: (m.active_b < m.total_b).then_some(m.active_b * 1e9),
             hardware: Some(hw.get(key)?.clone()),

@@ -713,6 +713,65 @@ fn a_hosted_model_by_name_carries_its_size_range_into_the_band() {
         "{e} vs {hi}"
     );
     assert!(f(e, "low") < f(e, "value") && f(e, "value") < f(e, "high"));
+    // Served where its provider serves: Azure's fleet PUE and WUE, each sourced; the
+    // serving GPUs' embodied carbon and one request's share said apart.
+    let input = |name: &str| {
+        inputs
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("input {name}"))
+            .clone()
+    };
+    assert_eq!(input("pue")["value"], "1.18");
+    assert!(input("pue")["source"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Azure"));
+    assert!(input("provider_data_centre")["source"]
+        .as_str()
+        .unwrap_or("")
+        .contains("blogs.microsoft.com"));
+    let per = &by_name["per_request"];
+    assert!(
+        (f(&per["facility_energy_wh"], "value") * 1000.0
+            - f(&by_name["facility_energy_kwh"], "value") * 1000.0)
+            .abs()
+            < 1e-9
+    );
+    assert!(f(&by_name["embodied_kg"], "value") > 0.0);
+    // A user's own PUE wins over the provider's.
+    let own = json(&[
+        "estimate",
+        "infer",
+        "--model",
+        "gpt-4o",
+        "--tokens-out",
+        "500",
+        "--pue",
+        "1.5",
+        "--json",
+    ]);
+    assert!(
+        own["chain"].to_string().contains("PUE 1.5"),
+        "{}",
+        own["chain"]
+    );
+    // Prompt tokens add their prefill.
+    let long = json(&[
+        "estimate",
+        "infer",
+        "--model",
+        "gpt-4o",
+        "--tokens-out",
+        "500",
+        "--requests",
+        "1000",
+        "--tokens-in",
+        "20000",
+        "--json",
+    ]);
+    assert!(f(&long["it_energy_kwh"], "value") > f(e, "value") * 1.5);
+    assert!(f(&long["prefill_energy_kwh"], "value") > 0.0);
     // A model whose card publishes its size: one figure, as --params would give.
     let card = json(&[
         "estimate",
