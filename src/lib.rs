@@ -30,6 +30,7 @@ pub mod estimate;
 pub mod factors;
 pub mod govern;
 pub mod host;
+pub mod hosted;
 pub mod infile;
 pub mod ledger;
 pub mod outfile;

@@ -36,6 +36,9 @@ pub enum Method {
     /// Played from a script (`DECOMPUTE_NVML_SCRIPT`) for tests and demonstrations: never a
     /// measurement.
     Scripted,
+    /// Estimated from what a provider reported (a hosted model's tokens): nothing of it
+    /// was measured by anyone decompute can read.
+    Estimated,
 }
 
 impl std::fmt::Display for Method {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Method {
             Method::Modelled => "modelled",
             Method::Reported => "reported",
             Method::Scripted => "scripted",
+            Method::Estimated => "estimated",
         })
     }
 }

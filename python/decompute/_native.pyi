@@ -26,3 +26,26 @@ class Tracker:
 
 def estimate(args: List[str]) -> str: ...
 def codecarbon_row(report_json: str, tracking_mode: str) -> Tuple[List[str], List[str]]: ...
+def parse_budget(text: str) -> List[Tuple[str, float]]: ...
+
+class Api:
+    def __init__(
+        self,
+        project: Optional[str] = ...,
+        tags: Optional[List[Tuple[str, str]]] = ...,
+        ledger: Optional[str] = ...,
+        record: bool = ...,
+        zone: Optional[str] = ...,
+        pue: Optional[str] = ...,
+    ) -> None: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def ledger(self) -> Optional[str]: ...
+    def request(
+        self,
+        request_json: str,
+        tags: Optional[List[Tuple[str, str]]] = ...,
+        record: bool = ...,
+    ) -> str: ...
+    def exceeded(self, project: Optional[str] = ...) -> Optional[Tuple[str, str]]: ...

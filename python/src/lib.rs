@@ -218,12 +218,112 @@ fn codecarbon_row(report_json: &str, tracking_mode: &str) -> PyResult<(Vec<Strin
     ))
 }
 
+/// The hosted-AI request book of `decompute.api`: settings resolved once (factors, policy,
+/// ledger, project); each request estimated and recorded as `scope=estimated`.
+#[pyclass(module = "decompute._native")]
+struct Api {
+    book: decompute::hosted::Book,
+}
+
+#[pymethods]
+impl Api {
+    #[new]
+    #[pyo3(signature = (project=None, tags=None, ledger=None, record=true, zone=None, pue=None))]
+    fn new(
+        py: Python<'_>,
+        project: Option<String>,
+        tags: Option<Vec<(String, String)>>,
+        ledger: Option<String>,
+        record: bool,
+        zone: Option<String>,
+        pue: Option<String>,
+    ) -> PyResult<Self> {
+        let o = decompute::hosted::Options {
+            project,
+            tags: tags.unwrap_or_default(),
+            ledger,
+            no_ledger: !record,
+            zone,
+            pue,
+        };
+        let book = py
+            .detach(move || decompute::hosted::Book::open(&o))
+            .map_err(PyValueError::new_err)?;
+        Ok(Api { book })
+    }
+
+    #[getter]
+    fn project(&self) -> String {
+        self.book.project().to_string()
+    }
+
+    #[getter]
+    fn ledger(&self) -> Option<String> {
+        self.book.ledger_shown()
+    }
+
+    /// Estimates a request (JSON of `decompute::hosted::Request`) and records it unless
+    /// `record=False`; returns the estimate as JSON (with the ledger id when recorded).
+    #[pyo3(signature = (request_json, tags=None, record=true))]
+    fn request(
+        &self,
+        py: Python<'_>,
+        request_json: &str,
+        tags: Option<Vec<(String, String)>>,
+        record: bool,
+    ) -> PyResult<String> {
+        let r: decompute::hosted::Request = serde_json::from_str(request_json)
+            .map_err(|e| PyValueError::new_err(format!("not a request: {e}")))?;
+        let tags = tags.unwrap_or_default();
+        let out = py.detach(|| {
+            if record {
+                self.book.record(&r, &tags)
+            } else {
+                self.book
+                    .estimate(&r)
+                    .map(|(e, _)| decompute::hosted::estimated(&r, &e, None))
+            }
+        });
+        let e = out.map_err(PyValueError::new_err)?;
+        serde_json::to_string(&e).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// The policy budget of `project` (default: the book's) found used up: (message,
+    /// `stop`|`pause`|`warn`), or None.
+    #[pyo3(signature = (project=None))]
+    fn exceeded(
+        &self,
+        py: Python<'_>,
+        project: Option<String>,
+    ) -> PyResult<Option<(String, String)>> {
+        let out = py
+            .detach(|| self.book.exceeded(project.as_deref()))
+            .map_err(PyRuntimeError::new_err)?;
+        Ok(out.map(|(m, a)| (m, format!("{a:?}").to_lowercase())))
+    }
+}
+
+/// `energy=500Wh,carbon=200g,water=3L,time=2h` as [(metric, amount in J, g, L or s)], by
+/// the rules of `--budget`.
+#[pyfunction]
+fn parse_budget(text: &str) -> PyResult<Vec<(String, f64)>> {
+    decompute::govern::budget::parse_budget(text)
+        .map(|v| {
+            v.into_iter()
+                .map(|l| (l.metric.name().to_string(), l.value))
+                .collect()
+        })
+        .map_err(PyValueError::new_err)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tracker>()?;
+    m.add_class::<Api>()?;
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
     m.add_function(wrap_pyfunction!(raise_unless_stopping, m)?)?;
     m.add_function(wrap_pyfunction!(codecarbon_row, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_budget, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use super::{print_stdout, FactorArgs};
 use crate::estimate::datacentre;
 use crate::estimate::hardware::HardwareTable;
-use crate::estimate::{infer, parse_count, registry, train, Footprint, Ranged};
+use crate::estimate::{infer, parse_count, query, train, Footprint, Ranged};
 use crate::factors;
 use crate::settings::PolicyChoice;
 use clap::{Args, Parser, Subcommand};
@@ -327,250 +327,30 @@ pub fn train_estimate(t: &TrainArgs) -> anyhow::Result<train::TrainEstimate> {
 
 /// An inference estimate from its arguments (the CLI's and the Python package's).
 pub fn infer_estimate(i: &InferArgs) -> anyhow::Result<infer::InferEstimate> {
-    let hw = HardwareTable::embedded();
-    let (mut f, data) = factors_for(&i.common)?;
-    let reg = registry::shipped().map_err(|e| anyhow::anyhow!(e))?;
-    let model = match &i.model {
-        Some(id) => {
-            Some(registry::find(&reg, id, i.provider.as_deref()).map_err(|e| anyhow::anyhow!(e))?)
-        }
-        None => None,
-    };
-    let hosting = match model {
-        Some(m) => registry::hosting_of(&m.provider).map_err(|e| anyhow::anyhow!(e))?,
-        None => None,
-    };
-    let mut hosted_inputs = Vec::new();
-    if let Some(h) = &hosting {
-        provider_facility(&mut f, &data, h, &mut hosted_inputs);
-    }
-    let key = i
-        .hardware
-        .clone()
-        .or_else(|| hosting.as_ref().map(|h| h.hardware.clone()))
-        .unwrap_or_else(|| "h100".into());
-    let hardware = hw.get(&key).map_err(|e| anyhow::anyhow!(e))?.clone();
-    if let (Some(h), None) = (&hosting, &i.hardware) {
-        hosted_inputs.push(crate::estimate::Input {
-            name: "hardware".into(),
-            value: hardware.name.clone(),
-            source: format!(
-                "assumed for {} (data/hosted_providers.csv): no provider publishes its serving accelerators per model; the calibration's own, so the per-token figure is measured rather than scaled",
-                h.provider
-            ),
-            given: false,
-        });
-    }
-    let embodied = hardware.embodied_kg.map(|kg| infer::Embodied {
-        kg_per_device: kg,
-        source: hardware.embodied_source.clone(),
-        lifetime_years: data.constants.lifetime_years.value,
-        utilisation: data.constants.lifetime_use.value,
-    });
-    let reference = hw.get("h100-sxm").ok().cloned();
-    let fit = infer::calibrated().map_err(|e| anyhow::anyhow!(e))?;
-    let at = |params: f64, active_params: Option<f64>| {
-        let input = infer::InferInput {
-            params,
-            active_params,
-            hardware: Some(hardware.clone()),
-            reference: reference.clone(),
-            count: i.count,
-            tokens_out: i.tokens_out,
-            tokens_in: i.tokens_in.unwrap_or(0.0),
-            requests: i.requests,
-            batch: i.batch,
-            precision: i.precision,
-            stack: i.stack,
-            embodied: embodied.clone(),
-        };
-        infer::estimate(&input, fit, &f).map_err(|e| anyhow::anyhow!(e))
-    };
-    let Some(m) = model else {
-        let params = i
-            .params
-            .ok_or_else(|| anyhow::anyhow!("give --params (or --model)"))?;
-        return at(params, i.active_params);
-    };
-    let b = 1e9;
-    let active = |a: f64| m.moe().then_some(a * b);
-    let geo = |(lo, hi): (f64, f64)| (lo * hi).sqrt();
-    let mut e = at(geo(m.total_b) * b, active(geo(m.active_b)))?;
-    let shown = |(lo, hi): (f64, f64)| {
-        if lo == hi {
-            format!("{lo} B")
-        } else {
-            format!("{lo}–{hi} B")
-        }
-    };
-    let size = if m.moe() {
-        format!(
-            "{} total, {} active (mixture of experts)",
-            shown(m.total_b),
-            shown(m.active_b)
-        )
-    } else {
-        format!("{} (dense)", shown(m.total_b))
-    };
-    e.inputs.insert(
-        0,
-        crate::estimate::Input {
-            name: "model".into(),
-            value: format!("{}/{}: {size}", m.provider, m.model),
-            source: format!(
-                "registry data/hosted_models.csv: parameters from {}; documented at {}",
-                m.parameters_from, m.source
-            ),
-            given: true,
-        },
-    );
-    if m.ranged() {
-        // The size is a range: the band spans the estimates at both ends of it, never
-        // collapsed to one figure without saying so.
-        let lo = at(m.total_b.0 * b, active(m.active_b.0))?;
-        let hi = at(m.total_b.1 * b, active(m.active_b.1))?;
-        for (mid, l, h) in [
-            (
-                &mut e.gpu_energy_per_token_j,
-                &lo.gpu_energy_per_token_j,
-                &hi.gpu_energy_per_token_j,
-            ),
-            (&mut e.it_energy_kwh, &lo.it_energy_kwh, &hi.it_energy_kwh),
-            (
-                &mut e.facility_energy_kwh,
-                &lo.facility_energy_kwh,
-                &hi.facility_energy_kwh,
-            ),
-            (&mut e.carbon_kg, &lo.carbon_kg, &hi.carbon_kg),
-            (&mut e.water_l, &lo.water_l, &hi.water_l),
-            (
-                &mut e.prefill_energy_kwh,
-                &lo.prefill_energy_kwh,
-                &hi.prefill_energy_kwh,
-            ),
-        ] {
-            widen(mid, l, h);
-        }
-        if let (Some(mid), Some(l), Some(h)) =
-            (&mut e.embodied_kg, &lo.embodied_kg, &hi.embodied_kg)
-        {
-            widen(mid, l, h);
-        }
-        if let (Some(mid), Some(l), Some(h)) =
-            (&mut e.per_request, &lo.per_request, &hi.per_request)
-        {
-            widen(
-                &mut mid.facility_energy_wh,
-                &l.facility_energy_wh,
-                &h.facility_energy_wh,
-            );
-            widen(&mut mid.carbon_g, &l.carbon_g, &h.carbon_g);
-            widen(&mut mid.water_ml, &l.water_ml, &h.water_ml);
-            if let (Some(mid), Some(l), Some(h)) =
-                (&mut mid.embodied_g, &l.embodied_g, &h.embodied_g)
-            {
-                widen(mid, l, h);
-            }
-        }
-        let note = format!(
-            "{}'s size is a range ({size}; {}): the band spans the estimates at both ends; the central figure is at the range's geometric mean",
-            m.model, m.parameters_from
-        );
-        e.chain.push(note.clone());
-        e.warnings.push(note);
-    }
-    for x in e.inputs.iter_mut() {
-        if x.name == "params" || x.name == "active_params" {
-            x.source = if m.ranged() {
-                "the registry's range, at its geometric mean (the band spans both ends)".into()
-            } else {
-                "the registry (published size)".into()
-            };
-            x.given = false;
-        }
-    }
-    for (k, x) in hosted_inputs.into_iter().enumerate() {
-        e.inputs.retain(|y| y.name != x.name);
-        e.inputs.insert(1 + k, x);
-    }
-    Ok(e)
+    Ok(infer_with_factors(i)?.0)
 }
 
-/// Widens a band to hold two others' ends.
-fn widen(mid: &mut Ranged, l: &Ranged, h: &Ranged) {
-    mid.low = mid.low.min(l.low).min(h.low);
-    mid.high = mid.high.max(l.high).max(h.high);
-}
-
-/// A hosted model's data centre: where its provider is known to serve from (a cloud whose
-/// fleet PUE and WUE are published), those figures replace the hyperscale default unless
-/// the user gave their own PUE, WUE or a cloud zone.
-fn provider_facility(
-    f: &mut train::EstimateFactors,
-    data: &factors::FactorData,
-    h: &registry::Hosting,
-    inputs: &mut Vec<crate::estimate::Input>,
-) {
-    let cloud = h
-        .cloud
-        .as_ref()
-        .and_then(|c| data.cloud.providers.iter().find(|p| &p.key == c));
-    let Some(cloud) = cloud else {
-        inputs.push(crate::estimate::Input {
-            name: "provider_data_centre".into(),
-            value: "unknown".into(),
-            source: format!(
-                "{} ({})",
-                h.basis,
-                if h.source.is_empty() {
-                    "data/hosted_providers.csv"
-                } else {
-                    &h.source
-                }
-            ),
-            given: false,
-        });
-        return;
+/// An inference estimate and the factors it used (a hosted model's provider's data centre
+/// where known).
+pub fn infer_with_factors(
+    i: &InferArgs,
+) -> anyhow::Result<(infer::InferEstimate, train::EstimateFactors)> {
+    let (f, data) = factors_for(&i.common)?;
+    let q = query::Query {
+        params: i.params,
+        active_params: i.active_params,
+        model: i.model.clone(),
+        provider: i.provider.clone(),
+        hardware: i.hardware.clone(),
+        count: i.count,
+        tokens_out: i.tokens_out,
+        tokens_in: i.tokens_in.unwrap_or(0.0),
+        requests: i.requests,
+        batch: i.batch,
+        precision: i.precision,
+        stack: i.stack,
     };
-    inputs.push(crate::estimate::Input {
-        name: "provider_data_centre".into(),
-        value: cloud.name.clone(),
-        source: format!(
-            "{} ({}, {})",
-            h.basis,
-            h.source,
-            h.year.map(|y| y.to_string()).unwrap_or_default()
-        ),
-        given: false,
-    });
-    let in_cloud = f.in_cloud;
-    let chosen = |x: &factors::Factor| x.origin.given() || in_cloud;
-    if let Some((v, y, src)) = &cloud.pue {
-        if !chosen(&f.pue) {
-            f.pue = factors::Factor::new(
-                *v,
-                "",
-                format!(
-                    "{}'s fleet PUE, where {} serves: {src} (data/cloud_providers.csv)",
-                    cloud.name, h.provider
-                ),
-                Some(*y),
-            );
-        }
-    }
-    if let Some((v, y, src)) = &cloud.wue {
-        if !chosen(&f.wue) {
-            f.wue = factors::Factor::new(
-                *v,
-                "L/kWh",
-                format!(
-                    "{}'s fleet on-site WUE, where {} serves: {src} (data/cloud_providers.csv)",
-                    cloud.name, h.provider
-                ),
-                Some(*y),
-            );
-        }
-    }
+    query::estimate(&q, f, &data).map_err(|e| anyhow::anyhow!(e))
 }
 
 #[derive(Parser)]

@@ -55,6 +55,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
         let f = a.filter.filter();
         let mut records: Vec<RunRecord> = Vec::new();
         let mut machine: Vec<RunRecord> = Vec::new();
+        let mut estimated: Vec<RunRecord> = Vec::new();
         // The period page needs no power samples: dropped as they come, so a large ledger
         // is held without them. Runs measured inside another (`nested_in`) are counted
         // there and left out, as `ledger summary` does.
@@ -65,6 +66,8 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
                 r.report.samples = Vec::new();
                 if r.machine_scope() {
                     machine.push(r);
+                } else if r.estimated_scope() {
+                    estimated.push(r);
                 } else {
                     records.push(r);
                 }
@@ -101,6 +104,7 @@ pub fn main(a: ReportArgs) -> anyhow::Result<()> {
             generated_at: generated,
             records,
             machine,
+            estimated,
             budgets,
             budgets_note,
             scale_svg,

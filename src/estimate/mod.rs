@@ -7,6 +7,7 @@ pub mod datacentre;
 pub mod hardware;
 pub mod infer;
 pub mod models;
+pub mod query;
 pub mod registry;
 pub mod site;
 pub mod train;

@@ -336,9 +336,14 @@ pub const SCOPE_TAG: &str = "scope";
 /// The scope value of whole-machine figures.
 pub const MACHINE_SCOPE: &str = "machine";
 
-/// The SQL (both backends) of a run's scope, `machine` or `workload`, with its join.
+/// The scope value of hosted-AI requests, estimated from their tokens (`decompute.api`,
+/// a provider's usage export): kept apart from measured workloads as machine rows are.
+pub const ESTIMATED_SCOPE: &str = "estimated";
+
+/// The SQL (both backends) of a run's scope, `machine`, `estimated` or `workload`, with its
+/// join.
 pub const SCOPE_SQL: (&str, &str) = (
-    "CASE WHEN sc.value = 'machine' THEN 'machine' ELSE 'workload' END",
+    "CASE WHEN sc.value = 'machine' THEN 'machine' WHEN sc.value = 'estimated' THEN 'estimated' ELSE 'workload' END",
     " LEFT JOIN run_tags sc ON sc.run_id = runs.id AND sc.key = 'scope'",
 );
 
@@ -346,6 +351,11 @@ impl RunRecord {
     /// Whether the record's figures are a whole machine's (an imported machine-level row).
     pub fn machine_scope(&self) -> bool {
         self.identity.tags.get(SCOPE_TAG).map(String::as_str) == Some(MACHINE_SCOPE)
+    }
+
+    /// Whether the record is a hosted-AI request estimated from its tokens.
+    pub fn estimated_scope(&self) -> bool {
+        self.identity.tags.get(SCOPE_TAG).map(String::as_str) == Some(ESTIMATED_SCOPE)
     }
 }
 

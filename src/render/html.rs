@@ -64,11 +64,41 @@ pub struct Period {
     /// Imported whole-machine figures (CodeCarbon's default mode): shown apart, never added
     /// to `records`' totals.
     pub machine: Vec<RunRecord>,
+    /// Hosted-AI requests estimated from their tokens (`decompute.api`, a usage export):
+    /// shown apart, never added to measured totals.
+    pub estimated: Vec<RunRecord>,
     pub budgets: Vec<BudgetRow>,
     /// Why there are no budgets, when there are none (no policy file …).
     pub budgets_note: Option<String>,
     /// The scale chart, when runs carry FLOP tags.
     pub scale_svg: Option<String>,
+}
+
+/// A section of records kept out of the totals (imported machine figures, estimated
+/// requests): its heading, what they are, their own totals and the costliest.
+fn apart(
+    o: &mut String,
+    title: &str,
+    records: &[RunRecord],
+    (one, many): (&str, &str),
+    what: &str,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let mut m = Totals::default();
+    for r in records {
+        m.add(r);
+    }
+    let _ = writeln!(o, "<h2>{}</h2>", esc(title));
+    let count = if records.len() == 1 {
+        one.to_string()
+    } else {
+        format!("{} {many}", records.len())
+    };
+    let _ = writeln!(o, "<p class=\"note\">{} {}</p>", esc(&count), esc(what));
+    totals_cards(o, &m);
+    costliest(o, records);
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -125,9 +155,9 @@ impl Totals {
             match c.method {
                 crate::sample::Method::Measured => {}
                 // A scripted figure is no measurement: counted with the modelled.
-                crate::sample::Method::Modelled | crate::sample::Method::Scripted => {
-                    self.modelled_j += c.workload_energy_j
-                }
+                crate::sample::Method::Modelled
+                | crate::sample::Method::Scripted
+                | crate::sample::Method::Estimated => self.modelled_j += c.workload_energy_j,
                 crate::sample::Method::Reported => self.reported_j += c.workload_energy_j,
             }
         }
@@ -515,20 +545,20 @@ pub fn period(p: &Period) -> String {
     o.push_str("<h2>Totals</h2>\n");
     totals_cards(&mut o, &t);
     let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(METHOD_NOTE));
-    if !p.machine.is_empty() {
-        let mut m = Totals::default();
-        for r in &p.machine {
-            m.add(r);
-        }
-        o.push_str("<h2>Whole machines, imported</h2>\n");
-        let _ = writeln!(
-            o,
-            "<p class=\"note\">{} imported from another tool's whole-machine figures (CodeCarbon's default tracking mode: everything the machine drew while the tool ran, not one workload's share). They are not in the totals above and not added to them.</p>",
-            if p.machine.len() == 1 { "1 run".to_string() } else { format!("{} runs", p.machine.len()) }
-        );
-        totals_cards(&mut o, &m);
-        costliest(&mut o, &p.machine);
-    }
+    apart(
+        &mut o,
+        "Whole machines, imported",
+        &p.machine,
+        ("1 run", "runs"),
+        "imported from another tool's whole-machine figures (CodeCarbon's default tracking mode: everything the machine drew while the tool ran, not one workload's share). They are not in the totals above and not added to them.",
+    );
+    apart(
+        &mut o,
+        "Hosted AI requests, estimated",
+        &p.estimated,
+        ("1 request", "requests"),
+        "to hosted models, estimated from the tokens each response reported and the model's size (the registry's, a range where the provider publishes none): nothing of it measured. Their energy is the provider's data centre's, PUE included. They are not in the totals above; project budgets count them.",
+    );
     if p.records.is_empty() {
         o.push_str("<p>No runs match these filters.</p>\n");
     } else {
@@ -686,6 +716,7 @@ mod tests {
             generated_at: "2026-11-29T12:00:00Z".into(),
             records,
             machine: Vec::new(),
+            estimated: Vec::new(),
             budgets: vec![
                 BudgetRow {
                     project: "llm-finetune".into(),

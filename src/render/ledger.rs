@@ -147,9 +147,12 @@ pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
         }
         o
     };
-    let (machine, workload): (Vec<&SummaryRow>, Vec<&SummaryRow>) = rows
+    let (machine, rest): (Vec<&SummaryRow>, Vec<&SummaryRow>) = rows
         .iter()
         .partition(|r| r.scope == crate::ledger::MACHINE_SCOPE);
+    let (estimated, workload): (Vec<&SummaryRow>, Vec<&SummaryRow>) = rest
+        .into_iter()
+        .partition(|r| r.scope == crate::ledger::ESTIMATED_SCOPE);
     let mut o = head(by);
     o.push_str(&section(&workload));
     if !machine.is_empty() {
@@ -158,6 +161,14 @@ pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
             "\nwhole machine, imported (another tool's machine-level figures: not added to the workloads above)\n{}{}",
             head(by),
             section(&machine)
+        ));
+    }
+    if !estimated.is_empty() {
+        // Requests to hosted models: estimated from tokens, not measured; apart.
+        o.push_str(&format!(
+            "\nhosted AI requests, estimated (from each response's tokens and the model's size; provider's data centre, PUE included: not added to the workloads above)\n{}{}",
+            head(by),
+            section(&estimated)
         ));
     }
     o
