@@ -49,9 +49,10 @@ __all__ = [
 
 
 class RequestEstimate:
-    """One request's estimate: ``energy_j``, ``carbon_g``, ``water_l`` (each a
-    :class:`decompute.Figure` with ``.low`` and ``.high``: the provider's data centre, PUE
-    included), ``embodied_g`` (the serving GPUs' manufacture, apart), the model and tokens it
+    """One request's estimate: ``energy_j`` (the provider's GPUs, before PUE, as a
+    measured run's workload energy), ``facility_energy_j`` (with the data centre's PUE),
+    ``carbon_g``, ``water_l`` (each a :class:`decompute.Figure` with ``.low`` and ``.high``),
+    ``embodied_g`` (the serving GPUs' manufacture, apart), the model and tokens it
     was estimated from, ``id`` (its ledger row, when recorded) and ``estimate`` (the full
     ``decompute.estimate-infer/1`` document, with its chain and sources)."""
 
@@ -64,6 +65,7 @@ class RequestEstimate:
         self.tokens_in: float = doc["tokens_in"]
         self.tokens_out: float = doc["tokens_out"]
         self.energy_j: Figure = fig(doc["energy_j"])  # type: ignore[assignment]
+        self.facility_energy_j: Figure = fig(doc["facility_energy_j"])  # type: ignore[assignment]
         self.carbon_g: Figure = fig(doc["carbon_g"])  # type: ignore[assignment]
         self.water_l: Figure = fig(doc["water_l"])  # type: ignore[assignment]
         self.embodied_g: Optional[Figure] = fig(doc.get("embodied_g"))

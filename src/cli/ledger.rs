@@ -66,9 +66,15 @@ pub enum Action {
     /// skipped
     Import {
         /// The file to import ("-" for standard input): a `ledger export` (JSON lines or
-        /// CSV), a `run --json` report, or CodeCarbon's emissions.csv
+        /// CSV), a `run --json` report, CodeCarbon's emissions.csv, or a hosted-AI usage
+        /// export (OpenAI's usage JSON or CSV, or date,model,requests,input_tokens,
+        /// output_tokens), each row estimated as `estimate infer --model` would
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// The project a usage export's rows are recorded under [default: a `project`
+        /// column, else as `run` chooses]
+        #[arg(long, value_name = "NAME", value_parser = crate::ledger::parse_project)]
+        project: Option<String>,
     },
 }
 
@@ -126,29 +132,43 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
     // An import is read and checked through before the ledger is opened: a refused file
     // leaves no ledger (and no half import) behind. Standard input is spooled to a private
     // temporary file first, to be read twice.
+    let mut usage = None;
     let import = match &a.action {
-        Action::Import { file } => {
+        Action::Import { file, .. } => {
             let (path, spool) = if file.as_os_str() == "-" {
                 let t = spool_stdin()?;
                 (t.path().to_path_buf(), Some(t))
             } else {
                 (file.clone(), None)
             };
-            let f = ledger::import::ImportFile::open(&path).map_err(|e| anyhow::anyhow!(e))?;
-            let checked = f.check().map_err(|e| anyhow::anyhow!(e))?;
-            if checked.superseded > 0 {
-                crate::say!(
+            if let Some(u) = usage_export(&path)? {
+                usage = Some(u);
+                None
+            } else {
+                let f = ledger::import::ImportFile::open(&path).map_err(|e| anyhow::anyhow!(e))?;
+                let checked = f.check().map_err(|e| anyhow::anyhow!(e))?;
+                if checked.superseded > 0 {
+                    crate::say!(
                     "decompute: {} earlier row(s) of the same CodeCarbon run were superseded by its last row",
                     checked.superseded
                 );
+                }
+                Some((f, checked, spool))
             }
-            Some((f, checked, spool))
         }
         _ => None,
     };
     let settings = super::settings(said)?;
+    // A usage export is estimated through before the ledger is opened: an unknown model
+    // refuses the file, nothing half imported.
+    let usage = match (usage, &a.action) {
+        (Some(u), Action::Import { project, .. }) => {
+            Some(usage_records(u, &settings, project.as_deref())?)
+        }
+        _ => None,
+    };
     let loc = settings.ledger()?;
-    let mut l = if import.is_some() {
+    let mut l = if import.is_some() || usage.is_some() {
         super::open_ledger(&loc, &settings.procfs_root())?
     } else {
         super::open_reading(&loc)?
@@ -261,6 +281,20 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             Ok(())
         }
         Action::Import { .. } => {
+            if let Some((records, what)) = usage {
+                let mut n = ledger::Imported::default();
+                for b in records.chunks(ledger::import::BATCH) {
+                    let got = l.import(b)?;
+                    n.added += got.added;
+                    n.present += got.present;
+                }
+                crate::say!(
+                    "decompute: imported {} estimated row(s) of hosted-AI use, {} already present, from {what} (scope=estimated: apart from measured runs in listings, summaries and reports; budgets count them)",
+                    n.added,
+                    n.present
+                );
+                return Ok(());
+            }
             let Some((f, checked, _spool)) = import else {
                 return Ok(());
             };
@@ -291,6 +325,83 @@ pub fn main(a: LedgerCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A hosted-AI usage export, read (None: another kind of file, for the ledger's own import).
+fn usage_export(
+    path: &std::path::Path,
+) -> anyhow::Result<
+    Option<(
+        String,
+        crate::hosted::usage::Read,
+        crate::hosted::usage::Format,
+    )>,
+> {
+    use crate::hosted::usage;
+    let name = crate::term::escape(&path.display().to_string());
+    // Usage exports are small (a row per day and model); a large file is another kind.
+    let Ok(text) = crate::infile::read_text(path, crate::infile::DATA_LIMIT) else {
+        return Ok(None);
+    };
+    let Some(format) = usage::sniff(&text) else {
+        return Ok(None);
+    };
+    let read = usage::read(&name, &text, format, crate::timefmt::now_s())
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+    Ok(Some((name, read, format)))
+}
+
+/// The estimated records of a usage export's rows, under `project` (else each row's
+/// `project` column, else the default project), with a line saying what was read.
+fn usage_records(
+    (name, read, format): (
+        String,
+        crate::hosted::usage::Read,
+        crate::hosted::usage::Format,
+    ),
+    settings: &crate::settings::Settings,
+    project: Option<&str>,
+) -> anyhow::Result<(Vec<ledger::RunRecord>, String)> {
+    let data = settings.factor_data()?;
+    let conv = settings.conversion(&data)?;
+    let f = crate::estimate::datacentre::factors(conv, &data);
+    let (_, account) = crate::slurm::env::tags(std::env::vars());
+    let default_project = settings.project(None, account);
+    let mut out = Vec::with_capacity(read.rows.len());
+    for row in &read.rows {
+        let (e, used) = crate::hosted::estimate(&row.request, f.clone(), &data)
+            .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}; nothing was imported", row.line))?;
+        let identity = ledger::RunIdentity {
+            id: row.id.clone(),
+            project: project
+                .map(str::to_string)
+                .or_else(|| row.project.clone())
+                .unwrap_or_else(|| default_project.clone()),
+            tags: row.tags.iter().cloned().collect(),
+            user: ledger::current_user(),
+            // Where it was imported: the requests ran at the provider.
+            host: crate::host::hostname(),
+            cwd: String::new(),
+        };
+        out.push(
+            crate::hosted::record(&row.request, &e, &used, identity)
+                .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}", row.line))?,
+        );
+    }
+    let mut what = format!("{name} ({})", format.name());
+    if read.empty > 0 {
+        what.push_str(&format!(
+            "; {} row(s) with no requests or tokens left out",
+            read.empty
+        ));
+    }
+    if read.open > 0 {
+        what.push_str(&format!(
+            "; {} row(s) of a period not ended yet left out (their counts would still change: import them once it has ended)",
+            read.open
+        ));
+    }
+    Ok((out, what))
 }
 
 /// Standard input copied to a private temporary file (at most the bulk limit), so an

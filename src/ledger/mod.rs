@@ -340,6 +340,9 @@ pub const MACHINE_SCOPE: &str = "machine";
 /// a provider's usage export): kept apart from measured workloads as machine rows are.
 pub const ESTIMATED_SCOPE: &str = "estimated";
 
+/// The SQL (both backends) of a run's scope as one column, without a join (for listings).
+pub const SCOPE_COLUMN: &str = "COALESCE((SELECT sc.value FROM run_tags sc WHERE sc.run_id = runs.id AND sc.key = 'scope'), 'workload')";
+
 /// The SQL (both backends) of a run's scope, `machine`, `estimated` or `workload`, with its
 /// join.
 pub const SCOPE_SQL: (&str, &str) = (
@@ -487,6 +490,9 @@ pub struct RunRow {
     pub carbon_g: f64,
     pub water_l: f64,
     pub command: Vec<String>,
+    /// `workload`, `machine` (imported whole-machine figures) or `estimated` (hosted-AI
+    /// requests): see [`SCOPE_TAG`].
+    pub scope: String,
 }
 
 /// One group of `ledger summary`.

@@ -800,8 +800,9 @@ impl Ledger for SqliteLedger {
     fn list(&self, f: &Filter) -> Result<Vec<RunRow>, LedgerError> {
         let (w, args) = where_clause(f);
         let sql = format!(
-            "SELECT id, project, started_at, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command
+            "SELECT id, project, started_at, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command, {}
              FROM runs{w} ORDER BY started_at DESC, id DESC LIMIT {}",
+            super::SCOPE_COLUMN,
             f.limit.unwrap_or(usize::MAX >> 1).min(i64::MAX as usize)
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.db(e))?;
@@ -823,6 +824,7 @@ impl Ledger for SqliteLedger {
                     carbon_g: r.get(8)?,
                     water_l: r.get(9)?,
                     command: serde_json::from_str(&command).unwrap_or_default(),
+                    scope: r.get(11)?,
                 })
             })
             .map_err(|e| self.db(e))?;

@@ -50,22 +50,35 @@ pub fn list(rows: &[RunRow]) -> String {
                 .replace('T', " "),
             Seconds(r.duration_s).to_string(),
             status,
-            format!(
-                "{}{}",
-                Joules(r.energy_j),
-                if r.modelled_share > 0.5 { "*" } else { "" }
-            ),
+            format!("{}{}", Joules(r.energy_j), mark(r)),
             GramsCo2e(r.carbon_g).to_string(),
             Litres(r.water_l).to_string(),
             cmd
         ));
     }
-    if rows.iter().any(|r| r.modelled_share > 0.5) {
+    if rows.iter().any(|r| mark(r) == "*") {
         o.push_str(
             "* mostly not measured by decompute (modelled, or reported by an imported tool)\n",
         );
     }
+    if rows.iter().any(|r| mark(r) == "~") {
+        o.push_str("~ a hosted-AI request, estimated from its tokens (the provider's data centre; not a measurement)\n");
+    }
+    if rows.iter().any(|r| mark(r) == "^") {
+        o.push_str("^ a whole machine's figures, imported (not one workload's)\n");
+    }
     o
+}
+
+/// The mark after a row's energy: `~` estimated hosted-AI use, `^` imported whole-machine
+/// figures, `*` mostly not measured by decompute.
+fn mark(r: &RunRow) -> &'static str {
+    match r.scope.as_str() {
+        crate::ledger::ESTIMATED_SCOPE => "~",
+        crate::ledger::MACHINE_SCOPE => "^",
+        _ if r.modelled_share > 0.5 => "*",
+        _ => "",
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -154,7 +167,11 @@ pub fn summary(by: &str, rows: &[SummaryRow]) -> String {
         .into_iter()
         .partition(|r| r.scope == crate::ledger::ESTIMATED_SCOPE);
     let mut o = head(by);
-    o.push_str(&section(&workload));
+    if !workload.is_empty() || (machine.is_empty() && estimated.is_empty()) {
+        o.push_str(&section(&workload));
+    } else {
+        o.push_str("(no measured runs)\n");
+    }
     if !machine.is_empty() {
         // Another tool's whole-machine figures are not a workload's: never in the total above.
         o.push_str(&format!(
@@ -355,6 +372,12 @@ mod tests {
             carbon_g: r.report.carbon_g.value,
             water_l: r.report.water_l.value,
             command: r.report.command.clone(),
+            scope: r
+                .identity
+                .tags
+                .get(crate::ledger::SCOPE_TAG)
+                .cloned()
+                .unwrap_or_else(|| "workload".into()),
         }
     }
 

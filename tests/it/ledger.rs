@@ -19,6 +19,7 @@ both_backends!(concurrent_runs_all_land);
 both_backends!(export_import_round_trips_exactly_and_is_idempotent);
 both_backends!(csv_export_uses_codecarbon_columns_and_units);
 both_backends!(a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out);
+both_backends!(a_usage_export_becomes_estimated_rows_kept_apart_and_budgeted);
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -507,4 +508,138 @@ fn a_running_row_of_another_host_is_interrupted_when_its_lease_runs_out(path: &s
         l.get("01HEREALIVE").expect("row").status,
         decompute::ledger::Status::Running
     );
+}
+
+/// A team's hosted-AI use from a provider's usage export (#24): OpenAI's Usage API JSON and
+/// a plain CSV become estimated rows, each with its model and tokens, once however often the
+/// file is imported; listings mark them, summaries and reports keep them apart, budgets count
+/// them; an unknown model refuses the file with the closest known ids.
+fn a_usage_export_becomes_estimated_rows_kept_apart_and_budgeted(l: &str) {
+    let d = tempfile::tempdir().expect("tmp");
+    let page = d.path().join("usage.json");
+    std::fs::write(
+        &page,
+        r#"{"object": "page", "has_more": false, "next_page": null, "data": [
+  {"object": "bucket", "start_time": 1762041600, "end_time": 1762128000, "results": [
+    {"object": "organization.usage.completions.result", "input_tokens": 900000,
+     "output_tokens": 400000, "input_cached_tokens": 100000, "num_model_requests": 2000,
+     "project_id": "proj_support", "model": "gpt-4o-mini-2024-07-18", "batch": false}]}]}"#,
+    )
+    .expect("write");
+    let plain = d.path().join("usage.csv");
+    std::fs::write(
+        &plain,
+        "date,model,requests,input_tokens,output_tokens,provider\n2026-11-02,claude-haiku-4-5,100,50000,30000,anthropic\n",
+    )
+    .expect("write");
+    for (file, expect) in [
+        (
+            &page,
+            "imported 1 estimated row(s) of hosted-AI use, 0 already present",
+        ),
+        (
+            &page,
+            "imported 0 estimated row(s) of hosted-AI use, 1 already present",
+        ),
+        (
+            &plain,
+            "imported 1 estimated row(s) of hosted-AI use, 0 already present",
+        ),
+    ] {
+        let o = with_ledger(
+            l,
+            &[
+                "ledger",
+                "import",
+                "--project",
+                "support",
+                file.to_str().expect("utf8"),
+            ],
+        );
+        assert!(
+            o.status.success() && err(&o).contains(expect),
+            "{}",
+            err(&o)
+        );
+    }
+    let recs = export(l);
+    let ours: Vec<&Value> = recs.iter().filter(|r| r["project"] == "support").collect();
+    assert_eq!(ours.len(), 2);
+    let oai = ours
+        .iter()
+        .find(|r| r["tags"]["provider"] == "openai")
+        .expect("the OpenAI row");
+    assert_eq!(oai["tags"]["scope"], "estimated");
+    assert_eq!(oai["tags"]["requests"], "2000");
+    // Cached prompt tokens are not computed again: 800,000 of 900,000 counted.
+    assert_eq!(oai["tags"]["tokens_in"], "800000");
+    assert_eq!(oai["tags"]["openai_project"], "proj_support");
+    assert_eq!(oai["report"]["components"][0]["method"], "estimated");
+    assert!(oai["report"]["carbon_g"]["low"].as_f64() < oai["report"]["carbon_g"]["high"].as_f64());
+    let list = out(&with_ledger(l, &["ledger", "list", "--project", "support"]));
+    assert!(list.contains("~ a hosted-AI request, estimated"), "{list}");
+    let summary = out(&with_ledger(
+        l,
+        &["ledger", "summary", "--project", "support"],
+    ));
+    assert!(
+        summary.contains("(no measured runs)") && summary.contains("hosted AI requests, estimated"),
+        "{summary}"
+    );
+    let json = out(&with_ledger(
+        l,
+        &[
+            "ledger",
+            "summary",
+            "--project",
+            "support",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(json.contains("\"scope\": \"estimated\""), "{json}");
+    let html = out(&with_ledger(
+        l,
+        &["report", "--project", "support", "--html", "-"],
+    ));
+    assert!(
+        html.contains("Hosted AI requests, estimated"),
+        "{}",
+        &html[..html.len().min(300)]
+    );
+    // Budgets count them: a policy's monthly carbon budget for support is used.
+    let policy = d.path().join("decompute.toml");
+    std::fs::write(&policy, "[project.support]\ncarbon = \"1 t / year\"\n").expect("policy");
+    let st = with_ledger(
+        l,
+        &[
+            "budget",
+            "status",
+            "--json",
+            "--policy",
+            policy.to_str().expect("utf8"),
+        ],
+    );
+    let v: Value = serde_json::from_slice(&st.stdout).expect("json");
+    assert!(
+        v["projects"][0]["budgets"][0]["used"].as_f64() > Some(0.0),
+        "{v}"
+    );
+    // An unknown model refuses the whole file, naming the line and what is close.
+    let bad = d.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "date,model,requests,input_tokens,output_tokens\n2026-11-02,gpt-4o-mini,1,1,1\n2026-11-02,gpt-4o-m,1,1,1\n",
+    )
+    .expect("write");
+    let o = with_ledger(l, &["ledger", "import", bad.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("line 3")
+            && err(&o).contains("close: ")
+            && err(&o).contains("nothing was imported"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(export(l).len(), recs.len());
 }

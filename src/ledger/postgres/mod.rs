@@ -519,8 +519,9 @@ impl Ledger for PgLedger {
         let (w, args) = where_clause(f);
         let limit = f.limit.unwrap_or(usize::MAX >> 1).min(i64::MAX as usize);
         let sql = format!(
-            "SELECT id, project, (extract(epoch FROM started_at) * 1000)::float8, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command
-             FROM runs{w} ORDER BY started_at DESC, id DESC LIMIT {limit}"
+            "SELECT id, project, (extract(epoch FROM started_at) * 1000)::float8, duration_s, status, exit_code, energy_j, modelled_j, carbon_g, water_l, command, {}
+             FROM runs{w} ORDER BY started_at DESC, id DESC LIMIT {limit}",
+            super::SCOPE_COLUMN
         );
         let rows = self.query(&sql, &args.typed())?;
         Ok(rows
@@ -543,6 +544,7 @@ impl Ledger for PgLedger {
                     carbon_g: r.get(8),
                     water_l: r.get(9),
                     command: serde_json::from_str(&command).unwrap_or_default(),
+                    scope: r.get(11),
                 }
             })
             .collect())

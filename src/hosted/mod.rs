@@ -7,6 +7,8 @@
 //! project budgets count it. The Python package's `decompute.api` and `ledger import` of a
 //! provider's usage export both come here.
 
+pub mod usage;
+
 use crate::estimate::infer::InferEstimate;
 use crate::estimate::query::{self, Query};
 use crate::estimate::train::EstimateFactors;
@@ -57,7 +59,10 @@ pub struct Estimated {
     pub provider: String,
     pub tokens_in: f64,
     pub tokens_out: f64,
+    /// The provider's GPUs' energy (before PUE), as a measured run's workload energy.
     pub energy_j: crate::estimate::Ranged,
+    /// With the data centre's PUE.
+    pub facility_energy_j: crate::estimate::Ranged,
     pub carbon_g: crate::estimate::Ranged,
     pub water_l: crate::estimate::Ranged,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,7 +295,8 @@ pub fn estimated(r: &Request, e: &InferEstimate, id: Option<String>) -> Estimate
         provider,
         tokens_in: r.tokens_in,
         tokens_out: r.tokens_out,
-        energy_j: e.facility_energy_kwh.scale(3.6e6),
+        energy_j: e.it_energy_kwh.scale(3.6e6),
+        facility_energy_j: e.facility_energy_kwh.scale(3.6e6),
         carbon_g: e.carbon_kg.scale(1000.0),
         water_l: e.water_l,
         embodied_g: e.embodied_kg.map(|k| k.scale(1000.0)),
@@ -333,18 +339,29 @@ pub fn record(
         tags.insert("provider".into(), provider);
     }
     tags.insert("api".into(), crate::term::fit(&r.api, 200));
-    tags.insert("tokens_in".into(), format!("{}", r.tokens_in));
-    tags.insert("tokens_out".into(), format!("{}", r.tokens_out));
+    // Totals over the requests the record stands for.
+    let n = r.requests.unwrap_or(1.0);
+    tags.insert("tokens_in".into(), format!("{}", r.tokens_in * n));
+    tags.insert("tokens_out".into(), format!("{}", r.tokens_out * n));
     if let Some(n) = r.requests {
         tags.insert("requests".into(), format!("{n}"));
     }
     let ended = r.started_unix + r.duration_s;
     let mut notes = vec![format!(
-        "estimated, not measured: a request to {} ({}), {} tokens in and {} out ({}); {}",
+        "estimated, not measured: {} to {} ({}), {} tokens in and {} out{} ({}); {}",
+        match r.requests {
+            Some(n) if n != 1.0 => format!("{n} requests"),
+            _ => "a request".into(),
+        },
         crate::term::line(&model_input),
         crate::term::line(&r.api),
         r.tokens_in,
         r.tokens_out,
+        if r.requests.is_some_and(|n| n != 1.0) {
+            " each"
+        } else {
+            ""
+        },
         if r.counted.is_empty() {
             "counts from the response"
         } else {
@@ -480,7 +497,8 @@ mod tests {
         assert!((rec.report.duration_s - 2.5).abs() < 1e-9);
         assert!(rec.report.notes[0].starts_with("estimated, not measured"));
         let back = estimated(&r, &e, None);
-        assert!((back.energy_j.value - rec.report.facility_energy_j.value).abs() < 1e-9);
+        assert!((back.facility_energy_j.value - rec.report.facility_energy_j.value).abs() < 1e-9);
+        assert!((back.energy_j.value - rec.report.energy_j.workload).abs() < 1e-9);
     }
 
     #[test]
