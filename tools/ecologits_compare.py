@@ -28,7 +28,7 @@ def group(r):
     if v2:
         return "v2, larger models (--stack older)"
     if active < total:
-        return "mixture-of-experts, " + ("H100 (v3; the form was chosen on these)" if r["gpu"] == "H100" else "B200 (v3; held out)")
+        return "mixture-of-experts, " + ("H100 (v3)" if r["gpu"] == "H100" else "B200 (v3)")
     return "dense, H100 (v3)" if r["gpu"] == "H100" else "dense, B200 (v3)"
 
 

@@ -150,6 +150,13 @@ pub struct InferArgs {
     /// Active parameters per token (mixture-of-experts)
     #[arg(long, value_parser = parse_count, allow_hyphen_values = true, conflicts_with = "model")]
     pub active_params: Option<f64>,
+    /// A mixture of experts' routed experts per layer (the model card's; shared experts not
+    /// counted): with --experts-per-token, the batch's weights are counted expert by expert
+    #[arg(long, value_parser = parse_count, requires_all = ["experts_per_token", "active_params"])]
+    pub experts: Option<f64>,
+    /// Routed experts each token uses (top-k)
+    #[arg(long, value_parser = parse_count, requires = "experts")]
+    pub experts_per_token: Option<f64>,
     /// A model by the name its API uses (gpt-4o, claude-sonnet-4-5, mistral-large-latest,
     /// llama-3.1-70b…): its sizes from the shipped registry (`decompute models`), as ranges
     /// where the provider publishes none
@@ -337,6 +344,10 @@ pub fn infer_with_factors(
 ) -> anyhow::Result<(infer::InferEstimate, train::EstimateFactors)> {
     let (f, data) = factors_for(&i.common)?;
     let q = query::Query {
+        routing: match (i.experts, i.experts_per_token) {
+            (Some(experts), Some(per_token)) => Some(infer::Routing { experts, per_token }),
+            _ => None,
+        },
         params: i.params,
         active_params: i.active_params,
         model: i.model.clone(),

@@ -28,6 +28,8 @@ pub struct Query {
     pub batch: f64,
     pub precision: Precision,
     pub stack: Stack,
+    /// A mixture of experts' routing (`--experts`, `--experts-per-token`).
+    pub routing: Option<infer::Routing>,
 }
 
 impl Query {
@@ -103,6 +105,7 @@ pub fn estimate(
             precision: i.precision,
             stack: i.stack,
             embodied: embodied.clone(),
+            routing: i.routing,
         };
         infer::estimate(&input, fit, &f)
     };
