@@ -295,3 +295,39 @@ fn provider_facility(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_model_answers_with_a_band_and_sources() {
+        let data = FactorData::embedded().expect("data");
+        let s = crate::settings::Settings::resolve_in(
+            crate::settings::Said::default(),
+            std::path::Path::new("/"),
+        )
+        .expect("settings");
+        let f = super::super::datacentre::factors(s.conversion(&data).expect("conv"), &data);
+        let reg = registry::shipped().expect("registry");
+        assert!(reg.len() >= 40);
+        for m in &reg {
+            let q = Query::request(&m.model, Some(&m.provider), 100.0, 500.0);
+            let (e, _) = estimate(&q, f.clone(), &data)
+                .unwrap_or_else(|x| panic!("{}/{}: {x}", m.provider, m.model));
+            let c = e.carbon_kg;
+            assert!(c.low < c.value && c.value < c.high, "{}: {c:?}", m.model);
+            assert!(
+                e.inputs.iter().all(|i| !i.source.trim().is_empty()),
+                "{}: an input without a source",
+                m.model
+            );
+            assert!(
+                e.inputs[0].source.contains(&m.parameters_from),
+                "{}",
+                m.model
+            );
+            assert!(e.per_request.is_some() && e.embodied_kg.is_some());
+        }
+    }
+}
