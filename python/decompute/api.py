@@ -461,6 +461,8 @@ def _anthropic_event(call: _Call, e: Any) -> None:
 
 def _google_response(call: _Call, r: Any) -> None:
     call.model = str(_get(r, "model_version") or call.model)
+    if call.model.startswith("models/"):
+        call.model = call.model[len("models/"):]
     u = _get(r, "usage_metadata")
     if u is None:
         return
@@ -729,7 +731,8 @@ def _try_patch(module: str, cls: str, name: str, make: Callable[[Callable], Call
             return False
         _patches.append(_Patch(owner, name, make))
         return True
-    except ImportError:
+    except (ImportError, AttributeError):
+        # Not installed, or a version without this class: nothing to patch.
         return False
 
 
@@ -763,12 +766,22 @@ def _plan() -> List[Tuple[str, str, str, Callable[[Callable], Callable]]]:
          _sync(google, "google generate_content", "model", "contents", _google_response, _google_response, True)),
         ("google.genai.models", "AsyncModels", "generate_content",
          _async(google, "google generate_content", "model", "contents", _google_response, _google_response)),
-        ("mistralai.chat", "Chat", "complete",
-         _sync(mistral, "mistral chat.complete", "model", "messages", _mistral_response, _mistral_response)),
-        ("mistralai.chat", "Chat", "complete_async",
-         _async(mistral, "mistral chat.complete", "model", "messages", _mistral_response, _mistral_response)),
-        ("mistralai.chat", "Chat", "stream",
-         _sync(mistral, "mistral chat.stream", "model", "messages", _mistral_response, _mistral_response, True)),
+        ("google.genai.models", "AsyncModels", "generate_content_stream",
+         _async(google, "google generate_content", "model", "contents", _google_response, _google_response, True)),
+    ] + [
+        # mistralai 1.x (`mistralai.chat`) and 2.x and later (`mistralai.client.chat`).
+        entry
+        for module in ("mistralai.chat", "mistralai.client.chat")
+        for entry in (
+            (module, "Chat", "complete",
+             _sync(mistral, "mistral chat.complete", "model", "messages", _mistral_response, _mistral_response)),
+            (module, "Chat", "complete_async",
+             _async(mistral, "mistral chat.complete", "model", "messages", _mistral_response, _mistral_response)),
+            (module, "Chat", "stream",
+             _sync(mistral, "mistral chat.stream", "model", "messages", _mistral_response, _mistral_response, True)),
+            (module, "Chat", "stream_async",
+             _async(mistral, "mistral chat.stream", "model", "messages", _mistral_response, _mistral_response, True)),
+        )
     ]
 
 

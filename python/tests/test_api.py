@@ -47,6 +47,8 @@ class Stub:
                     })
                 elif self.path.endswith("/messages"):
                     self.messages(body, model)
+                elif ":generateContent" in self.path or ":streamGenerateContent" in self.path:
+                    self.gemini(":stream" in self.path, self.path.split("/models/")[1].split(":")[0])
                 else:
                     self.send_error(404)
 
@@ -87,6 +89,19 @@ class Stub:
                     events.append((None, chunk(None, usage)))
                 events.append((None, "[DONE]"))
                 self.sse(events)
+
+            def gemini(self, stream, model):
+                def part(text, usage):
+                    return {
+                        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                        "index": 0}],
+                        "usageMetadata": usage, "modelVersion": model,
+                    }
+                usage = {"promptTokenCount": 50, "candidatesTokenCount": 70, "thoughtsTokenCount": 30,
+                         "totalTokenCount": 150}
+                if not stream:
+                    return self.json(part("hi", usage))
+                self.sse([(None, part("h", {"promptTokenCount": 50})), (None, part("i", usage))])
 
             def messages(self, body, model):
                 msg = {"id": "m1", "type": "message", "role": "assistant", "model": model,
@@ -290,3 +305,28 @@ def test_estimate_request_needs_no_client():
     assert "AWS" in json.dumps(e.estimate["inputs"])
     with pytest.raises(ValueError, match="no model"):
         api.estimate_request("no-such-model", 1, 1)
+
+
+def test_google_genai_and_mistralai_clients(cli, stub, tmp_path):
+    genai = pytest.importorskip("google.genai")
+    mistral_client = pytest.importorskip("mistralai.client")
+    ledger = tmp_path / "l.sqlite"
+    g = genai.Client(api_key="k", http_options={"base_url": stub.url, "api_version": "v1beta"})
+    m = mistral_client.Mistral(api_key="k", server_url=stub.url)
+    with api.track(project="gm", ledger=str(ledger)) as t:
+        r = g.models.generate_content(model="gemini-2.5-flash", contents="hello")
+        text = "".join(c.text or "" for c in g.models.generate_content_stream(
+            model="models/gemini-2.5-flash", contents="hello"))
+        c = m.chat.complete(model="mistral-large-latest", messages=[{"role": "user", "content": "hi"}])
+        with m.chat.stream(model="mistral-small-latest",
+                           messages=[{"role": "user", "content": "x" * 40}]) as events:
+            said = "".join(e.data.choices[0].delta.content or "" for e in events if e.data.choices)
+    assert r.text == "hi" and text == "hi" and c.choices[0].message.content == "hi"
+    assert said == "abc"
+    # Thinking tokens are output the model computed: counted with the candidates.
+    assert [(x.provider, x.tokens_in, x.tokens_out) for x in t.requests] == [
+        ("google", 50, 100), ("google", 50, 100), ("mistral", 120, 500), ("mistral", 10, 3)]
+    assert api.estimate_of(r).model == "gemini-2.5-flash"
+    got = rows(cli, ledger, "gm")
+    assert sorted(x["tags"]["api"] for x in got) == [
+        "google generate_content", "google generate_content", "mistral chat.complete", "mistral chat.stream"]
