@@ -34,10 +34,48 @@ pub fn main(a: ModelsArgs) -> anyhow::Result<()> {
             providers.join(", ")
         );
     }
+    // Where each provider serves, as far as it is public (data/hosted_providers.csv).
+    let mut hosting: Vec<registry::Hosting> = Vec::new();
+    for m in &rows {
+        if !hosting.iter().any(|h| h.provider == m.provider) {
+            if let Some(h) = registry::hosting_of(&m.provider).map_err(|e| anyhow::anyhow!(e))? {
+                hosting.push(h);
+            }
+        }
+    }
+    let confidence = |m: &registry::HostedModel| {
+        if m.published {
+            "published size"
+        } else if m.ranged() {
+            "estimated range: the provider publishes no size"
+        } else {
+            "estimated: the provider publishes no size"
+        }
+    };
     if a.json {
+        let models: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|m| {
+                let mut v = serde_json::to_value(m).unwrap_or_default();
+                let h = hosting.iter().find(|h| h.provider == m.provider);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("confidence".into(), confidence(m).into());
+                    o.insert(
+                        "served_on".into(),
+                        serde_json::json!({
+                            "hardware": h.map(|h| h.hardware.clone()),
+                            "data_centre": h.and_then(|h| h.cloud.clone()),
+                            "basis": h.map(|h| h.basis.clone()),
+                            "source": h.map(|h| h.source.clone()),
+                        }),
+                    );
+                }
+                v
+            })
+            .collect();
         let j = serde_json::json!({
             "schema": "decompute.models/1",
-            "models": rows,
+            "models": models,
         });
         return print_stdout(&(serde_json::to_string_pretty(&j)? + "\n"));
     }
@@ -67,5 +105,17 @@ pub fn main(a: ModelsArgs) -> anyhow::Result<()> {
         "{} models; ranges are estimates where the provider publishes no size; `estimate infer --model ID` carries them into its band; sources: decompute models --json, data/SOURCES.md\n",
         rows.len()
     ));
+    o.push_str("served on (assumed; data/hosted_providers.csv):\n");
+    for h in &hosting {
+        o.push_str(&format!(
+            "  {:<12} {} in {}: {}\n",
+            h.provider,
+            h.hardware,
+            h.cloud
+                .as_deref()
+                .unwrap_or("a data centre not published (hyperscale default)"),
+            h.basis
+        ));
+    }
     print_stdout(&o)
 }

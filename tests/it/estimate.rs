@@ -813,10 +813,23 @@ fn a_hosted_model_by_name_carries_its_size_range_into_the_band() {
         .output()
         .expect("runs");
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (rows, hosting) = text.split_once("served on").expect("where they are served");
     assert!(
-        text.lines()
+        rows.lines()
             .skip(1)
             .all(|l| l.starts_with("mistral ") || l.contains(" models;")),
         "{text}"
     );
+    assert!(hosting.contains("not published"), "{hosting}");
+    // Each model says how sure its size is and where it is assumed to be served.
+    let gpt = models
+        .iter()
+        .find(|m| m["model"] == "gpt-4o")
+        .expect("gpt-4o");
+    assert!(gpt["confidence"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("estimated range"));
+    assert_eq!(gpt["served_on"]["data_centre"], "azure");
+    assert_eq!(gpt["served_on"]["hardware"], "h100-sxm");
 }
