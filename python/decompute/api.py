@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
+import threading
 import time
 import warnings
 import weakref
@@ -85,6 +86,10 @@ class RequestEstimate:
 _stack: contextvars.ContextVar[Tuple["Track", ...]] = contextvars.ContextVar(
     "decompute_api_tracks", default=()
 )
+#: Blocks entered and not yet left, process-wide, innermost last: a thread started inside a
+#: block does not inherit its context, so its requests count in the innermost open block.
+_open: List["Track"] = []
+_open_lock = threading.Lock()
 _default: Optional["Track"] = None
 _default_failed: Optional[str] = None
 _warned: set = set()
@@ -142,6 +147,7 @@ class Track:
         self.exceeded: Optional[str] = None
         self._used = {"energy": [0.0, 0.0, 0.0], "carbon": [0.0, 0.0, 0.0], "water": [0.0, 0.0, 0.0]}
         self._time_s = 0.0
+        self._lock = threading.Lock()
         self._token: Optional[contextvars.Token] = None
 
     @property
@@ -174,12 +180,17 @@ class Track:
     def __enter__(self) -> "Track":
         instrument()
         self._token = _stack.set(_stack.get() + (self,))
+        with _open_lock:
+            _open.append(self)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._token is not None:
             _stack.reset(self._token)
             self._token = None
+        with _open_lock:
+            if self in _open:
+                _open.remove(self)
         return False
 
     def __call__(self, func: Callable) -> Callable:
@@ -192,6 +203,10 @@ class Track:
 
     # -- budgets ------------------------------------------------------------------------
     def _own_exceeded(self) -> Optional[str]:
+        with self._lock:
+            return self._own_exceeded_locked()
+
+    def _own_exceeded_locked(self) -> Optional[str]:
         for metric, amount in self._limits:
             used = self._time_s if metric == "time" else self._used[metric][0]
             if used >= amount:
@@ -218,13 +233,15 @@ class Track:
             else:
                 raise BudgetExceeded(why + "; the request was not sent")
 
-    def _add(self, e: RequestEstimate) -> None:
-        self.requests.append(e)
-        for k, f in (("energy", e.energy_j), ("carbon", e.carbon_g), ("water", e.water_l)):
-            v = self._used[k]
-            v[0] += float(f)
-            v[1] += f.low
-            v[2] += f.high
+    def _add(self, e: RequestEstimate, seconds: float) -> None:
+        with self._lock:
+            self.requests.append(e)
+            self._time_s += seconds
+            for k, f in (("energy", e.energy_j), ("carbon", e.carbon_g), ("water", e.water_l)):
+                v = self._used[k]
+                v[0] += float(f)
+                v[1] += f.low
+                v[2] += f.high
 
 
 def track(**kwargs: Any) -> Track:
@@ -239,6 +256,10 @@ def _current() -> Tuple[Track, ...]:
     stack = _stack.get()
     if stack:
         return stack
+    with _open_lock:
+        if _open:
+            # A thread started inside a block (a pool of workers): the innermost open one.
+            return (_open[-1],)
     if _default is None and _default_failed is None:
         try:
             _default = Track()
@@ -356,8 +377,7 @@ class _Call:
             return None
         est = RequestEstimate(json.loads(doc))
         for t in self.tracks:
-            t._add(est)
-            t._time_s += req["duration_s"]  # type: ignore[operator]
+            t._add(est, float(req["duration_s"]))  # type: ignore[arg-type]
         if response is not None:
             _attach(response, est)
         return est

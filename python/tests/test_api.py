@@ -330,3 +330,20 @@ def test_google_genai_and_mistralai_clients(cli, stub, tmp_path):
     got = rows(cli, ledger, "gm")
     assert sorted(x["tags"]["api"] for x in got) == [
         "google generate_content", "google generate_content", "mistral chat.complete", "mistral chat.stream"]
+
+
+def test_worker_threads_count_in_the_open_block(cli, stub, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = tmp_path / "l.sqlite"
+    client = oai(stub)
+    ask = lambda _: client.chat.completions.create(  # noqa: E731
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    with api.track(project="pool", ledger=str(ledger)) as t:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(ask, range(40)))
+    assert len(t.requests) == 40
+    one = float(t.requests[0].carbon_g)
+    assert abs(float(t.carbon_g) - 40 * one) < 1e-9 * 40
+    assert len(rows(cli, ledger, "pool")) == 40
