@@ -165,6 +165,14 @@ pub fn find<'a>(
     provider: Option<&str>,
 ) -> Result<&'a HostedModel, String> {
     let want = id.trim().to_lowercase();
+    if provider.is_some_and(|p| p.trim().is_empty()) {
+        let mut known: Vec<&str> = reg.iter().map(|m| m.provider.as_str()).collect();
+        known.dedup();
+        return Err(format!(
+            "the provider name is empty; give one of {}",
+            known.join(", ")
+        ));
+    }
     let of_provider =
         |m: &&HostedModel| provider.is_none_or(|p| m.provider.eq_ignore_ascii_case(p.trim()));
     let hits: Vec<&HostedModel> = reg
@@ -313,6 +321,8 @@ mod tests {
     #[test]
     fn unknown_and_bad_rows_say_what_would_work() {
         let reg = shipped().expect("parses");
+        let e = find(&reg, "gpt-4o", Some(" ")).expect_err("empty provider");
+        assert!(e.contains("empty") && e.contains("openai"), "{e}");
         let e = find(&reg, "gpt-4", Some("nobody")).expect_err("no such provider");
         assert!(e.contains("decompute models"), "{e}");
         let e = find(&reg, "gpt-4o-m", None).expect_err("not exact");
