@@ -146,8 +146,16 @@ impl HardwareTable {
     }
 
     pub fn embedded() -> HardwareTable {
-        Self::parse(include_str!("../../data/hardware.csv"))
-            .unwrap_or(HardwareTable { rows: Vec::new() })
+        Self::shipped().clone()
+    }
+
+    /// The shipped table, parsed once per process.
+    pub fn shipped() -> &'static HardwareTable {
+        static T: std::sync::OnceLock<HardwareTable> = std::sync::OnceLock::new();
+        T.get_or_init(|| {
+            Self::parse(include_str!("../../data/hardware.csv"))
+                .unwrap_or(HardwareTable { rows: Vec::new() })
+        })
     }
 
     /// Finds an accelerator by key, alias or name, ignoring case and punctuation.

@@ -747,8 +747,14 @@ pub fn estimate_at(
 
 /// The model fitted on the measurements shipped in `data/inference_calibration.csv`.
 pub fn calibrated() -> Result<Fit, String> {
-    let pts = parse_calibration(include_str!("../../data/inference_calibration.csv"))?;
-    fit(&pts)
+    // Fitted once per process: a process estimating every API request (decompute.api)
+    // would otherwise refit for each.
+    static FIT: std::sync::OnceLock<Result<Fit, String>> = std::sync::OnceLock::new();
+    FIT.get_or_init(|| {
+        let pts = parse_calibration(include_str!("../../data/inference_calibration.csv"))?;
+        fit(&pts)
+    })
+    .clone()
 }
 
 #[cfg(test)]

@@ -52,10 +52,10 @@ pub fn estimate(
     mut f: EstimateFactors,
     data: &FactorData,
 ) -> Result<(InferEstimate, EstimateFactors), String> {
-    let hw = HardwareTable::embedded();
+    let hw = HardwareTable::shipped();
     let reg = registry::shipped()?;
     let model = match &i.model {
-        Some(id) => Some(registry::find(&reg, id, i.provider.as_deref())?),
+        Some(id) => Some(registry::find(reg, id, i.provider.as_deref())?),
         None => None,
     };
     let hosting = match model {
@@ -311,7 +311,7 @@ mod tests {
         let f = super::super::datacentre::factors(s.conversion(&data).expect("conv"), &data);
         let reg = registry::shipped().expect("registry");
         assert!(reg.len() >= 40);
-        for m in &reg {
+        for m in reg {
             let q = Query::request(&m.model, Some(&m.provider), 100.0, 500.0);
             let (e, _) = estimate(&q, f.clone(), &data)
                 .unwrap_or_else(|x| panic!("{}/{}: {x}", m.provider, m.model));

@@ -145,16 +145,25 @@ pub fn parse_hosting(text: &str) -> Result<Vec<Hosting>, String> {
 
 /// Where the shipped table says `provider` serves (None: not in it).
 pub fn hosting_of(provider: &str) -> Result<Option<Hosting>, String> {
-    Ok(
-        parse_hosting(include_str!("../../data/hosted_providers.csv"))?
-            .into_iter()
-            .find(|h| h.provider.eq_ignore_ascii_case(provider)),
-    )
+    static HOSTING: std::sync::OnceLock<Result<Vec<Hosting>, String>> = std::sync::OnceLock::new();
+    let all = HOSTING
+        .get_or_init(|| parse_hosting(include_str!("../../data/hosted_providers.csv")))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    Ok(all
+        .iter()
+        .find(|h| h.provider.eq_ignore_ascii_case(provider))
+        .cloned())
 }
 
 /// The shipped registry.
-pub fn shipped() -> Result<Vec<HostedModel>, String> {
-    parse(TABLE)
+pub fn shipped() -> Result<&'static [HostedModel], String> {
+    // Parsed once per process (decompute.api looks a model up for every request).
+    static REG: std::sync::OnceLock<Result<Vec<HostedModel>, String>> = std::sync::OnceLock::new();
+    REG.get_or_init(|| parse(TABLE))
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(Clone::clone)
 }
 
 /// The model `id` names (its name or an alias, in any case), of `provider` if given; an
@@ -275,17 +284,17 @@ mod tests {
             reg.iter().map(|m| m.provider.as_str()).collect();
         assert!(providers.len() >= 6, "{providers:?}");
         // Ranges where the provider publishes nothing, one figure where it does.
-        let gpt4o = find(&reg, "gpt-4o", None).expect("gpt-4o");
+        let gpt4o = find(reg, "gpt-4o", None).expect("gpt-4o");
         assert!(gpt4o.moe() && gpt4o.ranged() && !gpt4o.published);
         assert!(gpt4o.parameters_from.contains("EcoLogits"));
-        let alias = find(&reg, "claude-sonnet-4-5", Some("anthropic")).expect("an alias");
+        let alias = find(reg, "claude-sonnet-4-5", Some("anthropic")).expect("an alias");
         assert_eq!(alias.model, "claude-sonnet-4-5-20250929");
-        let llama = find(&reg, "meta-llama-3.1-8b", None).expect("without its organisation");
+        let llama = find(reg, "meta-llama-3.1-8b", None).expect("without its organisation");
         assert!(
             llama.published && !llama.ranged() && llama.total_b.0 == 8.03,
             "{llama:?}"
         );
-        for m in &reg {
+        for m in reg {
             assert!(m.active_b.1 <= m.total_b.1 && !m.source.is_empty(), "{m:?}");
         }
     }
@@ -293,11 +302,11 @@ mod tests {
     #[test]
     fn a_dated_snapshot_falls_back_to_its_model() {
         let reg = shipped().expect("parses");
-        let m = find(&reg, "gpt-4o-2099-01-01", None).expect("undated");
+        let m = find(reg, "gpt-4o-2099-01-01", None).expect("undated");
         assert_eq!(m.model, "gpt-4o");
-        let m = find(&reg, "claude-haiku-4-5-20991231", None).expect("undated, compact date");
+        let m = find(reg, "claude-haiku-4-5-20991231", None).expect("undated, compact date");
         assert_eq!(m.model, "claude-haiku-4-5-20251001");
-        assert!(find(&reg, "nothing-2099-01-01", None)
+        assert!(find(reg, "nothing-2099-01-01", None)
             .expect_err("unknown")
             .contains("nor 'nothing'"));
         assert_eq!(undated("x-12-34"), None);
@@ -321,11 +330,11 @@ mod tests {
     #[test]
     fn unknown_and_bad_rows_say_what_would_work() {
         let reg = shipped().expect("parses");
-        let e = find(&reg, "gpt-4o", Some(" ")).expect_err("empty provider");
+        let e = find(reg, "gpt-4o", Some(" ")).expect_err("empty provider");
         assert!(e.contains("empty") && e.contains("openai"), "{e}");
-        let e = find(&reg, "gpt-4", Some("nobody")).expect_err("no such provider");
+        let e = find(reg, "gpt-4", Some("nobody")).expect_err("no such provider");
         assert!(e.contains("decompute models"), "{e}");
-        let e = find(&reg, "gpt-4o-m", None).expect_err("not exact");
+        let e = find(reg, "gpt-4o-m", None).expect_err("not exact");
         assert!(
             e.contains("close: ") && e.contains("openai/gpt-4o-mini,"),
             "{e}"
@@ -345,8 +354,8 @@ mod tests {
         #[test]
         fn lookups_never_panic(id in "\\PC{0,20}") {
             let reg = shipped().expect("parses");
-            let _ = find(&reg, &id, None);
-            let _ = find(&reg, &id, Some(&id));
+            let _ = find(reg, &id, None);
+            let _ = find(reg, &id, Some(&id));
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct Book {
     data: FactorData,
     factors: EstimateFactors,
     ledger: Option<Location>,
+    /// The ledger, opened at the first request and kept (a file ledger keeps its handle;
+    /// a server's connection is released after each use, as a run's is between
+    /// checkpoints); dropped after an error, to be opened again.
+    open: std::sync::Mutex<Option<Box<dyn crate::ledger::Ledger>>>,
     project: String,
     tags: BTreeMap<String, String>,
 }
@@ -140,9 +144,41 @@ impl Book {
             data,
             factors,
             ledger,
+            open: std::sync::Mutex::new(None),
             project,
             tags,
         })
+    }
+
+    /// Runs `f` on the ledger, opening it if needed; None where this book records nothing.
+    fn with_ledger<T>(
+        &self,
+        f: impl FnOnce(&mut dyn crate::ledger::Ledger) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        let Some(loc) = &self.ledger else {
+            return Ok(None);
+        };
+        let mut held = self
+            .open
+            .lock()
+            .map_err(|_| "the ledger handle is poisoned".to_string())?;
+        if held.is_none() {
+            *held = Some(loc.open().map_err(|x| x.to_string())?);
+        }
+        let Some(l) = held.as_mut() else {
+            return Ok(None);
+        };
+        let out = f(l.as_mut());
+        match out {
+            Ok(v) => {
+                l.release();
+                Ok(Some(v))
+            }
+            Err(e) => {
+                *held = None;
+                Err(e)
+            }
+        }
     }
 
     /// The project requests are recorded under.
@@ -186,13 +222,11 @@ impl Book {
             cwd: self.settings.cwd().display().to_string(),
         };
         let rec = record(r, &e, &f, identity)?;
-        let mut id = None;
-        if let Some(loc) = &self.ledger {
-            let mut l = loc.open().map_err(|x| x.to_string())?;
+        let id = self.with_ledger(|l| {
             l.import(std::slice::from_ref(&rec))
                 .map_err(|x| x.to_string())?;
-            id = Some(rec.identity.id.clone());
-        }
+            Ok(rec.identity.id.clone())
+        })?;
         Ok(estimated(r, &e, id))
     }
 
@@ -200,17 +234,21 @@ impl Book {
     /// policy says to do; None if none is (or there is no policy, or no ledger to count in).
     pub fn exceeded(&self, project: Option<&str>) -> Result<Option<(String, OnExceed)>, String> {
         let project = project.unwrap_or(&self.project);
-        let (Some(p), Some(loc)) = (self.settings.policy(), &self.ledger) else {
+        let Some(p) = self.settings.policy() else {
             return Ok(None);
         };
         if !p.projects().contains(&project) {
             return Ok(None);
         }
-        let l = loc.open_reading().map_err(|x| x.to_string())?.0;
         let now = crate::timefmt::now_s() as i64;
-        let st = policy::standings(p, project, now, |s, e| {
-            crate::govern::usage::period_usage(l.as_ref(), project, s, e)
-        })?;
+        let Some(st) = self.with_ledger(|l| {
+            policy::standings(p, project, now, |s, e| {
+                crate::govern::usage::period_usage(&*l, project, s, e)
+            })
+        })?
+        else {
+            return Ok(None);
+        };
         let action = p.on_exceed.get(project).copied().unwrap_or(OnExceed::Stop);
         Ok(st.iter().find(|s| s.remaining() <= 0.0).map(|s| {
             let m = s.budget.metric;
