@@ -224,7 +224,11 @@ class Track:
             if self.on_exceed == "raise":
                 raise BudgetExceeded(why + "; the request was not sent")
             _warn_once("own:" + why, why, BudgetWarning)
-        policy = self._book.exceeded()
+        try:
+            policy = self._book.exceeded()
+        except Exception as e:  # an unreadable ledger never stops the user's request
+            _warn_once("policy-read", f"the project's budgets cannot be read: {e}")
+            policy = None
         if policy is not None:
             why, action = policy
             self.exceeded = why
@@ -369,11 +373,14 @@ class _Call:
         try:
             doc = inner._book.request(json.dumps(req), tags, inner.record)
         except Exception as e:
-            _warn_once(
-                "model:" + model,
-                f"a request to {model!r} was not recorded: {e}; pass "
-                f"models={{{model!r}: 'a-known-id'}} to decompute.api.track",
-            )
+            if str(e).startswith("no model"):
+                _warn_once(
+                    "model:" + model,
+                    f"a request to {model!r} was not recorded: {e}; pass "
+                    f"models={{{model!r}: 'a-known-id'}} to decompute.api.track",
+                )
+            else:
+                _warn_once("record:" + str(e), f"a request to {model!r} was not recorded: {e}")
             return None
         est = RequestEstimate(json.loads(doc))
         for t in self.tracks:
@@ -689,7 +696,9 @@ def _sync(
             if stream_always or kwargs.get("stream"):
                 return _Stream(r, c, on_item)
             try:
-                on_response(c, r)
+                # `with_raw_response`: the parsed response (the client caches it).
+                parsed = r.parse() if _get(r, "usage") is None and hasattr(r, "parse") else r
+                on_response(c, parsed)
                 c.finish(r)
             except Exception as e:  # the user's response is never lost to our bookkeeping
                 _warn_once("finish:" + api, f"a {api} request was not recorded: {e}")

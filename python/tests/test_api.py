@@ -347,3 +347,22 @@ def test_worker_threads_count_in_the_open_block(cli, stub, tmp_path):
     one = float(t.requests[0].carbon_g)
     assert abs(float(t.carbon_g) - 40 * one) < 1e-9 * 40
     assert len(rows(cli, ledger, "pool")) == 40
+
+
+def test_raw_responses_and_an_unwritable_ledger_never_break_a_request(cli, stub, tmp_path):
+    ledger = tmp_path / "l.sqlite"
+    client = oai(stub)
+    with api.track(project="raw", ledger=str(ledger)) as t:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raw.parse().choices[0].message.content == "hi"
+    assert [(r.tokens_in, r.tokens_out) for r in t.requests] == [(120, 500)]
+    # A ledger that cannot be written: the response comes back, a warning says why.
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    (tmp_path / "decompute.toml").write_text('[project.raw]\ncarbon = "1 t / year"\n')
+    with api.track(project="raw", ledger=str(blocked / "l.sqlite")):
+        with pytest.warns(RuntimeWarning, match="not recorded|cannot be read"):
+            r = client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert r.choices[0].message.content == "hi"
