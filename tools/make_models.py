@@ -52,6 +52,51 @@ for m in d["models"]:
         else "EcoLogits 0.11.3 estimate (the provider publishes no size)",
         "source": " ".join(m.get("sources") or []),
     })
+# Open-weight families and an API EcoLogits' list lacks, from their model cards and API
+# documentation (facts; decompute's own rows): DeepSeek and Qwen, and the DeepSeek API's ids.
+def card(provider, name, total, active=None, source="", aliases=""):
+    a = active if active is not None else total
+    return {
+        "provider": provider, "model": name, "aliases": aliases,
+        "architecture": "moe" if a < total else "dense",
+        "total_b_min": f"{total:g}", "total_b_max": f"{total:g}",
+        "active_b_min": f"{a:g}", "active_b_max": f"{a:g}",
+        "published": "yes",
+        "parameters_from": "model card" if provider == "open-weight"
+        else "the open-weight model it serves (model card)",
+        "source": source or f"https://huggingface.co/{name}",
+    }
+
+
+EXTRA = [
+    card("open-weight", "deepseek-ai/DeepSeek-V3", 671, 37),
+    card("open-weight", "deepseek-ai/DeepSeek-V3.1", 671, 37),
+    card("open-weight", "deepseek-ai/DeepSeek-V3.2", 671, 37),
+    card("open-weight", "deepseek-ai/DeepSeek-R1", 671, 37),
+    card("open-weight", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", 70.6),
+    card("open-weight", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", 32.8),
+    card("open-weight", "Qwen/Qwen3-235B-A22B", 235, 22, aliases="Qwen/Qwen3-235B-A22B-Instruct-2507"),
+    card("open-weight", "Qwen/Qwen3-30B-A3B", 30.5, 3.3, aliases="Qwen/Qwen3-30B-A3B-Instruct-2507"),
+    card("open-weight", "Qwen/Qwen3-Next-80B-A3B-Instruct", 80, 3),
+    card("open-weight", "Qwen/Qwen3-32B", 32.8),
+    card("open-weight", "Qwen/Qwen3-14B", 14.8),
+    card("open-weight", "Qwen/Qwen3-8B", 8.2),
+    card("open-weight", "Qwen/Qwen2.5-72B-Instruct", 72.7),
+    card("open-weight", "Qwen/Qwen2.5-7B-Instruct", 7.61),
+    card("deepseek", "deepseek-chat", 671, 37,
+         source="https://api-docs.deepseek.com/quick_start/pricing https://huggingface.co/deepseek-ai/DeepSeek-V3.2"),
+    card("deepseek", "deepseek-reasoner", 671, 37,
+         source="https://api-docs.deepseek.com/quick_start/pricing https://huggingface.co/deepseek-ai/DeepSeek-V3.2"),
+]
+known = {(r["provider"], r["model"].lower()) for r in rows}
+rows += [r for r in EXTRA if (r["provider"], r["model"].lower()) not in known]
+# The Hugging Face hub renamed Meta's Llama 3.1 repositories (Meta-Llama-3.1-8B ->
+# Llama-3.1-8B): the new names as aliases.
+for r in rows:
+    m = r["model"]
+    if m.startswith("meta-llama/Meta-Llama-3.1-"):
+        new = m.replace("meta-llama/Meta-Llama-3.1-", "meta-llama/Llama-3.1-")
+        r["aliases"] = " ".join(sorted(set(r["aliases"].split()) | {new}))
 rows.sort(key=lambda r: (r["provider"], r["model"]))
 with out.open("w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
