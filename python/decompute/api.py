@@ -629,25 +629,28 @@ class _AnthropicStreamManager:
             _anthropic_response(self._call, snap)
         self._call.finish(self._stream)
 
+    def _safely_done(self) -> None:
+        # The user's stream is closed whatever the bookkeeping does.
+        try:
+            self._done()
+        except Exception as e:
+            _warn_once("stream:" + str(e), f"a streamed request was not recorded: {e}")
+
     def __enter__(self) -> Any:
         self._stream = self._inner.__enter__()
         return self._stream
 
     def __exit__(self, *exc: Any) -> Any:
-        try:
-            self._done()
-        finally:
-            return self._inner.__exit__(*exc)
+        self._safely_done()
+        return self._inner.__exit__(*exc)
 
     async def __aenter__(self) -> Any:
         self._stream = await self._inner.__aenter__()
         return self._stream
 
     async def __aexit__(self, *exc: Any) -> Any:
-        try:
-            self._done()
-        finally:
-            return await self._inner.__aexit__(*exc)
+        self._safely_done()
+        return await self._inner.__aexit__(*exc)
 
 
 # -- patching ------------------------------------------------------------------------------
