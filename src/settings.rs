@@ -75,6 +75,20 @@ impl Said {
     /// `DECOMPUTE_CONFIG`, `DECOMPUTE_POLICY`, `DECOMPUTE_SYSFS_ROOT`,
     /// `DECOMPUTE_PROCFS_ROOT`); an empty variable is unset. For callers without a command
     /// line (the Python tracker); `var` is `std::env::var` or a test's table.
+    /// What a library caller's keywords said (`zone=`, `pue=`, `ledger=` of the Python
+    /// package), then the environment.
+    pub fn keywords(zone: Option<String>, pue: Option<String>, ledger: Option<String>) -> Said {
+        let flag =
+            |v: Option<String>, k: &str| v.map(|x| Given::new(x, Origin::Flag(format!("{k}="))));
+        Said {
+            zone: flag(zone, "zone"),
+            pue: flag(pue, "pue"),
+            ledger: flag(ledger, "ledger"),
+            ..Said::default()
+        }
+        .or_environment(|k| std::env::var(k).ok())
+    }
+
     pub fn or_environment(mut self, var: impl Fn(&str) -> Option<String>) -> Said {
         let get = |k: &str| var(k).filter(|v| !v.is_empty());
         let given = |k: &str| get(k).map(|v| Given::new(v, Origin::Env(k.to_string())));

@@ -8,7 +8,6 @@
 //! ledger totals and budgets count only the outermost, so nothing is counted twice.
 
 use crate::consumer::tree::ProcessTree;
-use crate::factors::{Given, Origin};
 use crate::govern::budget::{self, Limit, Usage};
 use crate::ledger::{RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::procfs::ProcRoot;
@@ -56,7 +55,7 @@ impl Options {
         self.tags = self
             .tags
             .iter()
-            .map(|(k, v)| crate::ledger::check_tag(k, v))
+            .map(|(k, v)| crate::ledger::check_user_tag(k, v))
             .collect::<Result<_, _>>()?;
         Ok(self)
     }
@@ -124,22 +123,7 @@ impl Tracker {
     /// the policy file found from the working directory, the ledger) and starts sampling.
     pub fn start(o: &Options) -> Result<Tracker, String> {
         let o = &o.clone().checked()?;
-        let said = Said {
-            zone: o
-                .zone
-                .clone()
-                .map(|z| Given::new(z, Origin::Flag("zone=".into()))),
-            pue: o
-                .pue
-                .clone()
-                .map(|p| Given::new(p, Origin::Flag("pue=".into()))),
-            ledger: o
-                .ledger
-                .clone()
-                .map(|l| Given::new(l, Origin::Flag("ledger=".into()))),
-            ..Said::default()
-        }
-        .or_environment(|k| std::env::var(k).ok());
+        let said = Said::keywords(o.zone.clone(), o.pue.clone(), o.ledger.clone());
         let settings = Settings::resolve(said).map_err(|x| x.to_string())?;
         let data = settings.factor_data().map_err(|x| x.to_string())?;
         let conv = settings.conversion(&data).map_err(|x| x.to_string())?;

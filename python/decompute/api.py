@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import json
 import threading
 import time
@@ -309,7 +310,8 @@ def estimate_request(
     tokens_out: float,
     provider: Optional[str] = None,
 ) -> RequestEstimate:
-    """The estimate of a request, without recording it (no client needed)."""
+    """The estimate of a request, without recording it (no client needed); a model the
+    registry lacks raises ``LookupError`` naming the closest ids."""
     req = {
         "provider": provider,
         "model": model,
@@ -373,7 +375,7 @@ class _Call:
         try:
             doc = inner._book.request(json.dumps(req), tags, inner.record)
         except Exception as e:
-            if str(e).startswith("no model"):
+            if isinstance(e, LookupError):
                 _warn_once(
                     "model:" + model,
                     f"a request to {model!r} was not recorded: {e}; pass "
@@ -683,6 +685,22 @@ class _Patch:
 _patches: List[_Patch] = []
 
 
+def _settle(c: _Call, r: Any, on_response: Callable[[_Call, Any], None]) -> None:
+    """A complete response read and its request estimated; the user's response is never
+    lost to the bookkeeping (a failure warns once)."""
+    try:
+        parse = getattr(r, "parse", None)
+        # `with_raw_response`: the parsed response (the client caches it); an async raw
+        # response's parse is a coroutine, left to the user.
+        if _get(r, "usage") is None and callable(parse) and not inspect.iscoroutinefunction(parse):
+            on_response(c, parse())
+        else:
+            on_response(c, r)
+        c.finish(r)
+    except Exception as e:
+        _warn_once("finish:" + c.api, f"a {c.api} request was not recorded: {e}")
+
+
 def _sync(
     provider: Callable[[Any], Optional[str]],
     api: str,
@@ -698,13 +716,7 @@ def _sync(
             r = original(self, *args, **kwargs)
             if stream_always or kwargs.get("stream"):
                 return _Stream(r, c, on_item)
-            try:
-                # `with_raw_response`: the parsed response (the client caches it).
-                parsed = r.parse() if _get(r, "usage") is None and hasattr(r, "parse") else r
-                on_response(c, parsed)
-                c.finish(r)
-            except Exception as e:  # the user's response is never lost to our bookkeeping
-                _warn_once("finish:" + api, f"a {api} request was not recorded: {e}")
+            _settle(c, r, on_response)
             return r
 
         return call
@@ -727,11 +739,7 @@ def _async(
             r = await original(self, *args, **kwargs)
             if stream_always or kwargs.get("stream"):
                 return _AsyncStream(r, c, on_item)
-            try:
-                on_response(c, r)
-                c.finish(r)
-            except Exception as e:
-                _warn_once("finish:" + api, f"a {api} request was not recorded: {e}")
+            _settle(c, r, on_response)
             return r
 
         return call

@@ -274,6 +274,7 @@ impl Api {
     ) -> PyResult<String> {
         let r: decompute::hosted::Request = serde_json::from_str(request_json)
             .map_err(|e| PyValueError::new_err(format!("not a request: {e}")))?;
+        let known = decompute::hosted::known(&r);
         let tags = tags.unwrap_or_default();
         let out = py.detach(|| {
             if record {
@@ -284,7 +285,14 @@ impl Api {
                     .map(|(e, _)| decompute::hosted::estimated(&r, &e, None))
             }
         });
-        let e = out.map_err(PyValueError::new_err)?;
+        // An unknown model is a LookupError (Python maps it to `models=`), the rest ValueError.
+        let e = out.map_err(|e| {
+            if known {
+                PyValueError::new_err(e)
+            } else {
+                pyo3::exceptions::PyLookupError::new_err(e)
+            }
+        })?;
         serde_json::to_string(&e).map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 

@@ -303,7 +303,7 @@ def test_estimate_request_needs_no_client():
     e = api.estimate_request("claude-haiku-4-5", 1000, 400, provider="anthropic")
     assert e.provider == "anthropic" and e.carbon_g.high > e.carbon_g > e.carbon_g.low
     assert "AWS" in json.dumps(e.estimate["inputs"])
-    with pytest.raises(ValueError, match="no model"):
+    with pytest.raises(LookupError, match="no model"):
         api.estimate_request("no-such-model", 1, 1)
 
 
@@ -366,3 +366,11 @@ def test_raw_responses_and_an_unwritable_ledger_never_break_a_request(cli, stub,
         with pytest.warns(RuntimeWarning, match="not recorded|cannot be read"):
             r = client.chat.completions.create(model="gpt-4o-mini", messages=[])
     assert r.choices[0].message.content == "hi"
+
+
+def test_the_scope_tag_is_decomputes_own():
+    # Whole-machine and estimated rows are kept apart by it: no user sets it, anywhere.
+    for make in (lambda: api.track(tags={"scope": "machine"}),
+                 lambda: decompute.track(tags={"scope": "estimated"}, record=False)):
+        with pytest.raises(ValueError, match="decompute's own"):
+            make()

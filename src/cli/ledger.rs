@@ -338,13 +338,42 @@ fn usage_export(
     )>,
 > {
     use crate::hosted::usage;
+    use std::io::{BufRead, Read};
     let name = crate::term::escape(&path.display().to_string());
-    // Usage exports are small (a row per day and model); a large file is another kind.
-    let Ok(text) = crate::infile::read_text(path, crate::infile::DATA_LIMIT) else {
+    // Known by the first line (a CSV header, a compact JSON page or a JSON line): a ledger
+    // export or an emissions.csv is not read through twice to tell it is not usage. Only a
+    // JSON document over many lines (a run report, or a page) is read whole to tell which.
+    let Ok(file) = crate::infile::open_regular(path, crate::infile::BULK_LIMIT) else {
         return Ok(None);
     };
-    let Some(format) = usage::sniff(&text) else {
+    let mut first = String::new();
+    let mut head = std::io::BufReader::new(file).take(1 << 20);
+    while first.trim().is_empty() {
+        first.clear();
+        if !matches!(head.read_line(&mut first), Ok(n) if n > 0) {
+            return Ok(None);
+        }
+    }
+    let line = first.trim_start_matches('\u{feff}').trim();
+    let pretty = line.starts_with('{') && serde_json::from_str::<serde_json::Value>(line).is_err();
+    let whole = || crate::infile::read_text(path, crate::infile::DATA_LIMIT).ok();
+    let (format, text) = if pretty {
+        let Some(text) = whole() else {
+            return Ok(None);
+        };
+        (usage::sniff(&text), Some(text))
+    } else {
+        (usage::sniff(&first), None)
+    };
+    let Some(format) = format else {
         return Ok(None);
+    };
+    // Usage exports are small (a row per day and model).
+    let Some(text) = text.or_else(whole) else {
+        anyhow::bail!(
+            "{name}: a usage export larger than {} MB; split it by month",
+            crate::infile::DATA_LIMIT >> 20
+        );
     };
     let read = usage::read(&name, &text, format, crate::timefmt::now_s())
         .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;

@@ -372,6 +372,9 @@ pub struct PerRequest {
     pub embodied_g: Option<Ranged>,
 }
 
+/// The most tokens an estimate takes, in all (requests × tokens each).
+pub const MAX_TOKENS: f64 = 1e18;
+
 /// The batch sizes (concurrent requests) the shipped calibration measured.
 pub const CALIBRATED_BATCH: (f64, f64) = (8.0, 256.0);
 
@@ -472,6 +475,15 @@ pub fn estimate_at(
         .routing
         .filter(|_| moe)
         .and_then(|r| r.touched(n_b, total_b, i.batch).map(|t| (r, t)));
+    if let Some(r) = i
+        .routing
+        .filter(|r| r.experts.fract() != 0.0 || r.per_token.fract() != 0.0)
+    {
+        return Err(format!(
+            "--experts {} and --experts-per-token {} count experts; give whole numbers (the model card's)",
+            r.experts, r.per_token
+        ));
+    }
     if let (Some(r), None, true) = (i.routing, routed, moe) {
         return Err(format!(
             "{} experts with {} per token cannot make {n_b} B active of {total_b} B total; check --experts and --experts-per-token",
@@ -521,6 +533,18 @@ pub fn estimate_at(
             "--tokens-in {} is not a number of tokens; give 0 or more",
             i.tokens_in
         ));
+    }
+    // Far beyond any service (Google reported about 10^15 tokens a month across its
+    // products in 2025): a typo, not a workload, refused rather than printed as 10^22 TWh.
+    for (flag, n) in [
+        ("--tokens-in", i.tokens_in * requests),
+        ("--tokens-out", tokens),
+    ] {
+        if n > MAX_TOKENS {
+            return Err(format!(
+                "{flag} {n:e} tokens in all is beyond any workload (at most {MAX_TOKENS:e}); check the number and --requests"
+            ));
+        }
     }
     // Prefill: 2 FLOP per active parameter per input token, compute-bound, at the devices'
     // serving power.
@@ -706,19 +730,7 @@ pub fn estimate_at(
             given: true,
         });
     }
-    for (name, x) in [
-        ("pue", &f.pue),
-        ("grid_gco2_per_kwh", &f.grid),
-        ("wue_l_per_kwh", &f.wue),
-        ("ewif_l_per_kwh", &f.ewif),
-    ] {
-        inputs.push(Input {
-            name: name.into(),
-            value: x.value.to_string(),
-            source: super::train::cite(x),
-            given: x.origin.given(),
-        });
-    }
+    inputs.extend(f.inputs());
     match i.precision {
         Precision::Bf16 | Precision::Fp16 | Precision::Fp8 => {}
         p => warnings.push(format!(
@@ -872,6 +884,16 @@ mod tests {
         )
         .expect_err("contradiction");
         assert!(bad.contains("--experts"), "{bad}");
+        let half = estimate(
+            &input(Some(Routing {
+                experts: 256.5,
+                per_token: 8.0,
+            })),
+            f,
+            &no_facility(),
+        )
+        .expect_err("half an expert");
+        assert!(half.contains("whole numbers"), "{half}");
     }
 
     #[test]
@@ -927,6 +949,11 @@ mod tests {
         assert!(per.embodied_g.is_some() && long.per_request.is_none());
         let bad = estimate(&input(-1.0, None), f, &factors).expect_err("negative tokens");
         assert!(bad.contains("--tokens-in"), "{bad}");
+        let bad = estimate(&input(1e14, Some(1e6)), f, &factors).expect_err("a typo");
+        assert!(
+            bad.contains("beyond any workload") && bad.contains("--requests"),
+            "{bad}"
+        );
     }
 
     #[test]

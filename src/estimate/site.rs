@@ -584,22 +584,8 @@ pub fn estimate(
         "water a year: on site = IT × WUE {} L/kWh = {:.4} m3 ({}); in the electricity = facility × EWIF {} L/kWh = {:.4} m3 ({})",
         f.wue.value, on_site.value, f.wue.source, f.ewif.value, off_site.value, f.ewif.source
     ));
-    for (name, x) in [
-        ("grid_gco2_per_kwh", &f.grid),
-        ("wue_l_per_kwh", &f.wue),
-        ("ewif_l_per_kwh", &f.ewif),
-    ] {
-        inputs.push(Input {
-            name: name.into(),
-            value: x.value.to_string(),
-            source: format!(
-                "{}{}",
-                x.source,
-                x.year.map(|y| format!(" ({y})")).unwrap_or_default()
-            ),
-            given: x.origin.given(),
-        });
-    }
+    // The site's PUE is its own input (above): the grid's and water's from the factors.
+    inputs.extend(f.inputs().into_iter().filter(|x| x.name != "pue"));
     // Equivalents.
     let mut equivalents = Vec::new();
     if let Some(z) = &zrow {

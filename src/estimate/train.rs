@@ -49,6 +49,26 @@ pub struct EstimateFactors {
     pub in_cloud: bool,
 }
 
+impl EstimateFactors {
+    /// The factors as an estimate's inputs (`--explain`), each with its source and year.
+    pub fn inputs(&self) -> Vec<Input> {
+        [
+            ("pue", &self.pue),
+            ("grid_gco2_per_kwh", &self.grid),
+            ("wue_l_per_kwh", &self.wue),
+            ("ewif_l_per_kwh", &self.ewif),
+        ]
+        .into_iter()
+        .map(|(name, x)| Input {
+            name: name.into(),
+            value: x.value.to_string(),
+            source: cite(x),
+            given: x.origin.given(),
+        })
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainEstimate {
     pub schema: String,
@@ -357,19 +377,7 @@ pub fn estimate(
         water.value,
         cite(&f.ewif)
     ));
-    for (name, x) in [
-        ("pue", &f.pue),
-        ("grid_gco2_per_kwh", &f.grid),
-        ("wue_l_per_kwh", &f.wue),
-        ("ewif_l_per_kwh", &f.ewif),
-    ] {
-        inputs.push(Input {
-            name: name.into(),
-            value: x.value.to_string(),
-            source: cite(x),
-            given: x.origin.given(),
-        });
-    }
+    inputs.extend(f.inputs());
     let embodied = if i.embodied || i.embodied_kg.is_some() {
         let (per, per_source) = match (i.embodied_kg, i.hardware.as_ref()) {
             (Some(kg), _) => {

@@ -11,8 +11,9 @@ pub mod usage;
 
 use crate::estimate::infer::InferEstimate;
 use crate::estimate::query::{self, Query};
+use crate::estimate::registry;
 use crate::estimate::train::EstimateFactors;
-use crate::factors::{FactorData, Given, Origin};
+use crate::factors::FactorData;
 use crate::govern::policy::{self, OnExceed, Policy};
 use crate::ledger::{self, Location, RunIdentity, RunRecord, Status, RECORD_SCHEMA};
 use crate::report::{
@@ -101,17 +102,7 @@ pub struct Options {
 
 impl Book {
     pub fn open(o: &Options) -> Result<Book, String> {
-        let flag = |v: &Option<String>, k: &str| {
-            v.clone()
-                .map(|x| Given::new(x, Origin::Flag(format!("{k}="))))
-        };
-        let said = Said {
-            zone: flag(&o.zone, "zone"),
-            pue: flag(&o.pue, "pue"),
-            ledger: flag(&o.ledger, "ledger"),
-            ..Said::default()
-        }
-        .or_environment(|k| std::env::var(k).ok());
+        let said = Said::keywords(o.zone.clone(), o.pue.clone(), o.ledger.clone());
         let settings = Settings::resolve(said).map_err(|x| x.to_string())?;
         let data = settings.factor_data().map_err(|x| x.to_string())?;
         let conv = settings.conversion(&data).map_err(|x| x.to_string())?;
@@ -125,13 +116,7 @@ impl Book {
         };
         let mut tags = BTreeMap::new();
         for (k, v) in &o.tags {
-            if k.trim() == ledger::SCOPE_TAG {
-                return Err(format!(
-                    "tag key '{}' is decompute's own; choose another key",
-                    ledger::SCOPE_TAG
-                ));
-            }
-            let (k, v) = ledger::check_tag(k, v)?;
+            let (k, v) = ledger::check_user_tag(k, v)?;
             tags.insert(k, v);
         }
         let ledger = if o.no_ledger {
@@ -207,10 +192,7 @@ impl Book {
         let (e, f) = self.estimate(r)?;
         let mut tags = self.tags.clone();
         for (k, v) in extra {
-            if k.trim() == ledger::SCOPE_TAG {
-                continue;
-            }
-            let (k, v) = ledger::check_tag(k, v)?;
+            let (k, v) = ledger::check_user_tag(k, v)?;
             tags.insert(k, v);
         }
         let identity = RunIdentity {
@@ -267,12 +249,27 @@ impl Book {
     }
 }
 
-/// The model a request names, in the registry: by provider where the server is the
-/// provider's own, else by name alone.
-fn query_of(r: &Request) -> Query {
-    let mut q = Query::request(&r.model, r.provider.as_deref(), r.tokens_in, r.tokens_out);
-    q.requests = Some(r.requests.unwrap_or(1.0));
-    q
+/// The provider to look a request's model up under: the request's where the registry has
+/// the model under it, else none (a provider's own name for an open-weight model it serves,
+/// or a compatible server's: found by name). An unknown model is an error naming the
+/// closest ids.
+fn provider_of(r: &Request) -> Result<Option<&str>, String> {
+    let reg = registry::shipped()?;
+    let model = r.model.as_str();
+    match r.provider.as_deref() {
+        Some(p) => match registry::find(reg, model, Some(p)) {
+            Ok(_) => Ok(Some(p)),
+            Err(e) => registry::find(reg, model, None)
+                .map(|_| None)
+                .map_err(|_| e),
+        },
+        None => registry::find(reg, model, None).map(|_| None),
+    }
+}
+
+/// Whether the registry knows the model a request names.
+pub fn known(r: &Request) -> bool {
+    provider_of(r).is_ok()
 }
 
 /// A request's estimate with the factors it used.
@@ -282,16 +279,9 @@ pub fn estimate(
     data: &FactorData,
 ) -> Result<(InferEstimate, EstimateFactors), String> {
     check(r)?;
-    let q = query_of(r);
-    match query::estimate(&q, f.clone(), data) {
-        // A provider's own name for an open-weight model it serves: by name alone.
-        Err(e) if r.provider.is_some() && e.starts_with("no model") => {
-            let mut q = q;
-            q.provider = None;
-            query::estimate(&q, f, data).map_err(|_| e)
-        }
-        other => other,
-    }
+    let mut q = Query::request(&r.model, provider_of(r)?, r.tokens_in, r.tokens_out);
+    q.requests = Some(r.requests.unwrap_or(1.0));
+    query::estimate(&q, f, data)
 }
 
 fn check(r: &Request) -> Result<(), String> {

@@ -119,7 +119,7 @@ fn row(
         if x.is_finite() && (0.0..1e15).contains(&x) {
             Ok(x)
         } else {
-            Err(format!("{what} {x} is not a count"))
+            Err(format!("{what} {x:e} is not a count"))
         }
     };
     let requests = count(requests, "requests")?;

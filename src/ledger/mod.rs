@@ -748,13 +748,21 @@ pub fn check_tag(k: &str, v: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// A tag a user gives (`--tag`, the Python `tags=`): as [`check_tag`], and never the scope
+/// tag, which is decompute's own.
+pub fn check_user_tag(k: &str, v: &str) -> Result<(String, String), String> {
+    if k.trim() == SCOPE_TAG {
+        return Err(format!(
+            "tag key '{SCOPE_TAG}' is decompute's own (it marks imported whole-machine figures and estimated hosted-AI requests); choose another key"
+        ));
+    }
+    check_tag(k, v)
+}
+
 /// Parses a `--tag key=value` (a user's: the scope tag is decompute's own).
 pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, _)) if k.trim() == SCOPE_TAG => Err(format!(
-            "tag key '{SCOPE_TAG}' is decompute's own (it marks imported whole-machine figures); choose another key"
-        )),
-        Some((k, v)) => check_tag(k, v),
+        Some((k, v)) => check_user_tag(k, v),
         None => Err(format!(
             "tag '{}' is not key=value; write e.g. --tag model=llama-7b",
             crate::term::line(s)

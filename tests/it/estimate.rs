@@ -657,17 +657,20 @@ fn a_hosted_model_by_name_carries_its_size_range_into_the_band() {
         );
         serde_json::from_slice(&o.stdout).expect("json")
     };
-    let by_name = json(&[
-        "estimate",
-        "infer",
-        "--model",
-        "gpt-4o",
-        "--tokens-out",
-        "500",
-        "--requests",
-        "1000",
-        "--json",
-    ]);
+    // GPT-4o, 500 output tokens (then `more`), as JSON.
+    let gpt4o = |more: &[&str]| {
+        let base = [
+            "estimate",
+            "infer",
+            "--model",
+            "gpt-4o",
+            "--tokens-out",
+            "500",
+            "--json",
+        ];
+        json(&[&base[..], more].concat())
+    };
+    let by_name = gpt4o(&["--requests", "1000"]);
     let inputs = by_name["inputs"].as_array().expect("inputs");
     let model = inputs
         .iter()
@@ -740,36 +743,14 @@ fn a_hosted_model_by_name_carries_its_size_range_into_the_band() {
     );
     assert!(f(&by_name["embodied_kg"], "value") > 0.0);
     // A user's own PUE wins over the provider's.
-    let own = json(&[
-        "estimate",
-        "infer",
-        "--model",
-        "gpt-4o",
-        "--tokens-out",
-        "500",
-        "--pue",
-        "1.5",
-        "--json",
-    ]);
+    let own = gpt4o(&["--pue", "1.5"]);
     assert!(
         own["chain"].to_string().contains("PUE 1.5"),
         "{}",
         own["chain"]
     );
     // Prompt tokens add their prefill.
-    let long = json(&[
-        "estimate",
-        "infer",
-        "--model",
-        "gpt-4o",
-        "--tokens-out",
-        "500",
-        "--requests",
-        "1000",
-        "--tokens-in",
-        "20000",
-        "--json",
-    ]);
+    let long = gpt4o(&["--requests", "1000", "--tokens-in", "20000"]);
     assert!(f(&long["it_energy_kwh"], "value") > f(e, "value") * 1.5);
     assert!(f(&long["prefill_energy_kwh"], "value") > 0.0);
     // A model whose card publishes its size: one figure, as --params would give.
