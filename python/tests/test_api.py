@@ -374,3 +374,25 @@ def test_the_scope_tag_is_decomputes_own():
                  lambda: decompute.track(tags={"scope": "estimated"}, record=False)):
         with pytest.raises(ValueError, match="decompute's own"):
             make()
+
+
+def test_many_processes_share_one_ledger(cli, stub, tmp_path):
+    # Six processes, each 25 requests, into one SQLite ledger at once: every row lands.
+    import subprocess
+    import sys
+
+    ledger = tmp_path / "l.sqlite"
+    code = f"""
+import decompute.api as api, openai
+api.instrument()
+c = openai.OpenAI(base_url={stub.url + '/v1'!r}, api_key="k", max_retries=0)
+with api.track(project="many", ledger={str(ledger)!r}) as t:
+    for _ in range(25):
+        c.chat.completions.create(model="gpt-4o-mini", messages=[])
+assert len(t.requests) == 25, len(t.requests)
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    assert len(rows(cli, ledger, "many")) == 150
