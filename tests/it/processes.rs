@@ -67,7 +67,9 @@ fn escaped_processes_are_reported_or_followed_and_signals_reach_them() {
     assert_eq!(o.status.code(), Some(124), "{}", err(&o));
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let r = json_of(&o);
-    assert!(r["cpu_time_s"].as_f64().expect("cpu") > 0.3, "{r}");
+    // The shell that started it used a few milliseconds; the escapee burned for the second
+    // of the budget, however little of a busy machine's CPU it got meanwhile.
+    assert!(r["cpu_time_s"].as_f64().expect("cpu") > 0.05, "{r}");
     assert!(
         eventually(|| processes_with(mark).is_empty()),
         "the escapee was stopped"
