@@ -294,7 +294,7 @@ impl Running {
         }
         let now = Instant::now();
         if now < deadline {
-            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let ms = crate::ticker::poll_timeout_ms(deadline - now);
             let mut pfd = libc::pollfd {
                 fd: self.wake_read,
                 events: libc::POLLIN,

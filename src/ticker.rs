@@ -19,6 +19,16 @@ pub fn check_interval(d: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A wait as poll(2)'s timeout: whole milliseconds rounded up (at least 1), so a poll never
+/// returns before what it waits for is due. (Rounded down, it woke up to a millisecond
+/// early; a loop that then found nothing due waited again, and a deadline measured from
+/// that moment slipped: a 1 s time budget ran 2–5 s on a loaded machine.)
+pub fn poll_timeout_ms(wait: Duration) -> i32 {
+    i32::try_from(wait.as_micros().div_ceil(1000))
+        .unwrap_or(i32::MAX)
+        .max(1)
+}
+
 /// The schedule of one sampling loop.
 #[derive(Debug, Clone)]
 pub struct Ticker {
@@ -78,6 +88,15 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_poll_timeout_is_never_shorter_than_the_wait() {
+        assert_eq!(poll_timeout_ms(Duration::ZERO), 1);
+        assert_eq!(poll_timeout_ms(Duration::from_micros(999_999)), 1000);
+        assert_eq!(poll_timeout_ms(Duration::from_micros(1_000_001)), 1001);
+        assert_eq!(poll_timeout_ms(Duration::from_millis(250)), 250);
+        assert_eq!(poll_timeout_ms(Duration::MAX), i32::MAX);
+    }
 
     #[test]
     fn on_time_ticks_keep_their_phase() {

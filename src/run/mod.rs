@@ -30,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const SERIES_CAP: usize = 20_000;
 /// The shortest gap between two samples when a deadline comes early (no busy loop).
 const MIN_GAP: Duration = Duration::from_millis(20);
+/// How often a killed workload is looked at until its last process has ended.
+const KILLED_LOOK: Duration = Duration::from_millis(50);
 
 pub struct RunOptions {
     pub argv: Vec<OsString>,
@@ -252,6 +254,22 @@ fn kill_all(freezer: &Option<Freezer>, pids: &[i32]) {
     signal_all(pids, libc::SIGKILL);
 }
 
+/// When the next interval closes: when the ticker says (`due`), or earlier when a limit's
+/// deadline comes (`deadline`, seconds, reckoned from the usage at the last tick), but never
+/// sooner than `MIN_GAP` after that tick. The deadline counts from the last tick, whatever
+/// the time is now: counted from now, every wake-up before it pushed it on (a 1 s time
+/// budget ran 2–5 s on a loaded machine).
+fn next_tick(due: Instant, last_tick: Instant, deadline: Option<f64>) -> Instant {
+    match deadline {
+        Some(d) => {
+            let d = Duration::try_from_secs_f64(d.max(0.0)).unwrap_or(Duration::MAX);
+            let at = last_tick.checked_add(d).unwrap_or(due);
+            due.min(at.max(last_tick + MIN_GAP))
+        }
+        None => due,
+    }
+}
+
 /// Runs the command and measures it, telling `observer` as it goes.
 pub fn execute(
     mut opts: RunOptions,
@@ -361,16 +379,15 @@ pub fn execute(
     let mut stop_sent = false;
     let mut seen_signals = child::signal_count();
     let mut last_tick = Instant::now();
+    // SIGKILL was sent when the grace ended: sent again at each tick to anything the workload
+    // started meanwhile, never in a loop that does nothing else.
+    let mut killed = false;
     loop {
-        let now = Instant::now();
-        let mut wake = ticker.due();
-        if let Some(d) = observer.deadline() {
-            let d = Duration::try_from_secs_f64(d.max(0.0)).unwrap_or(Duration::MAX);
-            let at = now.checked_add(d).unwrap_or(ticker.due());
-            wake = wake.min(at.max(last_tick + MIN_GAP));
-        }
-        if let Some(k) = kill_at {
-            wake = wake.min(k);
+        let tick_at = next_tick(ticker.due(), last_tick, observer.deadline());
+        let mut wake = kill_at.map_or(tick_at, |k| tick_at.min(k));
+        if killed {
+            // Killed processes end at once; look for the last of them often, without a tick.
+            wake = wake.min(Instant::now() + KILLED_LOOK);
         }
         reaped.add(running.wait_until(wake));
         let count = child::signal_count();
@@ -388,10 +405,11 @@ pub fn execute(
                 }
                 forward(sig, &pids, child::child_pid());
                 let deadline = Instant::now().checked_add(opts.grace);
-                kill_at = match kill_at {
+                kill_at = if kill_at.is_some() || killed {
                     // A second signal: no more waiting.
-                    Some(_) => Some(Instant::now()),
-                    None => deadline.or(Some(Instant::now())),
+                    Some(Instant::now())
+                } else {
+                    deadline.or(Some(Instant::now()))
                 };
                 stop_sent = true;
             }
@@ -400,6 +418,8 @@ pub fn execute(
             if Instant::now() >= t {
                 let pids = workload_pids(&mut st, &opts.freezer);
                 kill_all(&opts.freezer, &pids);
+                kill_at = None;
+                killed = true;
             }
         }
         if running.exit().is_some() {
@@ -409,7 +429,11 @@ pub fn execute(
             }
         }
         let now = Instant::now();
-        if now >= wake || ticker.is_due(now) {
+        if now >= tick_at || ticker.is_due(now) {
+            if killed {
+                let pids = workload_pids(&mut st, &opts.freezer);
+                kill_all(&opts.freezer, &pids);
+            }
             st.tick(&std::mem::take(&mut reaped));
             last_tick = now;
             match observer.tick(&mut st, &snapshot) {
@@ -551,4 +575,28 @@ pub fn execute(
         model_lines,
         unsaved: st.take_unsaved(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limits_deadline_counts_from_the_last_tick_not_from_now() {
+        let tick = Instant::now();
+        let due = tick + Duration::from_secs(5);
+        // A 1 s time budget with nothing used at the last tick closes the interval 1 s after
+        // it, however often the loop wakes meanwhile (the answer does not depend on now).
+        assert_eq!(
+            next_tick(due, tick, Some(1.0)),
+            tick + Duration::from_secs(1)
+        );
+        // Never sooner than the shortest gap, never later than the ticker, none without one.
+        assert_eq!(next_tick(due, tick, Some(0.0)), tick + MIN_GAP);
+        assert_eq!(next_tick(due, tick, Some(-3.0)), tick + MIN_GAP);
+        assert_eq!(next_tick(due, tick, Some(60.0)), due);
+        assert_eq!(next_tick(due, tick, Some(f64::INFINITY)), due);
+        assert_eq!(next_tick(due, tick, Some(f64::NAN)), tick + MIN_GAP);
+        assert_eq!(next_tick(due, tick, None), due);
+    }
 }

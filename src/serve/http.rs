@@ -239,7 +239,7 @@ pub fn serve(
                 revents: 0,
             })
             .collect();
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(250).max(1);
+        let ms = crate::ticker::poll_timeout_ms(wait);
         let nfds = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
         // SAFETY: `fds` is a valid array of `nfds` pollfds for the call's duration.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), nfds, ms) };

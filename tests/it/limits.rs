@@ -3,7 +3,8 @@
 //! a policy file, `budget status`, `when`, and carbon that follows a grid signal.
 
 use crate::support::{
-    counter_workload, decompute, err, eventually, processes_with, read_counter, run_cmd, KillOnDrop,
+    counter_workload, decompute, err, eventually, held_still, processes_with, read_counter,
+    run_cmd, KillOnDrop,
 };
 use serde_json::Value;
 use std::process::Stdio;
@@ -46,8 +47,7 @@ fn frozen_then_resumed(freezer: Option<&str>) {
         "the workload runs"
     );
     std::fs::write(&sig, "500").expect("dirty grid");
-    std::thread::sleep(Duration::from_millis(500));
-    let a = read_counter(&counter);
+    let a = held_still(&counter).expect("the workload pauses");
     std::thread::sleep(Duration::from_millis(800));
     let b = read_counter(&counter);
     assert_eq!(a, b, "the counter must not advance while frozen");
@@ -204,11 +204,11 @@ fn sigterm_while_frozen_leaves_no_stopped_process() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-        std::thread::sleep(Duration::from_millis(800));
         assert!(
-            processes_with(&marker)
-                .iter()
-                .all(|(_, s)| *s == 'T' || freezer == "auto"),
+            eventually(|| {
+                let p = processes_with(&marker);
+                !p.is_empty() && p.iter().all(|(_, s)| *s == 'T' || freezer == "auto")
+            }),
             "{freezer}: frozen {:?}",
             processes_with(&marker)
         );
@@ -450,8 +450,7 @@ fn a_policy_pause_resumes_when_the_budget_is_raised() {
     .spawn()
     .expect("spawn");
     let mut child = KillOnDrop(child);
-    std::thread::sleep(Duration::from_millis(2000));
-    let a = read_counter(&counter);
+    let a = held_still(&counter).expect("paused once the day's 1 s is used");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         read_counter(&counter),

@@ -161,6 +161,26 @@ pub fn read_counter(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The counter's value once it has held still for 400 ms (a counting workload steps every
+/// 20 ms, so it was paused), waiting up to 30 s for that; `None` if it never did. Waiting for
+/// the state, not for a fixed time, which a loaded machine may spend before the pause.
+pub fn held_still(p: &Path) -> Option<u64> {
+    let start = Instant::now();
+    let mut last = read_counter(p);
+    let mut since = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = read_counter(p);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= Duration::from_millis(400) {
+            return Some(now);
+        }
+    }
+    None
+}
+
 /// Processes whose command line contains `marker`, with their state letter.
 pub fn processes_with(marker: &str) -> Vec<(i32, char)> {
     let mut out = Vec::new();
