@@ -266,32 +266,24 @@ fn provider_facility(
         ),
         given: false,
     });
+    // The user's own figure, or a cloud zone's, stands; otherwise the provider's cloud's.
     let in_cloud = f.in_cloud;
-    let chosen = |x: &Factor| x.origin.given() || in_cloud;
-    if let Some((v, y, src)) = &cloud.pue {
-        if !chosen(&f.pue) {
-            f.pue = Factor::new(
-                *v,
-                "",
-                format!(
-                    "{}'s fleet PUE, where {} serves: {src} (data/cloud_providers.csv)",
-                    cloud.name, h.provider
-                ),
-                Some(*y),
-            );
-        }
-    }
-    if let Some((v, y, src)) = &cloud.wue {
-        if !chosen(&f.wue) {
-            f.wue = Factor::new(
-                *v,
-                "L/kWh",
-                format!(
-                    "{}'s fleet on-site WUE, where {} serves: {src} (data/cloud_providers.csv)",
-                    cloud.name, h.provider
-                ),
-                Some(*y),
-            );
+    for (factor, published, what, unit) in [
+        (&mut f.pue, &cloud.pue, "fleet PUE", ""),
+        (&mut f.wue, &cloud.wue, "fleet on-site WUE", "L/kWh"),
+    ] {
+        if let Some((v, y, src)) = published {
+            if !(factor.origin.given() || in_cloud) {
+                *factor = Factor::new(
+                    *v,
+                    unit,
+                    format!(
+                        "{}'s {what}, where {} serves: {src} (data/cloud_providers.csv)",
+                        cloud.name, h.provider
+                    ),
+                    Some(*y),
+                );
+            }
         }
     }
 }

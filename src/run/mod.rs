@@ -33,6 +33,18 @@ const MIN_GAP: Duration = Duration::from_millis(20);
 /// How often a killed workload is looked at until its last process has ended.
 const KILLED_LOOK: Duration = Duration::from_millis(50);
 
+/// Where the workload stands with SIGKILL.
+#[derive(Clone, Copy, PartialEq)]
+enum Kill {
+    /// Not asked to stop, or stopping on its own (no grace running).
+    No,
+    /// SIGKILL comes at this instant, when the grace ends.
+    At(Instant),
+    /// Sent: sent again at each tick to anything the workload started meanwhile, never in a
+    /// loop that does nothing else.
+    Sent,
+}
+
 pub struct RunOptions {
     pub argv: Vec<OsString>,
     pub interval: Duration,
@@ -375,20 +387,18 @@ pub fn execute(
     let mut frozen = false;
     // The workload's processes stopped by the signal method (recorded for a thaw).
     let mut frozen_pids: Vec<i32> = Vec::new();
-    let mut kill_at: Option<Instant> = None;
+    let mut kill = Kill::No;
     let mut stop_sent = false;
     let mut seen_signals = child::signal_count();
     let mut last_tick = Instant::now();
-    // SIGKILL was sent when the grace ended: sent again at each tick to anything the workload
-    // started meanwhile, never in a loop that does nothing else.
-    let mut killed = false;
     loop {
         let tick_at = next_tick(ticker.due(), last_tick, observer.deadline());
-        let mut wake = kill_at.map_or(tick_at, |k| tick_at.min(k));
-        if killed {
+        let wake = match kill {
+            Kill::No => tick_at,
+            Kill::At(k) => tick_at.min(k),
             // Killed processes end at once; look for the last of them often, without a tick.
-            wake = wake.min(Instant::now() + KILLED_LOOK);
-        }
+            Kill::Sent => tick_at.min(Instant::now() + KILLED_LOOK),
+        };
         reaped.add(running.wait_until(wake));
         let count = child::signal_count();
         if count != seen_signals {
@@ -405,21 +415,19 @@ pub fn execute(
                 }
                 forward(sig, &pids, child::child_pid());
                 let deadline = Instant::now().checked_add(opts.grace);
-                kill_at = if kill_at.is_some() || killed {
+                kill = match kill {
+                    Kill::No => Kill::At(deadline.unwrap_or_else(Instant::now)),
                     // A second signal: no more waiting.
-                    Some(Instant::now())
-                } else {
-                    deadline.or(Some(Instant::now()))
+                    _ => Kill::At(Instant::now()),
                 };
                 stop_sent = true;
             }
         }
-        if let Some(t) = kill_at {
+        if let Kill::At(t) = kill {
             if Instant::now() >= t {
                 let pids = workload_pids(&mut st, &opts.freezer);
                 kill_all(&opts.freezer, &pids);
-                kill_at = None;
-                killed = true;
+                kill = Kill::Sent;
             }
         }
         if running.exit().is_some() {
@@ -430,7 +438,7 @@ pub fn execute(
         }
         let now = Instant::now();
         if now >= tick_at || ticker.is_due(now) {
-            if killed {
+            if kill == Kill::Sent {
                 let pids = workload_pids(&mut st, &opts.freezer);
                 kill_all(&opts.freezer, &pids);
             }
@@ -470,7 +478,7 @@ pub fn execute(
                     if !stop_sent {
                         signal_all(&pids, libc::SIGTERM);
                         stop_sent = true;
-                        kill_at = Some(
+                        kill = Kill::At(
                             Instant::now()
                                 .checked_add(grace)
                                 .unwrap_or_else(Instant::now),
